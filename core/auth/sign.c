@@ -60,9 +60,9 @@ static const struct {
     const char *py;
     const char *ossl;
 } sign_hashes[] = {
-    {"md5", "MD5"},           {"sha1", "SHA1"},         {"sha224", "SHA2-224"},
-    {"sha256", "SHA2-256"},   {"sha384", "SHA2-384"},   {"sha512", "SHA2-512"},
-    {"sha3_224", "SHA3-224"}, {"sha3_256", "SHA3-256"}, {"sha3_384", "SHA3-384"},
+    {"md5", "MD5"},           {"sha1", "SHA1"},           {"sha224", "SHA2-224"},
+    {"sha256", "SHA2-256"},   {"sha384", "SHA2-384"},     {"sha512", "SHA2-512"},
+    {"sha3_224", "SHA3-224"}, {"sha3_256", "SHA3-256"},   {"sha3_384", "SHA3-384"},
     {"sha3_512", "SHA3-512"}, {"blake2b", "BLAKE2B-512"}, {"blake2s", "BLAKE2S-256"},
 };
 
@@ -445,16 +445,16 @@ int baic_auth_parse_date_us(const char *s, size_t len, int64_t *epoch_us, int *o
     /* RFC 1123 starts with a day name, or "15 Sep"; ISO starts with four digits. */
     int rfc = sign_is_alpha(*c.p) ||
               (c.e - c.p >= 2 && sign_is_digit(c.p[0]) &&
-               (sign_is_space(c.p[1]) || (sign_is_digit(c.p[1]) && c.e - c.p >= 3 &&
-                                          sign_is_space(c.p[2]))));
+               (sign_is_space(c.p[1]) ||
+                (sign_is_digit(c.p[1]) && c.e - c.p >= 3 && sign_is_space(c.p[2]))));
     rc = rfc ? sign_rfc1123(&c, &t, &off) : sign_iso(&c, &t, &off);
     if (rc != 0 || c.p != c.e)
         return BAIC_EBAD_INPUT;
     if (t.y < 1 || t.mo < 1 || t.mo > 12 || t.d < 1 || t.d > sign_month_days(t.y, t.mo) ||
         t.h > 23 || t.mi > 59 || t.s > 59)
         return BAIC_EBAD_INPUT;
-    int64_t secs = sign_epoch_day(t.y, t.mo, t.d) * 86400 + t.h * 3600 + t.mi * 60 + t.s -
-                   (int64_t)off * 60;
+    int64_t secs =
+        sign_epoch_day(t.y, t.mo, t.d) * 86400 + t.h * 3600 + t.mi * 60 + t.s - (int64_t)off * 60;
     *epoch_us = secs * 1000000 + t.us;
     *offset_min = off;
     return 0;
@@ -634,8 +634,8 @@ int baic_auth_derive_keys(const char *hash, const void *secret, size_t secret_le
 
 int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, const char *method,
                    const char *raw_path, const char *date_raw, const char *yyyymmdd,
-                   const char *host, const char *mime, const char *version_hdr,
-                   const char *version, char *out_hex, size_t out_size) {
+                   const char *host, const char *mime, const char *version_hdr, const char *version,
+                   char *out_hex, size_t out_size) {
     const char *md = sign_ossl_name(hash);
     if (md == NULL || (secret == NULL && secret_len) || method == NULL || raw_path == NULL ||
         date_raw == NULL || yyyymmdd == NULL || host == NULL || mime == NULL ||
@@ -648,8 +648,8 @@ int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, cons
     if (ml >= sizeof(meth))
         return BAIC_EBAD_INPUT;
     for (size_t i = 0; i <= ml; i++)
-        meth[i] = (method[i] >= 'a' && method[i] <= 'z') ? (char)(method[i] - 'a' + 'A')
-                                                          : method[i];
+        meth[i] =
+            (method[i] >= 'a' && method[i] <= 'z') ? (char)(method[i] - 'a' + 'A') : method[i];
 
     /* Last line: hex of the hash of an empty body (the body is not signed since
      * v4.20181215); with the request's own hash, which is sha256's e3b0c442... usually. */
@@ -667,9 +667,9 @@ int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, cons
     size_t kn = 0, sn = 0;
     int rc = sign_derive(mac, md, secret, secret_len, yyyymmdd, host, kd, ks, &kn);
     if (rc == 0) {
-        const void *parts[] = {meth,        "\n",    raw_path, "\n",   date_raw, "\nhost:",
-                               host,        "\ncontent-type:", mime, "\n",   version_hdr,
-                               ":",         version, "\n",     empty_hex};
+        const void *parts[] = {meth,        "\n", raw_path,          "\n", date_raw,
+                               "\nhost:",   host, "\ncontent-type:", mime, "\n",
+                               version_hdr, ":",  version,           "\n", empty_hex};
         size_t lens[sizeof(parts) / sizeof(parts[0])];
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             lens[i] = strlen(parts[i]);

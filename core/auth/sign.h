@@ -12,10 +12,10 @@
  * thread. Strings are NUL-terminated unless a length is given.
  */
 
-#define BAIC_AUTH_HASH_NAME_MAX 16  /* "sha3_512" + NUL fits */
+#define BAIC_AUTH_HASH_NAME_MAX 16 /* "sha3_512" + NUL fits */
 #define BAIC_AUTH_ACCESS_KEY_MAX 128
-#define BAIC_AUTH_SIG_HEX_MAX 160   /* longest hex digest (128) + slack, NUL included */
-#define BAIC_AUTH_DIGEST_MAX 64     /* longest raw digest we accept (sha512, blake2b) */
+#define BAIC_AUTH_SIG_HEX_MAX 160 /* longest hex digest (128) + slack, NUL included */
+#define BAIC_AUTH_DIGEST_MAX 64   /* longest raw digest we accept (sha512, blake2b) */
 #define BAIC_AUTH_HEX_SIZE (2 * BAIC_AUTH_DIGEST_MAX + 1)
 #define BAIC_AUTH_WINDOW_MS (15 * 60 * 1000) /* the date must be strictly inside ±this */
 
@@ -37,8 +37,8 @@ typedef enum baic_auth_fail {
 
 /* A parsed Authorization header. Fixed buffers: parsing never allocates. */
 typedef struct baic_auth_hdr {
-    int legacy_scheme;                     /* 1 when the scheme word was "Sorna" */
-    char hash[BAIC_AUTH_HASH_NAME_MAX];    /* lower-case hashlib name, e.g. "sha256" */
+    int legacy_scheme;                  /* 1 when the scheme word was "Sorna" */
+    char hash[BAIC_AUTH_HASH_NAME_MAX]; /* lower-case hashlib name, e.g. "sha256" */
     char access_key[BAIC_AUTH_ACCESS_KEY_MAX];
     char signature[BAIC_AUTH_SIG_HEX_MAX]; /* exactly as sent */
     baic_auth_fail_t fail;                 /* set when parsing failed */
@@ -125,18 +125,18 @@ int baic_auth_derive_keys(const char *hash, const void *secret, size_t secret_le
  */
 int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, const char *method,
                    const char *raw_path, const char *date_raw, const char *yyyymmdd,
-                   const char *host, const char *mime, const char *version_hdr,
-                   const char *version, char *out_hex, size_t out_size);
+                   const char *host, const char *mime, const char *version_hdr, const char *version,
+                   char *out_hex, size_t out_size);
 
 /* The request fields a signature covers, as received. All borrowed. */
 typedef struct baic_auth_signed_req {
-    const char *method;         /* "GET" */
-    const char *raw_path;       /* path and query exactly as on the request line */
-    const char *host;           /* Host header value ("" if absent) */
-    const char *content_type;   /* raw Content-Type value, NULL when absent */
-    const char *date;           /* Date, else X-BackendAI-Date, else X-Sorna-Date; NULL if none */
-    const char *version;        /* X-BackendAI-Version or NULL */
-    const char *sorna_version;  /* X-Sorna-Version or NULL; used only when version is NULL */
+    const char *method;        /* "GET" */
+    const char *raw_path;      /* path and query exactly as on the request line */
+    const char *host;          /* Host header value ("" if absent) */
+    const char *content_type;  /* raw Content-Type value, NULL when absent */
+    const char *date;          /* Date, else X-BackendAI-Date, else X-Sorna-Date; NULL if none */
+    const char *version;       /* X-BackendAI-Version or NULL */
+    const char *sorna_version; /* X-Sorna-Version or NULL; used only when version is NULL */
 } baic_auth_signed_req_t;
 
 /*

@@ -31,12 +31,12 @@ typedef enum baic_auth_req_type {
  * members beyond the 1.0 set only when size says the host filled them.
  */
 typedef struct baic_auth_request {
-    uint32_t size;             /* sizeof(baic_auth_request_t) at host build time */
+    uint32_t size; /* sizeof(baic_auth_request_t) at host build time */
     baic_auth_req_type_t type;
-    const char *domain;        /* domain name, e.g. "default"; never NULL */
-    const char *username;      /* what the user typed: e-mail or username; never NULL */
-    const char *password;      /* secret; never NULL (may be "") */
-    const char *otp;           /* one-time code or NULL */
+    const char *domain;   /* domain name, e.g. "default"; never NULL */
+    const char *username; /* what the user typed: e-mail or username; never NULL */
+    const char *password; /* secret; never NULL (may be "") */
+    const char *otp;      /* one-time code or NULL */
     /*
      * The stored user record as the core keeps it, or NULL when no such user exists
      * (the plugin must still answer DENIED, ideally after the same amount of work,
@@ -47,7 +47,7 @@ typedef struct baic_auth_request {
      *   "totp_key" (may be absent).
      */
     const json_t *user;
-    const char *client_addr;   /* peer address as text ("10.0.0.7" / "::1"), or NULL */
+    const char *client_addr; /* peer address as text ("10.0.0.7" / "::1"), or NULL */
 } baic_auth_request_t;
 
 typedef enum baic_auth_outcome {
@@ -63,7 +63,7 @@ typedef enum baic_auth_outcome {
  */
 typedef struct baic_auth_result {
     baic_auth_outcome_t outcome;
-    int error;              /* ERROR: the negative code; otherwise 0 */
+    int error; /* ERROR: the negative code; otherwise 0 */
     /*
      * DENIED / ERROR: one sentence the core may show the client as the problem
      * JSON's msg. Keep it generic ("Invalid credentials"): it must not tell a wrong

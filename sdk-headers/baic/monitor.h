@@ -44,8 +44,7 @@ typedef struct baic_monitor_ops {
      * All borrowed for the call. Any thread (errors happen on pool threads too), so
      * the plugin protects its own state.
      */
-    void (*on_error)(void *state, const char *where, int code, const char *msg,
-                     const json_t *ctx);
+    void (*on_error)(void *state, const char *where, int code, const char *msg, const json_t *ctx);
 
     /*
      * flush (optional): push out anything buffered. Called on the loop thread before

@@ -26,9 +26,8 @@ static void sign_vec(const char *method, const char *path, const char *date, con
     ck_assert_int_eq(baic_auth_parse_date(date, strlen(date), &t, &off), 0);
     ck_assert_int_eq(baic_auth_date_yyyymmdd(t, off, ymd), 0);
     ck_assert_int_eq(baic_auth_content_mime(ct_header, mime, sizeof(mime)), 0);
-    ck_assert_int_eq(baic_auth_sign("sha256", SECRET, strlen(SECRET), method, path, date, ymd,
-                                    host, mime, "x-backendai-version", version, out,
-                                    BAIC_AUTH_HEX_SIZE),
+    ck_assert_int_eq(baic_auth_sign("sha256", SECRET, strlen(SECRET), method, path, date, ymd, host,
+                                    mime, "x-backendai-version", version, out, BAIC_AUTH_HEX_SIZE),
                      0);
 }
 
@@ -37,8 +36,8 @@ static void assert_keys(const char *ymd, const char *host, const char *k_date_he
     unsigned char kd[BAIC_AUTH_DIGEST_MAX], ks[BAIC_AUTH_DIGEST_MAX];
     char h[BAIC_AUTH_HEX_SIZE];
     size_t n = 0;
-    ck_assert_int_eq(
-        baic_auth_derive_keys("sha256", SECRET, strlen(SECRET), ymd, host, kd, ks, &n), 0);
+    ck_assert_int_eq(baic_auth_derive_keys("sha256", SECRET, strlen(SECRET), ymd, host, kd, ks, &n),
+                     0);
     ck_assert_uint_eq(n, 32);
     if (k_date_hex != NULL) {
         hex(kd, n, h);
@@ -115,10 +114,10 @@ START_TEST(other_hashes) {
     };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         char sig[BAIC_AUTH_HEX_SIZE];
-        ck_assert_int_eq(baic_auth_sign(v[i].hash, SECRET, strlen(SECRET), "GET",
-                                        "/session/mysess", "2024-09-15T12:34:56.789012+00:00",
-                                        "20240915", "127.0.0.1:8081", "text/plain",
-                                        "x-backendai-version", "v8.20240915", sig, sizeof(sig)),
+        ck_assert_int_eq(baic_auth_sign(v[i].hash, SECRET, strlen(SECRET), "GET", "/session/mysess",
+                                        "2024-09-15T12:34:56.789012+00:00", "20240915",
+                                        "127.0.0.1:8081", "text/plain", "x-backendai-version",
+                                        "v8.20240915", sig, sizeof(sig)),
                          0);
         ck_assert_str_eq(sig, v[i].sig);
     }
@@ -166,14 +165,13 @@ START_TEST(sign_bad_args) {
                                     "h", "text/plain", "x-backendai-version", "v8.20240915", sig,
                                     64 /* one short of 64 hex + NUL */),
                      BAIC_EBAD_INPUT);
-    ck_assert_int_eq(baic_auth_sign("sha256", SECRET, strlen(SECRET), "GET", NULL, "d",
-                                    "20240915", "h", "text/plain", "x-backendai-version",
-                                    "v8.20240915", sig, sizeof(sig)),
+    ck_assert_int_eq(baic_auth_sign("sha256", SECRET, strlen(SECRET), "GET", NULL, "d", "20240915",
+                                    "h", "text/plain", "x-backendai-version", "v8.20240915", sig,
+                                    sizeof(sig)),
                      BAIC_EBAD_INPUT);
     /* An empty secret is still a key. */
-    ck_assert_int_eq(baic_auth_sign("sha256", "", 0, "GET", "/", "d", "20240915", "h",
-                                    "text/plain", "x-backendai-version", "v8.20240915", sig,
-                                    sizeof(sig)),
+    ck_assert_int_eq(baic_auth_sign("sha256", "", 0, "GET", "/", "d", "20240915", "h", "text/plain",
+                                    "x-backendai-version", "v8.20240915", sig, sizeof(sig)),
                      0);
     ck_assert_uint_eq(strlen(sig), 64);
 }
@@ -244,9 +242,9 @@ START_TEST(verify_ok_and_negative) {
     ck_assert_int_eq(baic_auth_verify_request(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &why),
                      BAIC_EAUTH_FAILED);
     r = req_a();
-    ck_assert_int_eq(baic_auth_verify_request(&r, &h, "x" SECRET, strlen(SECRET) + 1, NOW_A_MS,
-                                              &why),
-                     BAIC_EAUTH_FAILED);
+    ck_assert_int_eq(
+        baic_auth_verify_request(&r, &h, "x" SECRET, strlen(SECRET) + 1, NOW_A_MS, &why),
+        BAIC_EAUTH_FAILED);
     /* Signature with one hex digit changed, and one that is a prefix. */
     h.signature[10] = h.signature[10] == '0' ? '1' : '0';
     ck_assert_int_eq(baic_auth_verify_request(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &why),
@@ -334,8 +332,7 @@ static void date_ok(const char *s, int64_t epoch, int us, int off) {
 static void date_bad(const char *s) {
     int64_t t;
     int o;
-    ck_assert_msg(baic_auth_parse_date(s, strlen(s), &t, &o) == BAIC_EBAD_INPUT,
-                  "accepted: %s", s);
+    ck_assert_msg(baic_auth_parse_date(s, strlen(s), &t, &o) == BAIC_EBAD_INPUT, "accepted: %s", s);
 }
 
 /* Expected epochs from python3 dateutil.parser.parse (naive → UTC). */
@@ -503,9 +500,9 @@ START_TEST(header_parsing) {
     big[n + 201] = 's';
     big[n + 202] = '\0';
     hdr_bad(big, BAIC_AUTH_FAIL_PARAMS);
-    ck_assert_int_eq(baic_auth_parse_header("BackendAI signMethod=HMAC-SHA256, credential=A:b\0x",
-                                            51, &h),
-                     BAIC_EBAD_INPUT);
+    ck_assert_int_eq(
+        baic_auth_parse_header("BackendAI signMethod=HMAC-SHA256, credential=A:b\0x", 51, &h),
+        BAIC_EBAD_INPUT);
     ck_assert_int_eq(baic_auth_parse_header(NULL, 0, &h), BAIC_EBAD_INPUT);
 }
 END_TEST
@@ -516,8 +513,7 @@ START_TEST(mime_and_versions) {
     ck_assert_str_eq(m, "application/octet-stream");
     ck_assert_int_eq(baic_auth_content_mime("Application/JSON; charset=UTF-8", m, sizeof(m)), 0);
     ck_assert_str_eq(m, "application/json");
-    ck_assert_int_eq(baic_auth_content_mime("  multipart/form-data ; boundary=x", m, sizeof(m)),
-                     0);
+    ck_assert_int_eq(baic_auth_content_mime("  multipart/form-data ; boundary=x", m, sizeof(m)), 0);
     ck_assert_str_eq(m, "multipart/form-data");
     ck_assert_int_eq(baic_auth_content_mime("", m, sizeof(m)), 0);
     ck_assert_str_eq(m, "text/plain");
