@@ -152,8 +152,8 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-/* Steps 1-3 and 5: open, entry point, descriptor checks, ops checks. On success *handle
- * stays open and *desc/*ops are set (ops is a zero-filled copy the caller owns). */
+/* Steps 1-3 and 5: open, entry point, descriptor checks, ops checks. On success, handle
+ * stays open and desc and ops are set (ops is a zero-filled copy the caller owns). */
 static int open_and_check(const char *path, lt_dlhandle *handle, const baic_plugin_desc_t **descp,
                           void **opsp, char *err, size_t n) {
     *handle = NULL;
@@ -190,7 +190,7 @@ static int open_and_check(const char *path, lt_dlhandle *handle, const baic_plug
                     why ? why : "unknown reason");
     }
 
-    /* 2. entry point (libltdl tries <kind>_<name>_LTX_baic_plugin_entry first) */
+    /* 2. entry point; libltdl tries the kind_name_LTX_ prefixed symbol first */
     baic_plugin_entry_fn entry;
     void *sym = lt_dlsym(h, "baic_plugin_entry");
     memcpy(&entry, &sym, sizeof entry);
