@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* scheduler/drf: dominant resource fairness between access keys in a resource group. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <baic/host.h>
+#include <baic/scheduler.h>
+
+#include "../sched_common.h"
+
+typedef struct drf_state {
+    const baic_host_t *host;
+} drf_state_t;
+
+/* A share as an exact fraction num/den (den > 0), so ties are real ties. */
+typedef struct drf_share {
+    int64_t num, den;
+} drf_share_t;
+
+/* -1, 0, 1 as a < b, a == b, a > b. Products fit in 128 bits. */
+static int drf_share_cmp(drf_share_t a, drf_share_t b) {
+    __int128 l = (__int128)a.num * b.den;
+    __int128 r = (__int128)b.num * a.den;
+    return l < r ? -1 : l > r ? 1 : 0;
+}
+
+static const baic_slots_t *drf_occupancy(const baic_sched_context_t *ctx, const char *key) {
+    for (size_t i = 0; i < ctx->n_keypairs; i++)
+        if (key != NULL && strcmp(ctx->keypairs[i]->access_key, key) == 0)
+            return &ctx->keypairs[i]->occupied;
+    return NULL;
+}
+
+/*
+ * The dominant share the session's access key would have if the session ran:
+ * max over the group's slots of (held by the key + requested) / capacity.
+ */
+static drf_share_t drf_dominant_share(const baic_sched_context_t *ctx,
+                                      const baic_sched_session_t *s) {
+    const baic_slots_t *held = drf_occupancy(ctx, s->access_key);
+    drf_share_t best = {0, 1};
+    for (size_t i = 0; i < ctx->capacity.count; i++) {
+        const baic_slot_t *cap = &ctx->capacity.v[i];
+        if (cap->value <= 0)
+            continue;
+        int64_t h, r;
+        baic_slots_get(held, cap->name, &h);
+        baic_slots_get(&s->requested, cap->name, &r);
+        drf_share_t sh = {h + r, cap->value};
+        if (drf_share_cmp(sh, best) > 0)
+            best = sh;
+    }
+    return best;
+}
+
+static int drf_init(const baic_host_t *host, const json_t *conf, void **state) {
+    drf_state_t *st = host->calloc(1, sizeof *st);
+    if (st == NULL)
+        return UV_ENOMEM;
+    st->host = host;
+    *state = st;
+    return 0;
+}
+
+static void drf_fini(void *state) {
+    drf_state_t *st = state;
+    st->host->free(st);
+}
+
+/* Among sessions that fit: highest priority, then lowest dominant share, then the
+ * earliest enqueued (the walk is in that order and only a strictly lower share wins). */
+static int drf_pick(void *state, const baic_sched_context_t *ctx,
+                    const baic_sched_session_t *const *cands, size_t n, size_t *picked) {
+    drf_state_t *st = state;
+    sched_ref_t *refs;
+    *picked = BAIC_SCHED_NONE;
+    int rc = sched_sorted(cands, n, sched_cmp_oldest, &refs);
+    if (rc != 0)
+        return rc;
+    const baic_sched_session_t *best = NULL;
+    drf_share_t best_share = {0, 1};
+    for (size_t i = 0; i < n; i++) {
+        const baic_sched_session_t *s = refs[i].s;
+        if (sched_can_start(ctx, s) != 0)
+            continue;
+        if (best != NULL && s->priority < best->priority)
+            break; /* sorted: every later candidate has lower priority */
+        drf_share_t sh = drf_dominant_share(ctx, s);
+        if (best == NULL || drf_share_cmp(sh, best_share) < 0) {
+            best = s;
+            best_share = sh;
+            *picked = refs[i].index;
+        }
+    }
+    if (best != NULL)
+        st->host->log(st->host, BAIC_LOG_DEBUG, "picked", "session=%s access_key=%s share=%.6f",
+                      best->id, best->access_key,
+                      (double)best_share.num / (double)best_share.den);
+    free(refs);
+    return 0;
+}
+
+static const baic_scheduler_ops_t drf_ops = {
+    .pick = drf_pick,
+};
+
+BAIC_PLUGIN_DEFINE(scheduler, drf, "1.0.0", drf_init, drf_fini, &drf_ops)
