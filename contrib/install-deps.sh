@@ -8,7 +8,7 @@ build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 libltdl-dev libuv1-dev libjansson-dev libpq-dev libhiredis-dev libssl-dev check
 libhttp-parser-dev libwslay-dev libjwt-dev libcurl4-openssl-dev libarchive-dev libzstd-dev
 postgresql-15 postgresql-client-15 redis-server
-wrk nginx-light curl ca-certificates procps iproute2
+python3 wrk nginx-light curl ca-certificates procps iproute2
 "
 
 missing=""
