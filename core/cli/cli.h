@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the `baic` subcommands share: their entry points and the data directory layout. */
+#ifndef BAIC_CLI_CLI_H
+#define BAIC_CLI_CLI_H
+
+#include <limits.h>
+#include <stddef.h>
+
+/* A subcommand: argv[0] is its name; returns the process exit status. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+int cli_cmd_up(int argc, char **argv);
+int cli_cmd_down(int argc, char **argv);
+
+/* Everything `baic up` keeps under its data directory. All paths are absolute. */
+typedef struct cli_layout {
+    char dir[PATH_MAX];
+    char etc[PATH_MAX];           /* configuration: manager.toml, services.toml, keys.json */
+    char run[PATH_MAX];           /* pid files and the lock */
+    char log[PATH_MAX];           /* one log per daemon, setup.log for one-shot commands */
+    char pg[PATH_MAX];            /* the private PostgreSQL cluster */
+    char redis[PATH_MAX];         /* the private Redis append-only file */
+    char manager_toml[PATH_MAX];  /* operators may edit it; `up` writes it only when absent */
+    char services_toml[PATH_MAX]; /* ports of the private PostgreSQL and Redis */
+    char keys_json[PATH_MAX];     /* written by `baic-manager fixture populate`, mode 0600 */
+    char admin_env[PATH_MAX];
+    char user_env[PATH_MAX];
+    char manager_pid[PATH_MAX];
+    char redis_pid[PATH_MAX];
+    char manager_log[PATH_MAX];
+    char redis_log[PATH_MAX];
+    char pg_log[PATH_MAX];
+    char setup_log[PATH_MAX];
+} cli_layout_t;
+
+/* The default data directory: $BAIC_DATA_DIR, /var/lib/baic for root, else
+ * ~/.local/share/baic. Returns 0 or -ENAMETOOLONG / -ENOENT (no HOME). */
+int cli_data_dir_default(char *out, size_t outlen);
+
+/* Fills L for dir (made absolute against the working directory; need not exist yet).
+ * Returns 0 or -ENAMETOOLONG. */
+int cli_layout_init(cli_layout_t *L, const char *dir);
+
+/* Takes the data directory's lock so that two `up`/`down` never interleave. Creates
+ * L->run if needed. Returns an fd to keep open (closing it unlocks) or a negative errno;
+ * -EWOULDBLOCK when another command holds it past timeout_ms. */
+int cli_layout_lock(const cli_layout_t *L, int timeout_ms);
+
+/* Parses the options every data-dir command takes (--data-dir DIR, -h) from argv, leaving
+ * the layout filled. Returns 0, 1 when help was printed, or 2 on a usage error (printed). */
+int cli_parse_data_dir_args(int argc, char **argv, const char *usage, cli_layout_t *L);
+
+/* Where the programs `up` and `down` run are. Each returns 0 with a path, or -ENOENT.
+ *   manager:   $BAIC_MANAGER_BIN (tests point it at a stand-in), baic-manager beside this
+ *              executable, ../manager/baic-manager (the build tree), then PATH.
+ *   pg bindir: $BAIC_PG_BINDIR, the newest /usr/lib/postgresql/N/bin, then initdb's dir in PATH.
+ *   redis:     $BAIC_REDIS_SERVER, then redis-server in PATH. */
+int cli_find_manager(char *out, size_t outlen);
+int cli_find_pg_bindir(char *out, size_t outlen);
+int cli_find_redis(char *out, size_t outlen);
+
+#endif
