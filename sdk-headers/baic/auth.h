@@ -103,7 +103,9 @@ typedef struct baic_auth_ops {
      * Returns 0 when cb will be called; a negative code otherwise, and then cb is
      * never called. Loop thread. Slow work (password hashing, directory lookups)
      * goes through host->queue_work or the plugin's own non-blocking I/O.
-     * There is no cancel op: the core keeps arg alive until cb has run.
+     * There is no cancel op: the core keeps arg alive until cb has run, and calls the
+     * plugin's fini only once every authenticate has called back (cb's caller lives in
+     * the .so). Should fini come first anyway, pending answers are ERROR/BAIC_ECANCELLED.
      */
     int (*authenticate)(void *state, const baic_auth_request_t *req, baic_auth_done_cb cb,
                         void *arg);
