@@ -33,6 +33,10 @@ static int bind_port(int port, int *bound) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* As servers do: connections of a daemon that just died (TIME_WAIT) must not make its
+     * port look taken; a live listener still does. */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         rc = -errno;
     } else {
