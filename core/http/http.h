@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* HTTP/1.1 server on libuv: routing, request objects with arenas, responses, streaming. */
+#ifndef BAIC_CORE_HTTP_H
+#define BAIC_CORE_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+/*
+ * Threading: everything here runs on the thread that runs the server's loop; no
+ * function may be called from another thread.
+ *
+ * Errors: functions return 0 or a negative libuv-style code (UV_EINVAL, UV_ENOMEM, ...).
+ *
+ * Request lifetime (the rule handlers must follow):
+ *   - The server creates a request, calls the middleware (if any) and then the route's
+ *     handler. The request stays valid until the handler finishes it with exactly one of
+ *     baic_http_respond*(), baic_http_chunk_end(), baic_http_sse_end(),
+ *     baic_http_ws_accept() (success or failure), or baic_http_req_release(). After that
+ *     call returns, the handler must not touch the request or anything allocated from it.
+ *   - The handler may finish the request later, from any callback on the same loop (async).
+ *   - If the client goes away (or the server is closed) before the request is finished,
+ *     the abort callback registered with baic_http_req_on_abort() runs once. The request
+ *     (and its arena) stays valid after that; the handler must still finish it, usually by
+ *     baic_http_req_release() (respond* also works and is then a no-op that frees it).
+ *     Streaming calls on an aborted request return UV_ECONNRESET and do nothing.
+ */
+
+typedef struct baic_http_server baic_http_server_t;
+typedef struct baic_http_req baic_http_req_t;
+typedef struct baic_http_ws baic_http_ws_t;
+
+/* A header as a name/value pair; arrays of them end with {NULL, NULL}. */
+typedef struct {
+    const char *name;
+    const char *value;
+} baic_http_header_t;
+
+typedef struct {
+    const char *listen;           /* "host:port", "[::1]:port"; port 0 = ephemeral. NULL: no listener */
+    size_t max_header_bytes;      /* request line + headers; 0 = 16 KiB; over -> 431 */
+    size_t max_uri_bytes;         /* request target; 0 = 8 KiB; over -> 414 */
+    size_t max_body_bytes;        /* default per-route body limit; 0 = 1 MiB; over -> 413 */
+    unsigned idle_timeout_ms;     /* keep-alive idle; 0 = 75 s. Closes silently */
+    unsigned read_timeout_ms;     /* started request must arrive within; 0 = 30 s; -> 408 */
+    unsigned max_connections;     /* 0 = 4096; further connections get 503 and close */
+    unsigned max_pipeline;        /* outstanding requests per connection before reading
+                                     pauses; 0 = 32 */
+    size_t max_ws_message_bytes;  /* 0 = 16 MiB; bigger messages close with 1009 */
+    const char *server_name;      /* Server header value; NULL = "BackendAI" */
+    const char *tls_cert_file;    /* PEM; both set = TLS on every connection */
+    const char *tls_key_file;
+} baic_http_config_t;
+
+/* A route handler. Must finish req eventually (see the lifetime rule). */
+typedef void (*baic_http_handler_t)(baic_http_req_t *req, void *arg);
+
+/* Pre-dispatch hook, called for every complete request (matched route or not; see
+ * baic_http_route_pattern()) before the handler or the 404/405 answer.
+ * Return 0: go on with normal dispatch. Return 1: the hook took over the request; it
+ * must finish it (e.g. respond 401) or call baic_http_req_continue() later. */
+typedef int (*baic_http_middleware_t)(baic_http_req_t *req, void *arg);
+
+/* After-response hook: runs once per request when its last byte has been handed to the
+ * socket. pattern is the matched route ("/session/{ref}/files") or NULL; duration_us
+ * counts from the request's first byte. Not called for aborted requests. */
+typedef void (*baic_http_observer_t)(const baic_http_req_t *req, const char *pattern,
+                                     int status, uint64_t duration_us, void *arg);
+
+/* Creates a server on loop and starts listening when cfg->listen is set.
+ * cfg is copied (strings too); NULL means all defaults with no listener.
+ * Returns 0 and *out, or a negative code (UV_EADDRINUSE, UV_EINVAL for a bad listen
+ * string, UV_EPROTO when the TLS cert/key cannot be loaded). */
+int baic_http_server_new(uv_loop_t *loop, const baic_http_config_t *cfg,
+                         baic_http_server_t **out);
+
+/* The bound TCP port (useful with port 0), or a negative code when not listening. */
+int baic_http_server_port(const baic_http_server_t *srv);
+
+/* Stops listening, closes every connection (running abort callbacks of unfinished
+ * requests) and frees srv once all handles are closed; cb (nullable) runs then.
+ * Requests still held by handlers stay valid until released, as above. */
+void baic_http_server_close(baic_http_server_t *srv, void (*cb)(void *arg), void *arg);
+
+/* Adds a route. method: "GET", "POST", ... ("*" = any). pattern: "/a/{name}/b"; a
+ * {name} segment matches one non-empty segment. Trailing slashes are ignored, "" and
+ * "/" are the root. max_body: body limit for this route, 0 = the server default.
+ * Routes are tried in the order added. Strings are copied. Returns 0 or UV_EINVAL/UV_ENOMEM. */
+int baic_http_route(baic_http_server_t *srv, const char *method, const char *pattern,
+                    baic_http_handler_t handler, void *arg, size_t max_body);
+
+void baic_http_set_middleware(baic_http_server_t *srv, baic_http_middleware_t fn, void *arg);
+void baic_http_set_observer(baic_http_server_t *srv, baic_http_observer_t fn, void *arg);
+
+/* ---- request accessors (valid while the request is) ---- */
+
+const char *baic_http_method(const baic_http_req_t *req);       /* "GET" */
+/* The request target exactly as on the request line ("/a%20b?x=1"): sign this. */
+const char *baic_http_raw_path(const baic_http_req_t *req);
+/* Percent-decoded path without the query ("/a b"). */
+const char *baic_http_path(const baic_http_req_t *req);
+/* The raw query string without '?', "" when none. */
+const char *baic_http_query_string(const baic_http_req_t *req);
+/* First value of query parameter name, percent-decoded with '+' as space; NULL if absent. */
+const char *baic_http_query(baic_http_req_t *req, const char *name);
+/* First header value by case-insensitive name; NULL if absent. */
+const char *baic_http_header(const baic_http_req_t *req, const char *name);
+/* Header by index (0..n-1); returns 0, or UV_ENOENT past the end. */
+int baic_http_header_at(const baic_http_req_t *req, size_t i, const char **name,
+                        const char **value);
+/* Path parameter of the matched route ("ref" for "{ref}"), decoded; NULL if none. */
+const char *baic_http_param(const baic_http_req_t *req, const char *name);
+/* Fully buffered body (NUL-terminated for convenience; len excludes the NUL). */
+const char *baic_http_body(const baic_http_req_t *req, size_t *len);
+/* "127.0.0.1" or "::1"; "" when unknown. */
+const char *baic_http_remote_addr(const baic_http_req_t *req);
+/* The matched route pattern or NULL. */
+const char *baic_http_route_pattern(const baic_http_req_t *req);
+int baic_http_version_minor(const baic_http_req_t *req);   /* 0 for HTTP/1.0, 1 for 1.1 */
+/* Per-request user pointer (e.g. the authenticated key set by the middleware). */
+void baic_http_set_user(baic_http_req_t *req, void *p);
+void *baic_http_user(const baic_http_req_t *req);
+
+/* Request-scoped memory, freed when the request is finished and written. 16-byte
+ * aligned; NULL on OOM. Valid while the request is. */
+void *baic_http_alloc(baic_http_req_t *req, size_t n);
+char *baic_http_strdup(baic_http_req_t *req, const char *s);
+
+/* Registers the abort callback (see the lifetime rule); replaces an earlier one. */
+void baic_http_req_on_abort(baic_http_req_t *req, void (*cb)(baic_http_req_t *req, void *arg),
+                            void *arg);
+/* Finishes a request without answering: after an abort, or to drop the connection
+ * (the connection is then closed). */
+void baic_http_req_release(baic_http_req_t *req);
+/* Resumes dispatch after a middleware returned 1: runs the handler, 404 or 405. */
+void baic_http_req_continue(baic_http_req_t *req);
+
+/* ---- responses ---- */
+
+/* Adds a response header (copied). Server, Date, Content-Length, Content-Type,
+ * Connection and Transfer-Encoding are set by the server. Returns 0, UV_EINVAL when
+ * the name/value contain CR/LF, UV_EALREADY once the head was produced. */
+int baic_http_add_header(baic_http_req_t *req, const char *name, const char *value);
+
+/* Complete response. body (nullable when len is 0) is copied. content_type nullable.
+ * Finishes the request. Returns 0 or a negative code (the request is finished anyway). */
+int baic_http_respond(baic_http_req_t *req, int status, const char *content_type,
+                      const void *body, size_t len);
+/* JSON response (application/json); body is stolen (decref'd) even on error. */
+int baic_http_respond_json(baic_http_req_t *req, int status, json_t *body);
+/* Backend.AI problem JSON (application/problem+json):
+ * {"type":"https://api.backend.ai/probs/<slug>","title":title,"msg":msg,"data":data}.
+ * msg and data nullable (omitted when NULL); data is stolen. */
+int baic_http_respond_problem(baic_http_req_t *req, int status, const char *slug,
+                              const char *title, const char *msg, json_t *data);
+
+/* Chunked streaming: begin sends the head (close-delimited for HTTP/1.0 clients),
+ * write sends one chunk (copied; len 0 is a no-op), end sends the last chunk and
+ * finishes the request. Return 0, UV_ECONNRESET after an abort, UV_EINVAL out of order. */
+int baic_http_chunk_begin(baic_http_req_t *req, int status, const char *content_type);
+int baic_http_chunk_write(baic_http_req_t *req, const void *data, size_t len);
+int baic_http_chunk_end(baic_http_req_t *req);
+
+/* Server-Sent Events over a chunked 200 text/event-stream. keepalive_s > 0 sends a
+ * comment line ":keep-alive" after that many idle seconds. send: event and id nullable;
+ * data may hold newlines (each line becomes its own "data:" field). end finishes. */
+int baic_http_sse_begin(baic_http_req_t *req, unsigned keepalive_s);
+int baic_http_sse_send(baic_http_req_t *req, const char *event, const char *id,
+                       const char *data);
+int baic_http_sse_end(baic_http_req_t *req);
+
+/* ---- WebSocket (see websocket.h for the handle's functions) ---- */
+
+/* Called for every complete (reassembled) text or binary message; data valid during
+ * the call only. */
+typedef void (*baic_http_ws_message_cb)(baic_http_ws_t *ws, int is_text, const void *data,
+                                        size_t len, void *arg);
+/* Called exactly once when the socket is gone; code = peer's close code or 1006.
+ * The handle is freed after it returns. */
+typedef void (*baic_http_ws_close_cb)(baic_http_ws_t *ws, int code, void *arg);
+
+/* Answers the upgrade request with 101 and switches the connection to WebSocket.
+ * Finishes req in every case (on failure with a 400 problem answer).
+ * Returns 0 and *out (owned by the server until on_close), or UV_EINVAL when req is not
+ * a valid WebSocket upgrade, UV_ECONNRESET after an abort. */
+int baic_http_ws_accept(baic_http_req_t *req, baic_http_ws_message_cb on_message,
+                        baic_http_ws_close_cb on_close, void *arg, baic_http_ws_t **out);
+
+/* Reason phrase for a status code ("Not Found"); "Unknown" for others. */
+const char *baic_http_status_text(int status);
+
+#endif
