@@ -338,6 +338,27 @@ static int write_manager_toml(up_t *u, const redis_url_t *ext_redis, const char 
     return 0;
 }
 
+/* services.toml remembers private ports even while a service is external, so that
+ * switching back finds the same cluster on the same port. svc_*: what the file says now. */
+static int write_services(up_t *u, int svc_pg, int svc_redis) {
+    int rec_pg = u->pg_private ? u->pg_port : svc_pg;
+    int rec_redis = u->redis_private ? u->redis_port : svc_redis;
+    if (rec_pg == svc_pg && rec_redis == svc_redis)
+        return 0;
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "# Written by `baic up`: ports of the private servers it runs for this\n"
+                     "# directory. PostgreSQL also has its port in pg/postgresql.conf.\n");
+    if (rec_pg > 0)
+        n += snprintf(text + n, sizeof text - (size_t)n, "[postgresql]\nport = %d\n", rec_pg);
+    if (rec_redis > 0)
+        snprintf(text + n, sizeof text - (size_t)n, "[redis]\nport = %d\n", rec_redis);
+    int rc = write_file(u->L.services_toml, text, 0644);
+    if (rc < 0)
+        return fail(u, "cannot write %s: %s", u->L.services_toml, strerror(-rc));
+    return 0;
+}
+
 /* Decides which services are private and on which ports, and writes manager.toml and
  * services.toml the first time. Everything later reads these two files only. */
 static int configure(up_t *u) {
@@ -430,30 +451,14 @@ static int configure(up_t *u) {
         int prom_port = 0;
         if (pick_port(u, taken, ntaken, &prom_port) < 0)
             goto failed;
-        if (write_manager_toml(u, env_url ? &ext_redis : NULL, env_dsn, prom_port) < 0 ||
+        /* services.toml first: with manager.toml but without it, the next `up` would take
+         * the private DSN for an external one. */
+        if (write_services(u, svc_pg, svc_redis) < 0 ||
+            write_manager_toml(u, env_url ? &ext_redis : NULL, env_dsn, prom_port) < 0 ||
             load_toml(u, u->L.manager_toml, &u->conf) < 0)
             goto failed;
     }
 
-    /* services.toml remembers private ports even while a service is external, so that
-     * switching back finds the same cluster on the same port. */
-    int rec_pg = u->pg_private ? u->pg_port : svc_pg;
-    int rec_redis = u->redis_private ? u->redis_port : svc_redis;
-    if (svc == NULL || rec_pg != svc_pg || rec_redis != svc_redis) {
-        char text[512];
-        int n = snprintf(text, sizeof text,
-                         "# Written by `baic up`: ports of the private servers it runs for this\n"
-                         "# directory. PostgreSQL also has its port in pg/postgresql.conf.\n");
-        if (rec_pg > 0)
-            n += snprintf(text + n, sizeof text - (size_t)n, "[postgresql]\nport = %d\n", rec_pg);
-        if (rec_redis > 0)
-            snprintf(text + n, sizeof text - (size_t)n, "[redis]\nport = %d\n", rec_redis);
-        int rc = write_file(u->L.services_toml, text, 0644);
-        if (rc < 0) {
-            fail(u, "cannot write %s: %s", u->L.services_toml, strerror(-rc));
-            goto failed;
-        }
-    }
     json_decref(svc);
     return 0;
 
@@ -758,11 +763,6 @@ static int manager_wait(up_t *u, pid_t pid, char *version, size_t versionlen) {
 }
 
 static int manager_up(up_t *u, char *version, size_t versionlen) {
-    step(u, "finding baic-manager", NULL, NULL);
-    if (cli_find_manager(u->manager_bin, sizeof u->manager_bin) < 0)
-        return fail(u, "no baic-manager beside baic, in ../manager/ or in PATH (BAIC_MANAGER_BIN "
-                       "names another)");
-
     step(u, "checking for a running manager", u->L.manager_log, NULL);
     pid_t pid;
     if (cli_pidfile_live(u->L.manager_pid, u->L.manager_toml, &pid) == 1) {
@@ -916,6 +916,11 @@ static int prepare_dirs(up_t *u) {
 
 static int run_up(up_t *u) {
     char version[128] = "";
+    /* Before anything starts: without a manager there is no point in its stores. */
+    step(u, "finding baic-manager", NULL, NULL);
+    if (cli_find_manager(u->manager_bin, sizeof u->manager_bin) < 0)
+        return fail(u, "no baic-manager beside baic, in ../manager/ or in PATH (BAIC_MANAGER_BIN "
+                       "names another)");
     if (u->pg_private && postgres_up(u) < 0)
         return -1;
     if (!u->pg_private)
