@@ -56,7 +56,9 @@ int cli_port_pick(int *port) {
 
 int cli_port_free(int port) {
     int bound;
-    return bind_port(port, &bound) == 0;
+    /* A listener that set SO_REUSEADDR itself can let our test bind through; one that
+     * accepts a connection is there for sure. */
+    return bind_port(port, &bound) == 0 && cli_tcp_probe("127.0.0.1", port, 500) < 0;
 }
 
 /* Connected socket or negative errno, within timeout_ms. */

@@ -2,6 +2,7 @@
 /* `baic up`: a working manager in one data directory, with private PostgreSQL and Redis
  * unless external ones are configured; safe to run again, it reuses what already runs. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -247,11 +248,14 @@ static int parse_listen(const char *listen, char *host, size_t hostlen, int *por
     if (*end != '\0' || v <= 0 || v > 65535)
         return -EINVAL;
     size_t hl = (size_t)(colon - listen);
-    if (hl == 0 || (hl == 7 && strncmp(listen, "0.0.0.0", 7) == 0))
+    if (hl >= hostlen)
+        return -EINVAL;
+    snprintf(host, hostlen, "%.*s", (int)hl, listen);
+    if (hl == 0 || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0)
         snprintf(host, hostlen, "127.0.0.1");
-    else if (hl < hostlen)
-        snprintf(host, hostlen, "%.*s", (int)hl, listen);
-    else
+    /* The probes speak IPv4 literals only; say so now rather than time out later. */
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1)
         return -EINVAL;
     *port = (int)v;
     return 0;
