@@ -64,8 +64,8 @@ typedef void (*baic_http_handler_t)(baic_http_req_t *req, void *arg);
  * must finish it (e.g. respond 401) or call baic_http_req_continue() later. */
 typedef int (*baic_http_middleware_t)(baic_http_req_t *req, void *arg);
 
-/* After-response hook: runs once per request when its last byte has been handed to the
- * socket. pattern is the matched route ("/session/{ref}/files") or NULL; duration_us
+/* After-response hook: runs once per request when the write of its last byte has
+ * completed (the kernel has it). pattern is the matched route ("/session/{ref}/files") or NULL; duration_us
  * counts from the request's first byte. Not called for aborted requests. */
 typedef void (*baic_http_observer_t)(const baic_http_req_t *req, const char *pattern,
                                      int status, uint64_t duration_us, void *arg);

@@ -147,7 +147,6 @@ typedef struct http_conn {
     bool bp_paused;                /* reading paused for pipelining backpressure */
     bool closing;                  /* uv_close issued */
     bool shutting;                 /* graceful close in progress (write side shut) */
-    bool eof;
     bool overloaded;               /* over max_connections: answer 503 and close */
     bool in_flush, flush_again;
     bool in_feed;

@@ -82,7 +82,7 @@ static void conn_timer_cb(uv_timer_t *t) {
 static void arm_timer(http_conn_t *c) {
     if (c->closing || c->shutting || c->cur != NULL)
         return;
-    if (c->qhead == NULL && c->wpending == 0 && c->ws == NULL && !c->eof)
+    if (c->qhead == NULL && c->wpending == 0 && c->ws == NULL)
         uv_timer_start(&c->timer, conn_timer_cb, c->srv->cfg.idle_timeout_ms, 0);
     else
         uv_timer_stop(&c->timer);
@@ -172,7 +172,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void shutdown_cb(uv_shutdown_t *sr, int status) {
     http_conn_t *c = sr->data;
-    if (status < 0 || c->closing || c->eof) {
+    if (status < 0 || c->closing) {
         http_conn_close(c);
         return;
     }
@@ -212,13 +212,9 @@ void http_conn_kick(http_conn_t *c) {
         /* Upgrade request answered without switching protocols: nothing more to read. */
         want_close = true;
     }
-    if (want_close || (c->eof && c->qhead == NULL)) {
-        if (c->wpending == 0) {
-            if (c->eof)
-                http_conn_close(c);
-            else
-                start_graceful_close(c);
-        }
+    if (want_close) {
+        if (c->wpending == 0)
+            start_graceful_close(c);
         return;
     }
     if (c->bp_paused && c->nreqs < c->srv->cfg.max_pipeline)
