@@ -11,18 +11,6 @@
 #include "http/websocket.h"
 #include "log/log.h"
 
-/* baic-core is built without coverage instrumentation (only this file gets
- * -fsanitize=fuzzer), so the server sources are compiled into this unit to give libFuzzer
- * edges to follow; the linker then takes nothing of core/http from the library. */
-#include "../../core/http/arena.c"
-#include "../../core/http/request.c"
-#include "../../core/http/response.c"
-#include "../../core/http/router.c"
-#include "../../core/http/server.c"
-#include "../../core/http/tls.c"
-#include "../../core/http/websocket.c"
-#include "../../core/http/client.c"
-
 static void h_text(baic_http_req_t *req, void *arg) {
     (void)arg;
     size_t n;
