@@ -80,6 +80,9 @@ int baic_http_server_new(uv_loop_t *loop, const baic_http_config_t *cfg,
 /* The bound TCP port (useful with port 0), or a negative code when not listening. */
 int baic_http_server_port(const baic_http_server_t *srv);
 
+/* Client connections open now (for metrics). Loop thread. */
+unsigned baic_http_server_connections(const baic_http_server_t *srv);
+
 /* Stops listening, closes every connection (running abort callbacks of unfinished
  * requests) and frees srv once all handles are closed; cb (nullable) runs then.
  * Requests still held by handlers stay valid until released, as above. */

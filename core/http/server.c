@@ -830,3 +830,5 @@ void baic_http_server_close(baic_http_server_t *srv, void (*cb)(void *arg), void
         server_maybe_done(srv);
     }
 }
+
+unsigned baic_http_server_connections(const baic_http_server_t *srv) { return srv->nconns; }

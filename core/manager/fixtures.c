@@ -92,14 +92,21 @@ static const char *const base_sql[] = {
 
 /* Ensures one user with one keypair; fills access/secret with the stored or new keys. */
 static int ensure_user(PGconn *c, const char *email, const char *username, const char *role,
-                       const char *pw_hash, char access[21], char secret[41], char *err, size_t n) {
+                       const char *pw_hash, char access[21], char secret[41], int *created,
+                       char *err, size_t n) {
     const char *pu[] = {email, username, pw_hash, role};
+    PGresult *r = NULL;
     int rc = q(c,
                "INSERT INTO users (email, username, password, role, status, domain_name,"
                " resource_policy, full_name) VALUES ($1, $2, $3, $4, 'active', 'default',"
-               " 'default', $2) ON CONFLICT (email) DO NOTHING",
-               4, pu, NULL, err, n);
-    PGresult *r = NULL;
+               " 'default', $2) ON CONFLICT (email) DO NOTHING RETURNING uuid",
+               4, pu, &r, err, n);
+    if (rc)
+        return rc;
+    /* Only a user made now has the password the caller just hashed. */
+    *created = PQntuples(r) > 0;
+    PQclear(r);
+    r = NULL;
     const char *pe[] = {email};
     if (!rc)
         rc = q(c, "SELECT uuid FROM users WHERE email = $1", 1, pe, &r, err, n);
@@ -152,8 +159,9 @@ static int ensure_user(PGconn *c, const char *email, const char *username, const
              2, pm, NULL, err, n);
 }
 
-static json_t *key_obj(const char *email, const char *access, const char *secret) {
-    return json_pack("{s:s, s:s, s:s}", "email", email, "access_key", access, "secret_key", secret);
+static json_t *key_obj(const char *email, const char *access, const char *secret, int created) {
+    return json_pack("{s:s, s:s, s:s, s:b}", "email", email, "access_key", access, "secret_key",
+                     secret, "created", created);
 }
 
 int baic_fixture_populate(const char *dsn, const char *password_hash_admin,
@@ -171,6 +179,7 @@ int baic_fixture_populate(const char *dsn, const char *password_hash_admin,
         return rc;
     }
     char a_access[21] = "", a_secret[41] = "", u_access[21] = "", u_secret[41] = "";
+    int a_created = 0, u_created = 0;
     const char *lk[] = {FIXTURE_LOCK_KEY};
     int rc = q(c, "BEGIN", 0, NULL, NULL, err, n);
     /* Transaction-level lock: two concurrent populates serialise, the second sees the first's rows. */
@@ -180,10 +189,10 @@ int baic_fixture_populate(const char *dsn, const char *password_hash_admin,
         rc = q(c, base_sql[i], 0, NULL, NULL, err, n);
     if (!rc)
         rc = ensure_user(c, BAIC_FIXTURE_ADMIN_EMAIL, "admin", "superadmin", password_hash_admin,
-                         a_access, a_secret, err, n);
+                         a_access, a_secret, &a_created, err, n);
     if (!rc)
         rc = ensure_user(c, BAIC_FIXTURE_USER_EMAIL, "user", "user", password_hash_user, u_access,
-                         u_secret, err, n);
+                         u_secret, &u_created, err, n);
     if (!rc)
         rc = q(c, "COMMIT", 0, NULL, NULL, err, n);
     else
@@ -191,8 +200,9 @@ int baic_fixture_populate(const char *dsn, const char *password_hash_admin,
     PQfinish(c);
     if (!rc && created_keys) {
         *created_keys = json_pack("{s:o, s:o}", "admin",
-                                  key_obj(BAIC_FIXTURE_ADMIN_EMAIL, a_access, a_secret), "user",
-                                  key_obj(BAIC_FIXTURE_USER_EMAIL, u_access, u_secret));
+                                  key_obj(BAIC_FIXTURE_ADMIN_EMAIL, a_access, a_secret, a_created),
+                                  "user",
+                                  key_obj(BAIC_FIXTURE_USER_EMAIL, u_access, u_secret, u_created));
         if (!*created_keys)
             rc = fail(err, n, -ENOMEM, "out of memory");
     }

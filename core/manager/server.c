@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Manager start-up and shutdown: plugins, database, Redis, HTTP routes, metrics. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "config/config.h"
+#include "log/log.h"
+#include "util/strerror.h"
+
+/* ---- plugin-served HTTP (host->http_serve), e.g. monitor/prometheus's /metrics ---- */
+
+struct baic_http_listener {
+    baic_http_server_t *srv;
+    baic_http_simple_handler handler;
+    void *arg;
+};
+
+static int simple_mw(baic_http_req_t *req, void *arg) {
+    baic_http_listener_t *l = arg;
+    size_t len;
+    const char *body = baic_http_body(req, &len);
+    baic_http_simple_request_t sreq = {baic_http_method(req), baic_http_raw_path(req), body, len};
+    baic_http_simple_response_t sres = {500, "text/plain", NULL, 0};
+    l->handler(&sreq, &sres, l->arg);
+    baic_http_respond(req, sres.status, sres.content_type, sres.body, sres.body_len);
+    free(sres.body);
+    return 1;
+}
+
+static int plugin_http_serve(void *arg, const char *addr, baic_http_simple_handler h, void *harg,
+                             baic_http_listener_t **out) {
+    baic_manager_t *m = arg;
+    baic_http_listener_t *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    baic_http_config_t cfg = {.listen = addr, .max_connections = 64};
+    int rc = baic_http_server_new(m->uv, &cfg, &l->srv);
+    if (rc != 0) {
+        free(l);
+        return rc;
+    }
+    l->handler = h;
+    l->arg = harg;
+    baic_http_set_middleware(l->srv, simple_mw, l);
+    *out = l;
+    return 0;
+}
+
+static int plugin_http_stop(void *arg, baic_http_listener_t *l) {
+    (void)arg;
+    baic_http_server_close(l->srv, free, l);
+    return 0;
+}
+
+/* ---- request metrics ---- */
+
+static void observe(const baic_http_req_t *req, const char *pattern, int status,
+                    uint64_t duration_us, void *arg) {
+    baic_manager_t *m = arg;
+    baic_metrics_t *mx = baic_host_ctx_metrics(m->host);
+    char labels[256];
+    snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",status=\"%d\"",
+             pattern ? pattern : "unmatched", baic_http_method(req), status);
+    baic_metrics_add(mx, "baic_http_requests_total", "HTTP requests answered", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", pattern ? pattern : "unmatched");
+    baic_metrics_observe(mx, "baic_http_request_duration_seconds",
+                         "HTTP request latency from first byte to last byte written", labels,
+                         (double)duration_us / 1e6);
+}
+
+static void stats_tick(uv_timer_t *t) {
+    baic_manager_t *m = t->data;
+    baic_metrics_t *mx = baic_host_ctx_metrics(m->host);
+    baic_db_stats_t st;
+    baic_db_pool_stats(m->db, &st);
+    baic_metrics_set(mx, "baic_db_pool_connections", "Database connections by state",
+                     "state=\"busy\"", st.in_use);
+    baic_metrics_set(mx, "baic_db_pool_connections", "Database connections by state",
+                     "state=\"idle\"", st.idle);
+    baic_metrics_set(mx, "baic_db_pool_waiting", "Queries waiting for a connection", NULL,
+                     st.waiting);
+    baic_metrics_set(mx, "baic_db_queries_total", "Queries completed", NULL, (double)st.queries);
+    if (st.queries > 0)
+        baic_metrics_set(mx, "baic_db_query_seconds_avg", "Mean query latency", NULL,
+                         (double)st.latency_us_sum / 1e6 / (double)st.queries);
+    baic_metrics_set(mx, "baic_redis_connected", "1 when the Redis connection is up", NULL,
+                     baic_redis_connected(m->redis) ? 1 : 0);
+    baic_metrics_set(mx, "baic_http_open_connections", "Open client connections", NULL,
+                     baic_http_server_connections(m->http));
+}
+
+/* ---- start and stop ---- */
+
+/* Pub/sub messages arrive as ["message", channel, payload]. A lost message only
+ * delays an invalidation until the cache entry's TTL runs out. */
+static void on_pubsub(redisReply *reply, int err, const char *errmsg, void *arg) {
+    baic_manager_t *m = arg;
+    (void)errmsg;
+    if (err != 0 || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
+        return;
+    redisReply *kind = reply->element[0], *chan = reply->element[1], *msg = reply->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
+        chan->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(chan->str, BAIC_KEYCACHE_CHANNEL) == 0 && m->keys != NULL)
+        baic_keycache_drop(m->keys, strcmp(msg->str, "*") == 0 ? NULL : msg->str);
+}
+
+/* (Re)subscribes after every connect; anything missed while down is covered by
+ * dropping the whole cache, since invalidations may have been lost. */
+static void on_sub_connect(baic_redis_t *r, void *arg) {
+    baic_manager_t *m = arg;
+    const char *argv[2] = {"SUBSCRIBE", BAIC_KEYCACHE_CHANNEL};
+    size_t lens[2] = {9, strlen(BAIC_KEYCACHE_CHANNEL)};
+    if (m->keys != NULL)
+        baic_keycache_drop(m->keys, NULL);
+    baic_redis_cmd_argv(r, 2, argv, lens, on_pubsub, m);
+}
+
+static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
+    baic_manager_t *m = arg;
+    (void)loop;
+    (void)signum;
+    if (m->closing++)
+        return;
+    uv_timer_stop(&m->stats_timer);
+    uv_close((uv_handle_t *)&m->stats_timer, NULL);
+    if (m->http)
+        baic_http_server_close(m->http, NULL, NULL);
+    /* Plugins stop their own listeners and timers in fini. */
+    baic_registry_free(m->registry);
+    m->registry = NULL;
+    if (m->redis_sub)
+        baic_redis_close(m->redis_sub, NULL, NULL);
+    if (m->redis)
+        baic_redis_close(m->redis, NULL, NULL);
+    if (m->db)
+        baic_db_pool_close(m->db, NULL, NULL);
+}
+
+static int cfg_str(const json_t *root, const char *path, const char *def, const char **out) {
+    char err[256];
+    int rc = baic_config_get_string(root, path, def, out, err, sizeof err);
+    if (rc != 0)
+        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
+    return rc;
+}
+
+static int cfg_int(const json_t *root, const char *path, long long def, long long *out) {
+    char err[256];
+    int rc = baic_config_get_int(root, path, def, out, err, sizeof err);
+    if (rc != 0)
+        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
+    return rc;
+}
+
+const char *baic_manager_dsn(const json_t *config) {
+    const char *env = getenv("BAIC_DB_DSN");
+    if (env != NULL && *env != '\0')
+        return env;
+    const char *dsn = NULL;
+    if (cfg_str(config, "db.dsn", "dbname=baic", &dsn) != 0)
+        return NULL;
+    return dsn;
+}
+
+int baic_manager_serve(json_t *config) {
+    baic_manager_t mgr, *m = &mgr;
+    memset(m, 0, sizeof *m);
+    m->config = config;
+    char err[1024];
+    int rc;
+
+    const char *listen, *redis_host, *redis_pw, *tls_cert, *tls_key, *auth_name;
+    long long pool_size, redis_port, max_body, max_conns, key_ttl;
+    if (cfg_str(config, "manager.listen", "127.0.0.1:8081", &listen) ||
+        cfg_str(config, "manager.tls_cert", NULL, &tls_cert) ||
+        cfg_str(config, "manager.tls_key", NULL, &tls_key) ||
+        cfg_str(config, "manager.auth", "password", &auth_name) ||
+        cfg_int(config, "manager.max_body_bytes", 1 << 20, &max_body) ||
+        cfg_int(config, "manager.max_connections", 4096, &max_conns) ||
+        cfg_int(config, "manager.keypair_cache_ttl_ms", 30000, &key_ttl) ||
+        cfg_int(config, "db.pool_size", 8, &pool_size) ||
+        cfg_str(config, "redis.host", "127.0.0.1", &redis_host) ||
+        cfg_int(config, "redis.port", 6379, &redis_port) ||
+        cfg_str(config, "redis.password", NULL, &redis_pw))
+        return 2;
+    const char *dsn = baic_manager_dsn(config);
+    if (dsn == NULL)
+        return 2;
+
+    if ((rc = baic_loop_new(shutdown_cb, m, &m->loop)) != 0) {
+        BAIC_LOG_E("loop_init_failed", "error=\"%s\"", baic_strerror(rc));
+        return 1;
+    }
+    m->uv = baic_loop_uv(m->loop);
+    if ((rc = baic_host_ctx_new(m->uv, config, &m->host)) != 0)
+        goto fail;
+    baic_host_ctx_set_http(m->host, plugin_http_serve, plugin_http_stop, m);
+    if ((rc = baic_host_registry_new(m->host, &m->registry)) != 0)
+        goto fail;
+    if ((rc = baic_registry_load_config(m->registry, config, err, sizeof err)) != 0) {
+        BAIC_LOG_E("plugin_load_failed", "msg=\"%s\"", err);
+        goto fail;
+    }
+    m->auth_plugin = baic_registry_find(m->registry, BAIC_KIND_AUTH, auth_name);
+    if (m->auth_plugin == NULL)
+        BAIC_LOG_W("no_auth_plugin", "plugin=auth/%s hint=\"add it to [plugins] load; "
+                   "POST /auth/authorize answers not-implemented meanwhile\"", auth_name);
+
+    if ((rc = baic_db_pool_new(m->uv, dsn, (int)pool_size, &m->db)) != 0) {
+        BAIC_LOG_E("db_init_failed", "error=\"%s\"", baic_strerror(rc));
+        goto fail;
+    }
+    if ((rc = baic_redis_new(m->uv, redis_host, (int)redis_port, redis_pw, &m->redis)) != 0 ||
+        (rc = baic_redis_new(m->uv, redis_host, (int)redis_port, redis_pw, &m->redis_sub)) != 0) {
+        BAIC_LOG_E("redis_init_failed", "error=\"%s\"", baic_strerror(rc));
+        goto fail;
+    }
+    if ((rc = baic_keycache_new(m, (unsigned)key_ttl, &m->keys)) != 0)
+        goto fail;
+    baic_redis_set_connect_cb(m->redis_sub, on_sub_connect, m);
+
+    baic_http_config_t hc = {
+        .listen = listen,
+        .max_body_bytes = (size_t)max_body,
+        .max_connections = (unsigned)max_conns,
+        .server_name = "BackendAI",
+        .tls_cert_file = tls_cert,
+        .tls_key_file = tls_key,
+    };
+    if ((rc = baic_http_server_new(m->uv, &hc, &m->http)) != 0) {
+        BAIC_LOG_E("listen_failed", "addr=%s error=\"%s\"", listen, baic_strerror(rc));
+        goto fail;
+    }
+    baic_http_set_observer(m->http, observe, m);
+    if ((rc = baic_api_root_init(m)) || (rc = baic_api_config_init(m)) ||
+        (rc = baic_api_resource_init(m)) || (rc = baic_api_auth_init(m)) ||
+        (rc = baic_api_admin_init(m))) {
+        BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
+        goto fail;
+    }
+    uv_timer_init(m->uv, &m->stats_timer);
+    m->stats_timer.data = m;
+    uv_timer_start(&m->stats_timer, stats_tick, 0, 1000);
+
+    BAIC_LOG_I("manager_started", "listen=%s port=%d api_version=%s version=%s pid=%d", listen,
+               baic_http_server_port(m->http), BAIC_API_VERSION, BAIC_MANAGER_VERSION,
+               (int)getpid());
+    baic_loop_run(m->loop);
+    rc = 0;
+    goto done;
+
+fail:
+    if (m->loop != NULL)
+        shutdown_cb(m->loop, 0, m);
+    rc = rc ? rc : 1;
+done:
+    if (m->loop != NULL)
+        baic_loop_free(m->loop);
+    baic_api_routes_free(m);
+    baic_keycache_free(m->keys);
+    baic_host_ctx_free(m->host);
+    BAIC_LOG_I("manager_stopped", NULL);
+    return rc == 0 ? 0 : 1;
+}
