@@ -34,6 +34,8 @@ typedef struct baic_manager {
     unsigned rate_window_s;
     struct api_route *routes;
     uv_timer_t stats_timer;
+    int ping_inflight;
+    uint64_t ping_sent_us;
     int closing;
 } baic_manager_t;
 
