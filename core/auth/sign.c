@@ -3,6 +3,8 @@
 #include "auth/sign.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -555,6 +557,19 @@ int baic_auth_version_supported(const char *s) {
 
 /* ---- HMAC ---- */
 
+/* Fetching the HMAC implementation takes the provider store's locks: do it once. */
+static EVP_MAC *hmac_impl;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void) { hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+
+static EVP_MAC *sign_mac(void) {
+    pthread_once(&hmac_once, hmac_fetch);
+    if (hmac_impl != NULL)
+        EVP_MAC_up_ref(hmac_impl);
+    return hmac_impl;
+}
+
 /* HMAC over the concatenation of n parts, streamed so nothing is copied. */
 static int sign_hmac(EVP_MAC *mac, const char *md, const void *key, size_t key_len,
                      const void *const *parts, const size_t *lens, size_t n, unsigned char *out,
@@ -590,6 +605,20 @@ static void sign_hex(const unsigned char *d, size_t n, char *out) {
     out[2 * n] = '\0';
 }
 
+/* Hex digest of the empty string: a constant for sha256 (nearly every request). */
+static int sign_empty_hex(const char *md, char *out) {
+    if (strcmp(md, "SHA256") == 0 || strcmp(md, "sha256") == 0) {
+        memcpy(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 65);
+        return 0;
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    size_t n = 0;
+    if (!EVP_Q_digest(NULL, md, NULL, "", 0, d, &n) || n > BAIC_AUTH_DIGEST_MAX)
+        return BAIC_EINTERNAL;
+    sign_hex(d, n, out);
+    return 0;
+}
+
 static int sign_derive(EVP_MAC *mac, const char *md, const void *secret, size_t secret_len,
                        const char *yyyymmdd, const char *host, unsigned char *k_date,
                        unsigned char *k_sign, size_t *md_len) {
@@ -612,7 +641,7 @@ int baic_auth_derive_keys(const char *hash, const void *secret, size_t secret_le
     const char *md = sign_ossl_name(hash);
     if (md == NULL || (secret == NULL && secret_len) || yyyymmdd == NULL || host == NULL)
         return BAIC_EBAD_INPUT;
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC *mac = sign_mac();
     if (mac == NULL)
         return BAIC_EINTERNAL;
     unsigned char kd[BAIC_AUTH_DIGEST_MAX], ks[BAIC_AUTH_DIGEST_MAX];
@@ -632,16 +661,11 @@ int baic_auth_derive_keys(const char *hash, const void *secret, size_t secret_le
     return rc;
 }
 
-int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, const char *method,
-                   const char *raw_path, const char *date_raw, const char *yyyymmdd,
-                   const char *host, const char *mime, const char *version_hdr, const char *version,
-                   char *out_hex, size_t out_size) {
-    const char *md = sign_ossl_name(hash);
-    if (md == NULL || (secret == NULL && secret_len) || method == NULL || raw_path == NULL ||
-        date_raw == NULL || yyyymmdd == NULL || host == NULL || mime == NULL ||
-        version_hdr == NULL || version == NULL || out_hex == NULL)
-        return BAIC_EBAD_INPUT;
-
+/* The last HMAC: over the string-to-sign, keyed with k_sign. method already checked. */
+static int sign_final(EVP_MAC *mac, const char *md, const unsigned char *ks, size_t kn,
+                      const char *method, const char *raw_path, const char *date_raw,
+                      const char *host, const char *mime, const char *version_hdr,
+                      const char *version, char *out_hex, size_t out_size) {
     /* The method is short; upper-case a bounded copy rather than the caller's string. */
     char meth[32];
     size_t ml = strlen(method);
@@ -653,38 +677,49 @@ int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, cons
 
     /* Last line: hex of the hash of an empty body (the body is not signed since
      * v4.20181215); with the request's own hash, which is sha256's e3b0c442... usually. */
-    unsigned char empty_d[EVP_MAX_MD_SIZE];
-    size_t empty_n = 0;
     char empty_hex[2 * EVP_MAX_MD_SIZE + 1];
-    if (!EVP_Q_digest(NULL, md, NULL, "", 0, empty_d, &empty_n) || empty_n > BAIC_AUTH_DIGEST_MAX)
+    if (sign_empty_hex(md, empty_hex) != 0)
         return BAIC_EINTERNAL;
-    sign_hex(empty_d, empty_n, empty_hex);
-
-    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    if (mac == NULL)
-        return BAIC_EINTERNAL;
-    unsigned char kd[BAIC_AUTH_DIGEST_MAX], ks[BAIC_AUTH_DIGEST_MAX], sig[BAIC_AUTH_DIGEST_MAX];
-    size_t kn = 0, sn = 0;
-    int rc = sign_derive(mac, md, secret, secret_len, yyyymmdd, host, kd, ks, &kn);
-    if (rc == 0) {
-        const void *parts[] = {meth,        "\n", raw_path,          "\n", date_raw,
-                               "\nhost:",   host, "\ncontent-type:", mime, "\n",
-                               version_hdr, ":",  version,           "\n", empty_hex};
-        size_t lens[sizeof(parts) / sizeof(parts[0])];
-        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-            lens[i] = strlen(parts[i]);
-        rc = sign_hmac(mac, md, ks, kn, parts, lens, sizeof(parts) / sizeof(parts[0]), sig, &sn);
-    }
-    EVP_MAC_free(mac);
+    const void *parts[] = {meth,        "\n", raw_path,          "\n", date_raw,
+                           "\nhost:",   host, "\ncontent-type:", mime, "\n",
+                           version_hdr, ":",  version,           "\n", empty_hex};
+    size_t lens[sizeof(parts) / sizeof(parts[0])];
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        lens[i] = strlen(parts[i]);
+    unsigned char sig[BAIC_AUTH_DIGEST_MAX];
+    size_t sn = 0;
+    int rc = sign_hmac(mac, md, ks, kn, parts, lens, sizeof(parts) / sizeof(parts[0]), sig, &sn);
     if (rc == 0) {
         if (out_size < 2 * sn + 1)
             rc = BAIC_EBAD_INPUT;
         else
             sign_hex(sig, sn, out_hex);
     }
+    OPENSSL_cleanse(sig, sizeof(sig));
+    return rc;
+}
+
+int baic_auth_sign(const char *hash, const void *secret, size_t secret_len, const char *method,
+                   const char *raw_path, const char *date_raw, const char *yyyymmdd,
+                   const char *host, const char *mime, const char *version_hdr, const char *version,
+                   char *out_hex, size_t out_size) {
+    const char *md = sign_ossl_name(hash);
+    if (md == NULL || (secret == NULL && secret_len) || method == NULL || raw_path == NULL ||
+        date_raw == NULL || yyyymmdd == NULL || host == NULL || mime == NULL ||
+        version_hdr == NULL || version == NULL || out_hex == NULL)
+        return BAIC_EBAD_INPUT;
+    EVP_MAC *mac = sign_mac();
+    if (mac == NULL)
+        return BAIC_EINTERNAL;
+    unsigned char kd[BAIC_AUTH_DIGEST_MAX], ks[BAIC_AUTH_DIGEST_MAX];
+    size_t kn = 0;
+    int rc = sign_derive(mac, md, secret, secret_len, yyyymmdd, host, kd, ks, &kn);
+    if (rc == 0)
+        rc = sign_final(mac, md, ks, kn, method, raw_path, date_raw, host, mime, version_hdr,
+                        version, out_hex, out_size);
+    EVP_MAC_free(mac);
     OPENSSL_cleanse(kd, sizeof(kd));
     OPENSSL_cleanse(ks, sizeof(ks));
-    OPENSSL_cleanse(sig, sizeof(sig));
     return rc;
 }
 
@@ -726,6 +761,12 @@ int baic_auth_check_date(const char *date, int64_t now_ms, baic_auth_fail_t *why
 int baic_auth_verify_request(const baic_auth_signed_req_t *req, const baic_auth_hdr_t *hdr,
                              const void *secret, size_t secret_len, int64_t now_ms,
                              baic_auth_fail_t *why) {
+    return baic_auth_verify_request_kc(req, hdr, secret, secret_len, now_ms, NULL, why);
+}
+
+int baic_auth_verify_request_kc(const baic_auth_signed_req_t *req, const baic_auth_hdr_t *hdr,
+                                const void *secret, size_t secret_len, int64_t now_ms,
+                                baic_auth_kcache_t *kc, baic_auth_fail_t *why) {
     if (req == NULL || hdr == NULL || req->method == NULL || req->raw_path == NULL)
         return sign_fail(why, BAIC_AUTH_FAIL_HEADER);
     if (!baic_auth_hash_supported(hdr->hash))
@@ -751,8 +792,35 @@ int baic_auth_verify_request(const baic_auth_signed_req_t *req, const baic_auth_
     /* An absurdly long Content-Type cannot have been signed by a real client. */
     if (baic_auth_content_mime(req->content_type, mime, sizeof(mime)) != 0)
         return sign_fail(why, BAIC_AUTH_FAIL_SIGNATURE);
-    rc = baic_auth_sign(hdr->hash, secret, secret_len, req->method, req->raw_path, req->date, ymd,
-                        req->host ? req->host : "", mime, vhdr, version, want, sizeof(want));
+    const char *host = req->host ? req->host : "";
+    const char *md = sign_ossl_name(hdr->hash);
+    EVP_MAC *mac = sign_mac();
+    if (mac == NULL)
+        return BAIC_EINTERNAL;
+    unsigned char kd[BAIC_AUTH_DIGEST_MAX], ks[BAIC_AUTH_DIGEST_MAX];
+    size_t kn = 0;
+    /* k_sign depends only on the secret, the day and the host: reuse it while they hold. */
+    if (kc != NULL && kc->len > 0 && strcmp(kc->hash, hdr->hash) == 0 &&
+        strcmp(kc->ymd, ymd) == 0 && strcmp(kc->host, host) == 0) {
+        kn = kc->len;
+        memcpy(ks, kc->k_sign, kn);
+        rc = 0;
+    } else {
+        rc = sign_derive(mac, md, secret, secret_len, ymd, host, kd, ks, &kn);
+        if (rc == 0 && kc != NULL && strlen(host) < sizeof(kc->host)) {
+            snprintf(kc->hash, sizeof(kc->hash), "%s", hdr->hash);
+            memcpy(kc->ymd, ymd, sizeof(kc->ymd));
+            snprintf(kc->host, sizeof(kc->host), "%s", host);
+            memcpy(kc->k_sign, ks, kn);
+            kc->len = kn;
+        }
+    }
+    if (rc == 0)
+        rc = sign_final(mac, md, ks, kn, req->method, req->raw_path, req->date, host, mime, vhdr,
+                        version, want, sizeof(want));
+    EVP_MAC_free(mac);
+    OPENSSL_cleanse(kd, sizeof(kd));
+    OPENSSL_cleanse(ks, sizeof(ks));
     if (rc == BAIC_EBAD_INPUT)
         return sign_fail(why, BAIC_AUTH_FAIL_SIGNATURE); /* e.g. a bogus method word */
     if (rc != 0) {

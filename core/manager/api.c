@@ -140,7 +140,7 @@ static void rate_limited(const baic_ratelimit_result_t *r, void *arg) {
     a->route->fn(req, a->route->m, &a->who);
 }
 
-static void keypair_found(const baic_keypair_t *kp, int err, void *arg) {
+static void keypair_found(baic_keypair_t *kp, int err, void *arg) {
     auth_op_t *a = arg;
     baic_http_req_t *req = a->op.req;
     if (baic_api_op_gone(&a->op))
@@ -170,8 +170,8 @@ static void keypair_found(const baic_keypair_t *kp, int err, void *arg) {
     if (sr.date == NULL)
         sr.date = baic_http_header(req, "X-Sorna-Date");
     baic_auth_fail_t why = BAIC_AUTH_FAIL_NONE;
-    int rc = baic_auth_verify_request(&sr, &a->hdr, kp->secret_key, strlen(kp->secret_key),
-                                      baic_wall_ms(), &why);
+    int rc = baic_auth_verify_request_kc(&sr, &a->hdr, kp->secret_key, strlen(kp->secret_key),
+                                         baic_wall_ms(), &kp->kc, &why);
     if (rc != 0) {
         if (rc == BAIC_EINTERNAL) {
             baic_api_internal(req, "Signature computation failed.");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
 
 #include "log/log.h"
 
@@ -60,6 +61,7 @@ static void kp_free(baic_keypair_t *kp) {
     free(kp->role);
     free(kp->domain);
     free(kp->status);
+    OPENSSL_cleanse(&kp->kc, sizeof kp->kc);
 }
 
 int baic_keycache_new(baic_manager_t *m, unsigned ttl_ms, baic_keycache_t **out) {

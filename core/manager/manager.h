@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "auth/sign.h"
 #include "db/db.h"
 #include "host/host.h"
 #include "http/http.h"
@@ -30,6 +31,7 @@ typedef struct baic_manager {
     baic_redis_t *redis;     /* commands: rate limits, pub/sub publish */
     baic_redis_t *redis_sub; /* pub/sub subscriber connection */
     baic_keycache_t *keys;
+    struct baic_ratelimit *ratelimit;
     const baic_plugin_t *auth_plugin;
     unsigned rate_window_s;
     struct api_route *routes;
@@ -72,6 +74,7 @@ void baic_api_routes_free(baic_manager_t *m);
 /* Each API area registers its routes. */
 int baic_api_root_init(baic_manager_t *m);
 int baic_api_config_init(baic_manager_t *m);
+void baic_api_config_fini(void);
 int baic_api_resource_init(baic_manager_t *m);
 int baic_api_auth_init(baic_manager_t *m);
 int baic_api_admin_init(baic_manager_t *m);
@@ -106,9 +109,10 @@ typedef struct baic_keypair {
     int is_active, is_admin;
     long long rate_limit;
     uint64_t loaded_ms;
+    baic_auth_kcache_t kc; /* derived signing key, reused while day and host hold */
 } baic_keypair_t;
-typedef void (*baic_keycache_cb)(const baic_keypair_t *kp /*NULL: not found*/, int err,
-                                 void *arg);
+/* kp is owned by the cache and valid for the call only. */
+typedef void (*baic_keycache_cb)(baic_keypair_t *kp /*NULL: not found*/, int err, void *arg);
 int baic_keycache_new(baic_manager_t *m, unsigned ttl_ms, baic_keycache_t **out);
 void baic_keycache_free(baic_keycache_t *c);
 /* Looks access_key up (cache, then database); cb may run synchronously on a hit. */

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "log/log.h"
+#include "ratelimit.h"
 #include "util/strerror.h"
 
 /* ---- plugin-served HTTP (host->http_serve), e.g. monitor/prometheus's /metrics ---- */
@@ -162,6 +163,8 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
     /* Plugins stop their own listeners and timers in fini. */
     baic_registry_free(m->registry);
     m->registry = NULL;
+    baic_ratelimit_close(m->ratelimit);
+    m->ratelimit = NULL;
     if (m->redis_sub)
         baic_redis_close(m->redis_sub, NULL, NULL);
     if (m->redis)
@@ -255,7 +258,8 @@ int baic_manager_serve(json_t *config) {
         BAIC_LOG_E("redis_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }
-    if ((rc = baic_keycache_new(m, (unsigned)key_ttl, &m->keys)) != 0)
+    if ((rc = baic_keycache_new(m, (unsigned)key_ttl, &m->keys)) != 0 ||
+        (rc = baic_ratelimit_new(m, &m->ratelimit)) != 0)
         goto fail;
     baic_redis_set_connect_cb(m->redis_sub, on_sub_connect, m);
 
@@ -297,6 +301,7 @@ done:
     if (m->loop != NULL)
         baic_loop_free(m->loop);
     baic_api_routes_free(m);
+    baic_api_config_fini();
     baic_keycache_free(m->keys);
     baic_host_ctx_free(m->host);
     BAIC_LOG_I("manager_stopped", NULL);

@@ -200,6 +200,41 @@ static void hdr_a(baic_auth_hdr_t *h) {
     ck_assert_int_eq(baic_auth_parse_header(v, strlen(v), h), 0);
 }
 
+/* The derived-key cache changes cost, never answers: same verdicts as without it. */
+START_TEST(verify_with_key_cache) {
+    baic_auth_hdr_t h;
+    baic_auth_fail_t why;
+    baic_auth_kcache_t kc;
+    memset(&kc, 0, sizeof kc);
+    hdr_a(&h);
+    baic_auth_signed_req_t r = req_a();
+    ck_assert_int_eq(baic_auth_verify_request_kc(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &kc, &why), 0);
+    ck_assert_uint_eq(kc.len, 32);
+    ck_assert_str_eq(kc.ymd, "20240915");
+    ck_assert_str_eq(kc.host, "127.0.0.1:8081");
+    /* Vector A's k_sign is what got cached. */
+    static const unsigned char ks_a[32] = {
+        0xad, 0x36, 0x8b, 0xff, 0xac, 0xaf, 0x11, 0x94, 0xcc, 0x54, 0x25, 0xaa, 0x16, 0x0a, 0x42, 0x86,
+        0x3b, 0x06, 0x2f, 0x93, 0x69, 0x9c, 0x46, 0x70, 0x07, 0x56, 0xe9, 0x13, 0x73, 0x81, 0x33, 0x87};
+    ck_assert_mem_eq(kc.k_sign, ks_a, 32);
+    /* A hit still checks the signature: vector B's method with A's signature fails. */
+    r.method = "POST";
+    ck_assert_int_eq(baic_auth_verify_request_kc(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &kc, &why),
+                     BAIC_EAUTH_FAILED);
+    /* Another host misses the cache and fails on its own merits, then is cached. */
+    r = req_a();
+    r.host = "127.0.0.1:8082";
+    ck_assert_int_eq(baic_auth_verify_request_kc(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &kc, &why),
+                     BAIC_EAUTH_FAILED);
+    ck_assert_str_eq(kc.host, "127.0.0.1:8082");
+    r = req_a();
+    ck_assert_int_eq(baic_auth_verify_request_kc(&r, &h, SECRET, strlen(SECRET), NOW_A_MS, &kc, &why), 0);
+    /* The cache lives in a keypair's entry: another secret starts without one. */
+    ck_assert_int_eq(baic_auth_verify_request_kc(&r, &h, "x", 1, NOW_A_MS, NULL, &why),
+                     BAIC_EAUTH_FAILED);
+}
+END_TEST
+
 START_TEST(verify_ok_and_negative) {
     baic_auth_hdr_t h;
     baic_auth_fail_t why = BAIC_AUTH_FAIL_HEADER;
@@ -570,6 +605,7 @@ static Suite *auth_sign_suite(void) {
     tcase_add_test(tv, sign_bad_args);
     BAIC_TCASE(s, tr, "verify", 10);
     tcase_add_test(tr, verify_ok_and_negative);
+    tcase_add_test(tr, verify_with_key_cache);
     tcase_add_test(tr, verify_versions);
     tcase_add_test(tr, window_edges);
     BAIC_TCASE(s, tp, "parsers", 10);

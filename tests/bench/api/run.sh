@@ -13,6 +13,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (contrib/install-deps.
 command -v nginx >/dev/null || { echo "nginx is not installed (contrib/install-deps.sh)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/baic-bench-api.XXXXXX)
+chmod 711 "$work"   # PostgreSQL runs as its own user when we are root
 cleanup() {
     [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     "$build/core/cli/baic" down --data-dir "$work/data" >/dev/null 2>&1 || true
@@ -29,7 +30,7 @@ mpid=$(cat "$work/data/run/manager.pid")
 # round trip is part of what is measured.
 keys=$(BACKEND_ACCESS_KEY=$BACKEND_ACCESS_KEY BACKEND_SECRET_KEY=$BACKEND_SECRET_KEY \
     sh "$src/tests/bench/admin_call.sh" POST /admin/rest/keypairs \
-    '{"user_id":"admin@lablup.com","rate_limit":1000000000}')
+    "{\"user_id\":\"admin@lablup.com\",\"rate_limit\":${BENCH_RATE_LIMIT:-1000000000}}")
 bak=$(printf '%s' "$keys" | sed -n 's/.*"access_key": *"\([^"]*\)".*/\1/p')
 bsk=$(printf '%s' "$keys" | sed -n 's/.*"secret_key": *"\([^"]*\)".*/\1/p')
 [ -n "$bak" ] && [ -n "$bsk" ] || { echo "could not create the bench keypair: $keys" >&2; exit 1; }
