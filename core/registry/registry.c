@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <ltdl.h>
 
@@ -133,13 +134,41 @@ int baic_registry_add_default_paths(baic_registry_t *reg) {
         }
         free(copy);
     }
-    /* The running binary's own install tree first, then the build tree: an installed
-     * daemon must not pick up plugins from a stale build directory it knows nothing of. */
+    /* A binary running from the build tree uses that tree's plugins and nothing
+     * installed; an installed binary uses the plugins installed beside it (found from
+     * its own path, so an install moved with --prefix still works), then the
+     * configured install directory. Neither ever mixes in the other's plugins. */
     struct stat st;
-    if (stat(BAIC_INSTALL_PLUGIN_DIR, &st) == 0 && (rc = baic_registry_add_path(reg, BAIC_INSTALL_PLUGIN_DIR)) != 0)
-        return rc;
-    if (stat(BAIC_BUILD_PLUGIN_DIR, &st) == 0 && (rc = baic_registry_add_path(reg, BAIC_BUILD_PLUGIN_DIR)) != 0)
-        return rc;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    size_t blen = strlen(BAIC_BUILD_DIR);
+    if (n > 0 && strncmp(exe, BAIC_BUILD_DIR, blen) == 0 && exe[blen] == '/') {
+        if (stat(BAIC_BUILD_PLUGIN_DIR, &st) == 0)
+            return baic_registry_add_path(reg, BAIC_BUILD_PLUGIN_DIR);
+        return 0;
+    }
+    if (n > 0) {
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char rel[4200];
+            snprintf(rel, sizeof rel, "%s/../lib/baic/plugins", exe);
+            char *real = realpath(rel, NULL);
+            if (real != NULL) {
+                rc = baic_registry_add_path(reg, real);
+                free(real);
+                if (rc != 0)
+                    return rc;
+            }
+        }
+    }
+    if (stat(BAIC_INSTALL_PLUGIN_DIR, &st) == 0) {
+        for (size_t i = 0; i < reg->npaths; i++)
+            if (strcmp(reg->paths[i], BAIC_INSTALL_PLUGIN_DIR) == 0)
+                return 0;
+        return baic_registry_add_path(reg, BAIC_INSTALL_PLUGIN_DIR);
+    }
     return 0;
 }
 
