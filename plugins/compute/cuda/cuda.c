@@ -1,12 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* compute/cuda: NVIDIA GPUs found through NVML (loaded at run time), booked whole or as shares. */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <ltdl.h>
 
@@ -87,19 +82,14 @@ static const struct {
 };
 
 typedef struct cuda_state {
+    gpu_book_t book;       /* first: the gpu_book_op_* ops take the state as a book */
     const baic_host_t *host;
-    gpu_book_t book;
     int ltdl_up;
     lt_dlhandle lib;
     nvml_api_t nvml;
     int nvml_up;
-    char library[512];     /* the file that loaded, for describe_device */
-    char driver[NVML_DRIVER_LEN];
     char dev_root[256];
     int visible_uuid;
-    baic_slot_decl_t decl;
-    const baic_slot_decl_t *decls[1];
-    size_t ndecls;         /* 0 when NVML or devices are missing */
     json_t *mounts;        /* array of strings, or NULL */
 } cuda_state_t;
 
@@ -122,13 +112,13 @@ static int cuda_open_library(cuda_state_t *st, const char *configured) {
         st->lib = lt_dlopen(configured);
         if (st->lib == NULL)
             st->lib = lt_dlopenext(configured);
-        snprintf(st->library, sizeof st->library, "%s", configured);
+        snprintf(st->book.library, sizeof st->book.library, "%s", configured);
     } else {
         st->lib = lt_dlopenext("libnvidia-ml");
-        snprintf(st->library, sizeof st->library, "libnvidia-ml");
+        snprintf(st->book.library, sizeof st->book.library, "libnvidia-ml");
         if (st->lib == NULL) {
             st->lib = lt_dlopen("libnvidia-ml.so.1");
-            snprintf(st->library, sizeof st->library, "libnvidia-ml.so.1");
+            snprintf(st->book.library, sizeof st->book.library, "libnvidia-ml.so.1");
         }
     }
     if (st->lib == NULL) {
@@ -140,13 +130,13 @@ static int cuda_open_library(cuda_state_t *st, const char *configured) {
     }
     const lt_dlinfo *info = lt_dlgetinfo(st->lib);
     if (info != NULL && info->filename != NULL)
-        snprintf(st->library, sizeof st->library, "%s", info->filename);
+        snprintf(st->book.library, sizeof st->book.library, "%s", info->filename);
     for (size_t i = 0; i < sizeof nvml_syms / sizeof nvml_syms[0]; i++) {
         void *sym = lt_dlsym(st->lib, nvml_syms[i].sym);
         if (sym == NULL && nvml_syms[i].required) {
             h->log(h, BAIC_LOG_WARN, "no_gpus",
                    "reason=\"NVML library lacks a symbol\" library=\"%s\" symbol=%s",
-                   st->library, nvml_syms[i].sym);
+                   st->book.library, nvml_syms[i].sym);
             return BAIC_EPLUGIN_OPEN;
         }
         /* Function pointers stored through their object representation (POSIX dlsym). */
@@ -166,8 +156,8 @@ static int cuda_discover(cuda_state_t *st) {
     }
     st->nvml_up = 1;
     if (st->nvml.driver != NULL &&
-        st->nvml.driver(st->driver, sizeof st->driver) != NVML_SUCCESS)
-        st->driver[0] = '\0';
+        st->nvml.driver(st->book.driver, sizeof st->book.driver) != NVML_SUCCESS)
+        st->book.driver[0] = '\0';
     unsigned int n = 0;
     r = st->nvml.count(&n);
     if (r != NVML_SUCCESS) {
@@ -177,7 +167,7 @@ static int cuda_discover(cuda_state_t *st) {
     }
     if (n == 0) {
         h->log(h, BAIC_LOG_INFO, "no_gpus", "reason=\"NVML reports 0 devices\" driver=%s",
-               st->driver[0] ? st->driver : "-");
+               st->book.driver[0] ? st->book.driver : "-");
         return 0;
     }
     int rc = gpu_book_reserve(&st->book, n);
@@ -217,6 +207,34 @@ static int cuda_discover(cuda_state_t *st) {
     return 0;
 }
 
+/* ---- stats (NVML can block for hundreds of ms: gpu_book runs this off the loop) ---- */
+
+static void cuda_stat(gpu_book_t *b, const gpu_dev_t *g, baic_device_stat_t *s) {
+    cuda_state_t *st = (cuda_state_t *)b;
+    nvmlUtilization_t u;
+    nvmlMemory_t mem;
+    unsigned int v;
+    if (st->nvml.util && st->nvml.util(g->handle, &u) == NVML_SUCCESS)
+        s->util_pct = u.gpu;
+    if (st->nvml.memory(g->handle, &mem) == NVML_SUCCESS) {
+        s->mem_used_bytes = (int64_t)mem.used;
+        s->mem_total_bytes = (int64_t)mem.total;
+    }
+    if (st->nvml.power && st->nvml.power(g->handle, &v) == NVML_SUCCESS)
+        s->power_w = v / 1000.0; /* NVML reports milliwatts */
+    if (st->nvml.temperature &&
+        st->nvml.temperature(g->handle, NVML_TEMPERATURE_GPU, &v) == NVML_SUCCESS)
+        s->temperature_c = v;
+}
+
+static const gpu_vendor_t cuda_vendor = {
+    .prefix = "cuda",
+    .name = "NVIDIA",
+    .minor_key = "minor",
+    .library_key = "nvml_library",
+    .stat = cuda_stat,
+};
+
 /* ---- life cycle ---- */
 
 static void cuda_fini(void *state) {
@@ -232,25 +250,20 @@ static void cuda_fini(void *state) {
     st->host->free(st);
 }
 
-static int cuda_conf_fail(const baic_host_t *h, const char *key, const char *why) {
-    h->log(h, BAIC_LOG_ERROR, "bad_config", "key=%s reason=\"%s\"", key, why);
-    return BAIC_ECONFIG_TYPE;
-}
-
 static int cuda_configure(cuda_state_t *st, const json_t *conf, const char **library) {
     const baic_host_t *h = st->host;
     if (conf != NULL && !json_is_object(conf))
-        return cuda_conf_fail(h, "plugin", "want a table");
-    int rc = gpu_book_configure(&st->book, h, conf, "cuda");
+        return compute_conf_fail(h, "plugin", "want a table");
+    int rc = gpu_book_configure(&st->book, h, conf, &cuda_vendor);
     if (rc != 0)
         return rc;
     const json_t *v = json_object_get(conf, "nvml_library");
     if (v != NULL && !json_is_string(v))
-        return cuda_conf_fail(h, "nvml_library", "want a path");
+        return compute_conf_fail(h, "nvml_library", "want a path");
     *library = v ? json_string_value(v) : NULL;
     v = json_object_get(conf, "dev_root");
     if (v != NULL && !json_is_string(v))
-        return cuda_conf_fail(h, "dev_root", "want a path");
+        return compute_conf_fail(h, "dev_root", "want a path");
     snprintf(st->dev_root, sizeof st->dev_root, "%s", v ? json_string_value(v) : "/dev");
     v = json_object_get(conf, "visible");
     const char *vis = v && json_is_string(v) ? json_string_value(v) : "uuid";
@@ -261,16 +274,16 @@ static int cuda_configure(cuda_state_t *st, const json_t *conf, const char **lib
     else if (strcmp(vis, "index") == 0)
         st->visible_uuid = 0;
     else
-        return cuda_conf_fail(h, "visible", "want uuid or index");
+        return compute_conf_fail(h, "visible", "want uuid or index");
     v = json_object_get(conf, "mounts");
     if (v != NULL) {
         size_t i;
         json_t *e;
         if (!json_is_array(v))
-            return cuda_conf_fail(h, "mounts", "want an array of paths");
+            return compute_conf_fail(h, "mounts", "want an array of paths");
         json_array_foreach(v, i, e) {
             if (!json_is_string(e) || json_string_value(e)[0] != '/')
-                return cuda_conf_fail(h, "mounts", "want absolute paths");
+                return compute_conf_fail(h, "mounts", "want absolute paths");
         }
         st->mounts = json_incref((json_t *)v);
     }
@@ -289,117 +302,50 @@ static int cuda_init(const baic_host_t *host, const json_t *conf, void **state) 
         return rc;
     }
     /* No library, no driver, no device: the agent still starts, without GPU slots. */
-    if (cuda_open_library(st, library) == 0 && cuda_discover(st) == 0 && st->book.n > 0) {
-        st->decl = (baic_slot_decl_t){
-            .size = sizeof st->decl,
-            .name = st->book.slot,
-            .type = BAIC_SLOT_COUNT,
-            .fractional = st->book.shares,
-            .quantum = st->book.quantum,
-            .display_name = "GPU",
-            .description = st->book.shares ? "fractional shares of NVIDIA GPUs"
-                                           : "whole NVIDIA GPUs",
-        };
-        st->decls[0] = &st->decl;
-        st->ndecls = 1;
-        host->log(host, BAIC_LOG_INFO, "devices_found", "slot=%s count=%zu driver=%s library=\"%s\"",
-                  st->book.slot, st->book.n, st->driver[0] ? st->driver : "-", st->library);
-    }
+    if (cuda_open_library(st, library) == 0 && cuda_discover(st) == 0)
+        gpu_book_declare(&st->book);
     *state = st;
     return 0;
 }
 
 /* ---- ops ---- */
 
-static int cuda_list_slots(void *state, const baic_slot_decl_t *const **decls, size_t *n) {
-    cuda_state_t *st = state;
-    *decls = st->decls;
-    *n = st->ndecls;
-    return 0;
-}
-
-static int cuda_list_devices(void *state, const baic_device_t *const **devs, size_t *n) {
-    cuda_state_t *st = state;
-    *devs = st->book.ptrs;
-    *n = st->book.n;
-    return 0;
-}
-
-static int cuda_allocate(void *state, const baic_compute_request_t *req,
-                         baic_compute_alloc_t **out) {
-    cuda_state_t *st = state;
-    return gpu_book_allocate(&st->book, req, out);
-}
-
-static int cuda_free_allocation(void *state, baic_compute_alloc_t *alloc) {
-    cuda_state_t *st = state;
-    return gpu_book_free(&st->book, alloc);
-}
-
-/* Adds host node dev_root/name at /dev/name when it exists, with its cgroup rule.
- * The rule comes from the node itself when it is a character device; for a plain
- * file (tests) the documented fixed numbers are used, and nodes without fixed
- * numbers (nvidia-uvm's major is dynamic) get none. */
-static int cuda_add_node(cuda_state_t *st, const baic_needs_builder_t *b, const char *name,
-                         int64_t major, int64_t minor) {
-    char host_path[384], ctr_path[128];
-    struct stat sb;
-    snprintf(host_path, sizeof host_path, "%s/%s", st->dev_root, name);
-    snprintf(ctr_path, sizeof ctr_path, "/dev/%s", name);
-    if (stat(host_path, &sb) != 0)
-        return 0;
-    int rc = b->add_device(b->needs, host_path, ctr_path, "rwm");
-    if (rc != 0)
-        return rc;
-    if (S_ISCHR(sb.st_mode)) {
-        major = major(sb.st_rdev);
-        minor = minor(sb.st_rdev);
-    }
-    if (major < 0)
-        return 0;
-    return b->add_cgroup_rule(b->needs, 'c', major, minor, "rwm");
-}
-
 static int cuda_container_needs(void *state, const baic_compute_alloc_t *alloc,
                                 const baic_needs_builder_t *b) {
     cuda_state_t *st = state;
     if (alloc->n_parts == 0)
         return 0;
-    char visible[2048] = "", shares[2048] = "";
-    size_t vl = 0, sl = 0;
-    for (size_t i = 0; i < alloc->n_parts; i++) {
+    char visible_buf[2048], shares_buf[2048];
+    compute_list_t visible, shares;
+    compute_list_init(&visible, visible_buf, sizeof visible_buf);
+    compute_list_init(&shares, shares_buf, sizeof shares_buf);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < alloc->n_parts; i++) {
         gpu_dev_t *g = gpu_book_find(&st->book, alloc->parts[i].device_id);
         if (g == NULL)
             return BAIC_ENOT_FOUND;
         char amt[32], node[32];
-        gpu_format_amount(alloc->parts[i].amount, amt, sizeof amt);
-        const char *name = st->visible_uuid && g->uuid[0] ? g->uuid : g->id;
-        vl += (size_t)snprintf(visible + vl, sizeof visible - vl, "%s%s", i ? "," : "", name);
-        sl += (size_t)snprintf(shares + sl, sizeof shares - sl, "%s%s:%s", i ? "," : "", g->id,
-                               amt);
-        if (vl >= sizeof visible || sl >= sizeof shares)
+        compute_format_amount(alloc->parts[i].amount, BAIC_SLOT_UNIT, amt, sizeof amt);
+        rc = compute_list_add(&visible, "%s", st->visible_uuid && g->uuid[0] ? g->uuid : g->id);
+        if (compute_list_add(&shares, "%s:%s", g->id, amt) != 0 || rc != 0)
             return BAIC_EBAD_INPUT;
         snprintf(node, sizeof node, "nvidia%u", g->minor);
-        int rc = cuda_add_node(st, b, node, NVIDIA_MAJOR, g->minor);
-        if (rc != 0)
-            return rc;
+        rc = compute_add_dev_node(b, st->dev_root, node, NVIDIA_MAJOR, g->minor);
     }
     static const char *const common[] = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"};
-    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) {
-        int rc = cuda_add_node(st, b, common[i], i == 0 ? NVIDIA_MAJOR : -1,
-                               i == 0 ? NVIDIACTL_MINOR : -1);
-        if (rc != 0)
-            return rc;
-    }
+    for (size_t i = 0; rc == 0 && i < sizeof common / sizeof common[0]; i++)
+        rc = compute_add_dev_node(b, st->dev_root, common[i], i == 0 ? NVIDIA_MAJOR : -1,
+                                  i == 0 ? NVIDIACTL_MINOR : -1);
     /* UUIDs name the same GPUs whether the runtime renumbers them in the container
      * (nvidia-container-runtime) or passes the host's nodes through (crun + nodes). */
-    int rc = b->add_env(b->needs, "NVIDIA_VISIBLE_DEVICES", visible);
     if (rc == 0)
-        rc = b->add_env(b->needs, "CUDA_VISIBLE_DEVICES", visible);
+        rc = b->add_env(b->needs, "NVIDIA_VISIBLE_DEVICES", visible_buf);
+    if (rc == 0)
+        rc = b->add_env(b->needs, "CUDA_VISIBLE_DEVICES", visible_buf);
     if (rc == 0)
         rc = b->add_env(b->needs, "NVIDIA_DRIVER_CAPABILITIES", "compute,utility");
     if (rc == 0 && st->book.shares)
-        rc = b->add_env(b->needs, "BACKENDAI_CUDA_SHARES", shares);
+        rc = b->add_env(b->needs, "BACKENDAI_CUDA_SHARES", shares_buf);
     size_t i;
     json_t *m;
     json_array_foreach(st->mounts, i, m) {
@@ -410,110 +356,16 @@ static int cuda_container_needs(void *state, const baic_compute_alloc_t *alloc,
     return rc;
 }
 
-/* ---- stats (NVML can block for hundreds of ms: always off the loop) ---- */
-
-typedef struct cuda_stats_req {
-    cuda_state_t *st;
-    baic_compute_stats_cb cb;
-    void *arg;
-    baic_device_stat_t *stats;
-    const baic_device_stat_t **ptrs;
-} cuda_stats_req_t;
-
-static void cuda_stats_work(void *arg) {
-    cuda_stats_req_t *r = arg;
-    cuda_state_t *st = r->st;
-    for (size_t i = 0; i < st->book.n; i++) {
-        gpu_dev_t *g = &st->book.devs[i];
-        baic_device_stat_t *s = &r->stats[i];
-        nvmlUtilization_t u;
-        nvmlMemory_t mem;
-        unsigned int v;
-        *s = (baic_device_stat_t){sizeof *s, g->id, -1, -1, -1, -1, -1};
-        if (st->nvml.util && st->nvml.util(g->handle, &u) == NVML_SUCCESS)
-            s->util_pct = u.gpu;
-        if (st->nvml.memory(g->handle, &mem) == NVML_SUCCESS) {
-            s->mem_used_bytes = (int64_t)mem.used;
-            s->mem_total_bytes = (int64_t)mem.total;
-        }
-        if (st->nvml.power && st->nvml.power(g->handle, &v) == NVML_SUCCESS)
-            s->power_w = v / 1000.0; /* NVML reports milliwatts */
-        if (st->nvml.temperature &&
-            st->nvml.temperature(g->handle, NVML_TEMPERATURE_GPU, &v) == NVML_SUCCESS)
-            s->temperature_c = v;
-        r->ptrs[i] = s;
-    }
-}
-
-static void cuda_stats_done(void *arg, int status) {
-    cuda_stats_req_t *r = arg;
-    const baic_host_t *h = r->st->host;
-    if (status == 0)
-        r->cb(r->arg, 0, r->ptrs, r->st->book.n);
-    else
-        r->cb(r->arg, status, NULL, 0);
-    h->free(r->stats);
-    h->free(r->ptrs);
-    h->free(r);
-}
-
-static int cuda_stats(void *state, baic_compute_stats_cb cb, void *arg) {
-    cuda_state_t *st = state;
-    const baic_host_t *h = st->host;
-    cuda_stats_req_t *r = h->calloc(1, sizeof *r);
-    if (r == NULL)
-        return UV_ENOMEM;
-    r->st = st;
-    r->cb = cb;
-    r->arg = arg;
-    r->stats = h->calloc(st->book.n + 1, sizeof *r->stats);
-    r->ptrs = h->calloc(st->book.n + 1, sizeof *r->ptrs);
-    int rc = r->stats && r->ptrs ? h->queue_work(h, cuda_stats_work, cuda_stats_done, r)
-                                 : UV_ENOMEM;
-    if (rc != 0) {
-        h->free(r->stats);
-        h->free(r->ptrs);
-        h->free(r);
-    }
-    return rc;
-}
-
-static int cuda_alloc_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
-    cuda_state_t *st = state;
-    return gpu_book_to_json(&st->book, alloc, out);
-}
-
-static int cuda_alloc_from_json(void *state, const char *kernel_id, const json_t *desc,
-                                baic_compute_alloc_t **out) {
-    cuda_state_t *st = state;
-    return gpu_book_from_json(&st->book, kernel_id, desc, out);
-}
-
-static int cuda_describe_device(void *state, const char *device_id, json_t **out) {
-    cuda_state_t *st = state;
-    gpu_dev_t *g = gpu_book_find(&st->book, device_id);
-    if (g == NULL)
-        return BAIC_ENOT_FOUND;
-    char booked[32];
-    gpu_format_amount(g->used, booked, sizeof booked);
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s, s:s, s:s}", "id", g->id,
-                     "vendor", "NVIDIA", "model", g->model, "uuid", g->uuid, "memory_bytes",
-                     (json_int_t)g->d.memory_bytes, "index", (int)g->index, "minor",
-                     (int)g->minor, "device_path", g->path, "driver_version", st->driver,
-                     "booked", booked, "nvml_library", st->library);
-    return *out ? 0 : UV_ENOMEM;
-}
-
 static const baic_compute_ops_t cuda_ops = {
-    .list_slots = cuda_list_slots,
-    .list_devices = cuda_list_devices,
-    .allocate = cuda_allocate,
-    .free_allocation = cuda_free_allocation,
+    .list_slots = gpu_book_op_list_slots,
+    .list_devices = gpu_book_op_list_devices,
+    .allocate = gpu_book_op_allocate,
+    .free_allocation = gpu_book_op_free,
     .container_needs = cuda_container_needs,
-    .stats = cuda_stats,
-    .alloc_to_json = cuda_alloc_to_json,
-    .alloc_from_json = cuda_alloc_from_json,
-    .describe_device = cuda_describe_device,
+    .stats = gpu_book_op_stats,
+    .alloc_to_json = gpu_book_op_to_json,
+    .alloc_from_json = gpu_book_op_from_json,
+    .describe_device = gpu_book_op_describe,
 };
 
 BAIC_PLUGIN_DEFINE(compute, cuda, "1.0.0", cuda_init, cuda_fini, &cuda_ops)

@@ -2,17 +2,14 @@
 /* compute/rocm: AMD GPUs found through rocm-smi (loaded at run time), booked whole or as shares. */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include <ltdl.h>
 
 #include <baic/compute.h>
 #include <baic/host.h>
 
-#include "../cuda/gpu_book.h"
+#include "gpu_book.h"
 
 /*
  * Config ([plugin."compute/rocm"]), all optional:
@@ -75,18 +72,13 @@ static const struct {
 };
 
 typedef struct rocm_state {
+    gpu_book_t book;       /* first: the gpu_book_op_* ops take the state as a book */
     const baic_host_t *host;
-    gpu_book_t book;
     int ltdl_up;
     lt_dlhandle lib;
     rsmi_api_t rsmi;
     int rsmi_up;
-    char library[512];
-    char driver[96];
     char dev_root[256];
-    baic_slot_decl_t decl;
-    const baic_slot_decl_t *decls[1];
-    size_t ndecls;
 } rocm_state_t;
 
 static const char *rocm_error(rocm_state_t *st, rsmi_status_t r) {
@@ -129,14 +121,14 @@ static int rocm_open_library(rocm_state_t *st, const char *configured) {
         return BAIC_EPLUGIN_OPEN;
     }
     const lt_dlinfo *info = lt_dlgetinfo(st->lib);
-    snprintf(st->library, sizeof st->library, "%s",
+    snprintf(st->book.library, sizeof st->book.library, "%s",
              info && info->filename ? info->filename : tried);
     for (size_t i = 0; i < sizeof rsmi_syms / sizeof rsmi_syms[0]; i++) {
         void *sym = lt_dlsym(st->lib, rsmi_syms[i].sym);
         if (sym == NULL && rsmi_syms[i].required) {
             h->log(h, BAIC_LOG_WARN, "no_gpus",
                    "reason=\"rocm-smi library lacks a symbol\" library=\"%s\" symbol=%s",
-                   st->library, rsmi_syms[i].sym);
+                   st->book.library, rsmi_syms[i].sym);
             return BAIC_EPLUGIN_OPEN;
         }
         memcpy((char *)&st->rsmi + rsmi_syms[i].off, &sym, sizeof sym);
@@ -154,8 +146,8 @@ static int rocm_discover(rocm_state_t *st) {
     }
     st->rsmi_up = 1;
     if (st->rsmi.version == NULL ||
-        st->rsmi.version(RSMI_SW_COMP_DRIVER, st->driver, sizeof st->driver) != 0)
-        st->driver[0] = '\0';
+        st->rsmi.version(RSMI_SW_COMP_DRIVER, st->book.driver, sizeof st->book.driver) != 0)
+        st->book.driver[0] = '\0';
     uint32_t n = 0;
     r = st->rsmi.count(&n);
     if (r != RSMI_STATUS_SUCCESS) {
@@ -194,6 +186,33 @@ static int rocm_discover(rocm_state_t *st) {
     return 0;
 }
 
+/* ---- stats (rocm-smi reads sysfs and can stall: gpu_book runs this off the loop) ---- */
+
+static void rocm_stat(gpu_book_t *b, const gpu_dev_t *g, baic_device_stat_t *s) {
+    rocm_state_t *st = (rocm_state_t *)b;
+    uint32_t busy;
+    uint64_t used, uw;
+    int64_t milli_c;
+    s->mem_total_bytes = g->d.memory_bytes;
+    if (st->rsmi.busy && st->rsmi.busy(g->index, &busy) == 0)
+        s->util_pct = busy;
+    if (st->rsmi.mem_used && st->rsmi.mem_used(g->index, RSMI_MEM_TYPE_VRAM, &used) == 0)
+        s->mem_used_bytes = (int64_t)used;
+    if (st->rsmi.power && st->rsmi.power(g->index, 0, &uw) == 0)
+        s->power_w = (double)uw / 1e6; /* microwatts */
+    if (st->rsmi.temperature &&
+        st->rsmi.temperature(g->index, RSMI_TEMP_TYPE_EDGE, RSMI_TEMP_CURRENT, &milli_c) == 0)
+        s->temperature_c = (double)milli_c / 1000.0;
+}
+
+static const gpu_vendor_t rocm_vendor = {
+    .prefix = "rocm",
+    .name = "AMD",
+    .minor_key = "render_minor",
+    .library_key = "rsmi_library",
+    .stat = rocm_stat,
+};
+
 /* ---- life cycle ---- */
 
 static void rocm_fini(void *state) {
@@ -208,11 +227,6 @@ static void rocm_fini(void *state) {
     st->host->free(st);
 }
 
-static int rocm_conf_fail(const baic_host_t *h, const char *key, const char *why) {
-    h->log(h, BAIC_LOG_ERROR, "bad_config", "key=%s reason=\"%s\"", key, why);
-    return BAIC_ECONFIG_TYPE;
-}
-
 static int rocm_init(const baic_host_t *host, const json_t *conf, void **state) {
     rocm_state_t *st = host->calloc(1, sizeof *st);
     if (st == NULL)
@@ -222,13 +236,13 @@ static int rocm_init(const baic_host_t *host, const json_t *conf, void **state) 
     const json_t *lib = json_object_get(conf, "rsmi_library");
     const json_t *root = json_object_get(conf, "dev_root");
     if (conf != NULL && !json_is_object(conf))
-        rc = rocm_conf_fail(host, "plugin", "want a table");
+        rc = compute_conf_fail(host, "plugin", "want a table");
     else if (lib != NULL && !json_is_string(lib))
-        rc = rocm_conf_fail(host, "rsmi_library", "want a path");
+        rc = compute_conf_fail(host, "rsmi_library", "want a path");
     else if (root != NULL && !json_is_string(root))
-        rc = rocm_conf_fail(host, "dev_root", "want a path");
+        rc = compute_conf_fail(host, "dev_root", "want a path");
     else
-        rc = gpu_book_configure(&st->book, host, conf, "rocm");
+        rc = gpu_book_configure(&st->book, host, conf, &rocm_vendor);
     if (rc != 0) {
         st->book.host = host;
         rocm_fini(st);
@@ -236,210 +250,60 @@ static int rocm_init(const baic_host_t *host, const json_t *conf, void **state) 
     }
     snprintf(st->dev_root, sizeof st->dev_root, "%s", root ? json_string_value(root) : "/dev");
     if (rocm_open_library(st, lib ? json_string_value(lib) : NULL) == 0 &&
-        rocm_discover(st) == 0 && st->book.n > 0) {
-        st->decl = (baic_slot_decl_t){
-            .size = sizeof st->decl,
-            .name = st->book.slot,
-            .type = BAIC_SLOT_COUNT,
-            .fractional = st->book.shares,
-            .quantum = st->book.quantum,
-            .display_name = "GPU",
-            .description = st->book.shares ? "fractional shares of AMD GPUs" : "whole AMD GPUs",
-        };
-        st->decls[0] = &st->decl;
-        st->ndecls = 1;
-        host->log(host, BAIC_LOG_INFO, "devices_found", "slot=%s count=%zu driver=%s library=\"%s\"",
-                  st->book.slot, st->book.n, st->driver[0] ? st->driver : "-", st->library);
-    }
+        rocm_discover(st) == 0)
+        gpu_book_declare(&st->book);
     *state = st;
     return 0;
 }
 
 /* ---- ops ---- */
 
-static int rocm_list_slots(void *state, const baic_slot_decl_t *const **decls, size_t *n) {
-    rocm_state_t *st = state;
-    *decls = st->decls;
-    *n = st->ndecls;
-    return 0;
-}
-
-static int rocm_list_devices(void *state, const baic_device_t *const **devs, size_t *n) {
-    rocm_state_t *st = state;
-    *devs = st->book.ptrs;
-    *n = st->book.n;
-    return 0;
-}
-
-static int rocm_allocate(void *state, const baic_compute_request_t *req,
-                         baic_compute_alloc_t **out) {
-    rocm_state_t *st = state;
-    return gpu_book_allocate(&st->book, req, out);
-}
-
-static int rocm_free_allocation(void *state, baic_compute_alloc_t *alloc) {
-    rocm_state_t *st = state;
-    return gpu_book_free(&st->book, alloc);
-}
-
-/* Adds dev_root/name at /dev/name when it exists, with a cgroup rule taken from the
- * node (or the fixed DRM major for a render node that is a plain file in tests;
- * /dev/kfd's major is dynamic, so a plain file gets no rule). */
-static int rocm_add_node(rocm_state_t *st, const baic_needs_builder_t *b, const char *name,
-                         int64_t major, int64_t minor) {
-    char host_path[384], ctr_path[128];
-    struct stat sb;
-    snprintf(host_path, sizeof host_path, "%s/%s", st->dev_root, name);
-    snprintf(ctr_path, sizeof ctr_path, "/dev/%s", name);
-    if (stat(host_path, &sb) != 0)
-        return 0;
-    int rc = b->add_device(b->needs, host_path, ctr_path, "rwm");
-    if (rc != 0)
-        return rc;
-    if (S_ISCHR(sb.st_mode)) {
-        major = major(sb.st_rdev);
-        minor = minor(sb.st_rdev);
-    }
-    return major < 0 ? 0 : b->add_cgroup_rule(b->needs, 'c', major, minor, "rwm");
-}
-
 static int rocm_container_needs(void *state, const baic_compute_alloc_t *alloc,
                                 const baic_needs_builder_t *b) {
     rocm_state_t *st = state;
     if (alloc->n_parts == 0)
         return 0;
-    char rocr[2048] = "", hip[512] = "", shares[2048] = "";
-    size_t rl = 0, hl = 0, sl = 0;
-    int rc = rocm_add_node(st, b, "kfd", -1, -1);
+    char rocr_buf[2048], hip_buf[512], shares_buf[2048];
+    compute_list_t rocr, hip, shares;
+    compute_list_init(&rocr, rocr_buf, sizeof rocr_buf);
+    compute_list_init(&hip, hip_buf, sizeof hip_buf);
+    compute_list_init(&shares, shares_buf, sizeof shares_buf);
+    int rc = compute_add_dev_node(b, st->dev_root, "kfd", -1, -1);
     for (size_t i = 0; rc == 0 && i < alloc->n_parts; i++) {
         gpu_dev_t *g = gpu_book_find(&st->book, alloc->parts[i].device_id);
         if (g == NULL)
             return BAIC_ENOT_FOUND;
         char amt[32], node[48];
-        gpu_format_amount(alloc->parts[i].amount, amt, sizeof amt);
+        compute_format_amount(alloc->parts[i].amount, BAIC_SLOT_UNIT, amt, sizeof amt);
         /* ROCR_VISIBLE_DEVICES takes UUIDs, which stay right when only some render
          * nodes are passed in and the runtime renumbers; HIP then counts from 0. */
-        rl += (size_t)snprintf(rocr + rl, sizeof rocr - rl, "%s%s", i ? "," : "",
-                               g->uuid[0] ? g->uuid : g->id);
-        hl += (size_t)snprintf(hip + hl, sizeof hip - hl, "%s%zu", i ? "," : "", i);
-        sl += (size_t)snprintf(shares + sl, sizeof shares - sl, "%s%s:%s", i ? "," : "", g->id,
-                               amt);
-        if (rl >= sizeof rocr || hl >= sizeof hip || sl >= sizeof shares)
+        int bad = compute_list_add(&rocr, "%s", g->uuid[0] ? g->uuid : g->id);
+        bad |= compute_list_add(&hip, "%zu", i);
+        bad |= compute_list_add(&shares, "%s:%s", g->id, amt);
+        if (bad)
             return BAIC_EBAD_INPUT;
         snprintf(node, sizeof node, "dri/renderD%u", g->minor);
-        rc = rocm_add_node(st, b, node, DRM_MAJOR, g->minor);
+        rc = compute_add_dev_node(b, st->dev_root, node, DRM_MAJOR, g->minor);
     }
     if (rc == 0)
-        rc = b->add_env(b->needs, "ROCR_VISIBLE_DEVICES", rocr);
+        rc = b->add_env(b->needs, "ROCR_VISIBLE_DEVICES", rocr_buf);
     if (rc == 0)
-        rc = b->add_env(b->needs, "HIP_VISIBLE_DEVICES", hip);
+        rc = b->add_env(b->needs, "HIP_VISIBLE_DEVICES", hip_buf);
     if (rc == 0 && st->book.shares)
-        rc = b->add_env(b->needs, "BACKENDAI_ROCM_SHARES", shares);
+        rc = b->add_env(b->needs, "BACKENDAI_ROCM_SHARES", shares_buf);
     return rc;
-}
-
-/* ---- stats (rocm-smi reads sysfs and can stall: off the loop) ---- */
-
-typedef struct rocm_stats_req {
-    rocm_state_t *st;
-    baic_compute_stats_cb cb;
-    void *arg;
-    baic_device_stat_t *stats;
-    const baic_device_stat_t **ptrs;
-} rocm_stats_req_t;
-
-static void rocm_stats_work(void *arg) {
-    rocm_stats_req_t *r = arg;
-    rocm_state_t *st = r->st;
-    for (size_t i = 0; i < st->book.n; i++) {
-        gpu_dev_t *g = &st->book.devs[i];
-        baic_device_stat_t *s = &r->stats[i];
-        uint32_t busy;
-        uint64_t used, uw;
-        int64_t milli_c;
-        *s = (baic_device_stat_t){sizeof *s, g->id, -1, -1, g->d.memory_bytes, -1, -1};
-        if (st->rsmi.busy && st->rsmi.busy(g->index, &busy) == 0)
-            s->util_pct = busy;
-        if (st->rsmi.mem_used && st->rsmi.mem_used(g->index, RSMI_MEM_TYPE_VRAM, &used) == 0)
-            s->mem_used_bytes = (int64_t)used;
-        if (st->rsmi.power && st->rsmi.power(g->index, 0, &uw) == 0)
-            s->power_w = (double)uw / 1e6; /* microwatts */
-        if (st->rsmi.temperature &&
-            st->rsmi.temperature(g->index, RSMI_TEMP_TYPE_EDGE, RSMI_TEMP_CURRENT, &milli_c) == 0)
-            s->temperature_c = (double)milli_c / 1000.0;
-        r->ptrs[i] = s;
-    }
-}
-
-static void rocm_stats_done(void *arg, int status) {
-    rocm_stats_req_t *r = arg;
-    const baic_host_t *h = r->st->host;
-    if (status == 0)
-        r->cb(r->arg, 0, r->ptrs, r->st->book.n);
-    else
-        r->cb(r->arg, status, NULL, 0);
-    h->free(r->stats);
-    h->free(r->ptrs);
-    h->free(r);
-}
-
-static int rocm_stats(void *state, baic_compute_stats_cb cb, void *arg) {
-    rocm_state_t *st = state;
-    const baic_host_t *h = st->host;
-    rocm_stats_req_t *r = h->calloc(1, sizeof *r);
-    if (r == NULL)
-        return UV_ENOMEM;
-    r->st = st;
-    r->cb = cb;
-    r->arg = arg;
-    r->stats = h->calloc(st->book.n + 1, sizeof *r->stats);
-    r->ptrs = h->calloc(st->book.n + 1, sizeof *r->ptrs);
-    int rc = r->stats && r->ptrs ? h->queue_work(h, rocm_stats_work, rocm_stats_done, r)
-                                 : UV_ENOMEM;
-    if (rc != 0) {
-        h->free(r->stats);
-        h->free(r->ptrs);
-        h->free(r);
-    }
-    return rc;
-}
-
-static int rocm_alloc_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
-    rocm_state_t *st = state;
-    return gpu_book_to_json(&st->book, alloc, out);
-}
-
-static int rocm_alloc_from_json(void *state, const char *kernel_id, const json_t *desc,
-                                baic_compute_alloc_t **out) {
-    rocm_state_t *st = state;
-    return gpu_book_from_json(&st->book, kernel_id, desc, out);
-}
-
-static int rocm_describe_device(void *state, const char *device_id, json_t **out) {
-    rocm_state_t *st = state;
-    gpu_dev_t *g = gpu_book_find(&st->book, device_id);
-    if (g == NULL)
-        return BAIC_ENOT_FOUND;
-    char booked[32];
-    gpu_format_amount(g->used, booked, sizeof booked);
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s, s:s, s:s}", "id", g->id,
-                     "vendor", "AMD", "model", g->model, "uuid", g->uuid, "memory_bytes",
-                     (json_int_t)g->d.memory_bytes, "index", (int)g->index, "render_minor",
-                     (int)g->minor, "device_path", g->path, "driver_version", st->driver,
-                     "booked", booked, "rsmi_library", st->library);
-    return *out ? 0 : UV_ENOMEM;
 }
 
 static const baic_compute_ops_t rocm_ops = {
-    .list_slots = rocm_list_slots,
-    .list_devices = rocm_list_devices,
-    .allocate = rocm_allocate,
-    .free_allocation = rocm_free_allocation,
+    .list_slots = gpu_book_op_list_slots,
+    .list_devices = gpu_book_op_list_devices,
+    .allocate = gpu_book_op_allocate,
+    .free_allocation = gpu_book_op_free,
     .container_needs = rocm_container_needs,
-    .stats = rocm_stats,
-    .alloc_to_json = rocm_alloc_to_json,
-    .alloc_from_json = rocm_alloc_from_json,
-    .describe_device = rocm_describe_device,
+    .stats = gpu_book_op_stats,
+    .alloc_to_json = gpu_book_op_to_json,
+    .alloc_from_json = gpu_book_op_from_json,
+    .describe_device = gpu_book_op_describe,
 };
 
 BAIC_PLUGIN_DEFINE(compute, rocm, "1.0.0", rocm_init, rocm_fini, &rocm_ops)

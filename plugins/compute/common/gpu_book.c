@@ -6,71 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
-struct gpu_alloc {
-    baic_compute_alloc_t pub;
-    baic_compute_alloc_part_t *parts;
-    char *kernel_id;
-    gpu_alloc_t *next;
-};
-
-/* ---- amounts ---- */
-
-int gpu_parse_amount(const json_t *v, int64_t *out) {
-    char buf[64];
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i < 0 || i > INT64_MAX / BAIC_SLOT_UNIT)
-            return BAIC_EBAD_INPUT;
-        *out = (int64_t)i * BAIC_SLOT_UNIT;
-        return 0;
-    }
-    if (json_is_real(v))
-        snprintf(buf, sizeof buf, "%.6f", json_real_value(v));
-    else if (json_is_string(v))
-        snprintf(buf, sizeof buf, "%s", json_string_value(v));
-    else
-        return BAIC_EBAD_INPUT;
-    const char *p = buf;
-    int64_t whole = 0, frac = 0, step = BAIC_SLOT_UNIT;
-    if (*p < '0' || *p > '9')
-        return BAIC_EBAD_INPUT;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (whole > INT64_MAX / BAIC_SLOT_UNIT / 10 - 1)
-            return BAIC_EBAD_INPUT;
-        whole = whole * 10 + (*p - '0');
-    }
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++) {
-            step /= 10;
-            if (step == 0 && *p != '0')
-                return BAIC_EBAD_INPUT; /* finer than a millionth */
-            frac += (*p - '0') * step;
-        }
-    }
-    if (*p != '\0')
-        return BAIC_EBAD_INPUT;
-    *out = whole * BAIC_SLOT_UNIT + frac;
-    return 0;
-}
-
-void gpu_format_amount(int64_t v, char *buf, size_t len) {
-    int64_t whole = v / BAIC_SLOT_UNIT, frac = v % BAIC_SLOT_UNIT;
-    if (frac == 0) {
-        snprintf(buf, len, "%" PRId64, whole);
-        return;
-    }
-    char fr[16];
-    snprintf(fr, sizeof fr, "%06" PRId64, frac);
-    for (size_t n = strlen(fr); n > 0 && fr[n - 1] == '0'; n--)
-        fr[n - 1] = '\0';
-    snprintf(buf, len, "%" PRId64 ".%s", whole, fr);
-}
-
 /* ---- set-up ---- */
 
 int gpu_book_configure(gpu_book_t *b, const baic_host_t *host, const json_t *conf,
-                       const char *vendor) {
+                       const gpu_vendor_t *vendor) {
     b->host = host;
+    b->vendor = vendor;
     const json_t *v = json_object_get(conf, "mode");
     const char *mode = json_is_string(v) ? json_string_value(v) : "device";
     if (v != NULL && !json_is_string(v))
@@ -80,20 +21,21 @@ int gpu_book_configure(gpu_book_t *b, const baic_host_t *host, const json_t *con
     } else if (strcmp(mode, "shares") == 0) {
         b->shares = 1;
     } else {
-        host->log(host, BAIC_LOG_ERROR, "bad_config", "key=mode reason=\"want device or shares\"");
-        return BAIC_ECONFIG_TYPE;
+        return compute_conf_fail(host, "mode", "want device or shares");
     }
-    snprintf(b->slot, sizeof b->slot, "%s.%s", vendor, b->shares ? "shares" : "device");
-    snprintf(b->metric, sizeof b->metric, "baic_%s_device_booked", vendor);
+    snprintf(b->slot, sizeof b->slot, "%s.%s", vendor->prefix, b->shares ? "shares" : "device");
+    snprintf(b->metric, sizeof b->metric, "baic_%s_device_booked", vendor->prefix);
+    if (b->shares)
+        snprintf(b->description, sizeof b->description, "fractional shares of %s GPUs",
+                 vendor->name);
+    else
+        snprintf(b->description, sizeof b->description, "whole %s GPUs", vendor->name);
     b->quantum = b->shares ? BAIC_SLOT_UNIT / 100 : BAIC_SLOT_UNIT;
     v = json_object_get(conf, "quantum");
     if (v != NULL && b->shares) {
-        if (gpu_parse_amount(v, &b->quantum) != 0 || b->quantum <= 0 ||
-            b->quantum > BAIC_SLOT_UNIT || BAIC_SLOT_UNIT % b->quantum != 0) {
-            host->log(host, BAIC_LOG_ERROR, "bad_config",
-                      "key=quantum reason=\"want a decimal that divides 1, e.g. 0.1\"");
-            return BAIC_ECONFIG_TYPE;
-        }
+        if (compute_parse_amount(v, BAIC_SLOT_UNIT, &b->quantum) != 0 || b->quantum <= 0 ||
+            b->quantum > BAIC_SLOT_UNIT || BAIC_SLOT_UNIT % b->quantum != 0)
+            return compute_conf_fail(host, "quantum", "want a decimal that divides 1, e.g. 0.1");
     }
     return 0;
 }
@@ -124,17 +66,30 @@ void gpu_book_publish_dev(gpu_book_t *b, size_t i, int64_t memory_bytes) {
         b->n = i + 1;
 }
 
-static void gpu_alloc_release(gpu_book_t *b, gpu_alloc_t *a) {
-    b->host->free(a->parts);
-    b->host->free(a->kernel_id);
-    b->host->free(a);
+void gpu_book_declare(gpu_book_t *b) {
+    if (b->n == 0)
+        return;
+    b->decl = (baic_slot_decl_t){
+        .size = sizeof b->decl,
+        .name = b->slot,
+        .type = BAIC_SLOT_COUNT,
+        .fractional = b->shares,
+        .quantum = b->quantum,
+        .display_name = "GPU",
+        .description = b->description,
+    };
+    b->decls[0] = &b->decl;
+    b->ndecls = 1;
+    b->host->log(b->host, BAIC_LOG_INFO, "devices_found",
+                 "slot=%s count=%zu driver=%s library=\"%s\"", b->slot, b->n,
+                 b->driver[0] ? b->driver : "-", b->library);
 }
 
 void gpu_book_fini(gpu_book_t *b) {
     while (b->allocs != NULL) {
-        gpu_alloc_t *a = b->allocs;
+        compute_alloc_t *a = b->allocs;
         b->allocs = a->next;
-        gpu_alloc_release(b, a);
+        compute_alloc_release(b->host, a);
     }
     if (b->host != NULL) {
         b->host->free(b->devs);
@@ -155,14 +110,7 @@ gpu_dev_t *gpu_book_find(gpu_book_t *b, const char *id) {
 /* ---- booking ---- */
 
 static int gpu_allowed(const baic_compute_request_t *req, const gpu_dev_t *g) {
-    if (req->device_ids == NULL)
-        return 1;
-    for (size_t i = 0; i < req->n_device_ids; i++)
-        if (req->device_ids[i] != NULL &&
-            (strcmp(req->device_ids[i], g->id) == 0 ||
-             (g->uuid[0] && strcmp(req->device_ids[i], g->uuid) == 0)))
-            return 1;
-    return 0;
+    return compute_device_allowed(req, g->id, g->uuid);
 }
 
 static void gpu_publish_usage(gpu_book_t *b, const gpu_dev_t *g) {
@@ -172,40 +120,22 @@ static void gpu_publish_usage(gpu_book_t *b, const gpu_dev_t *g) {
                         (double)g->used / (double)BAIC_SLOT_UNIT);
 }
 
-static int gpu_new_alloc(gpu_book_t *b, const char *kernel_id, gpu_alloc_t **out) {
-    gpu_alloc_t *a = b->host->calloc(1, sizeof *a);
-    if (a == NULL)
-        return UV_ENOMEM;
-    size_t len = strlen(kernel_id ? kernel_id : "") + 1;
-    a->parts = b->host->calloc(b->n + 1, sizeof *a->parts);
-    a->kernel_id = b->host->alloc(len);
-    if (a->parts == NULL || a->kernel_id == NULL) {
-        gpu_alloc_release(b, a);
-        return UV_ENOMEM;
-    }
-    memcpy(a->kernel_id, kernel_id ? kernel_id : "", len);
-    a->pub.size = sizeof a->pub;
-    a->pub.kernel_id = a->kernel_id;
-    a->pub.parts = a->parts;
-    a->pub.priv = a;
-    *out = a;
-    return 0;
+static int gpu_new_alloc(gpu_book_t *b, const char *kernel_id, compute_alloc_t **out) {
+    return compute_alloc_new(b->host, sizeof **out, b->n, kernel_id, out);
 }
 
-static void gpu_commit(gpu_book_t *b, gpu_alloc_t *a, baic_compute_alloc_t **out) {
+static void gpu_commit(gpu_book_t *b, compute_alloc_t *a, baic_compute_alloc_t **out) {
     for (size_t i = 0; i < a->pub.n_parts; i++) {
         gpu_dev_t *g = gpu_book_find(b, a->parts[i].device_id);
         g->used += a->parts[i].amount;
         gpu_publish_usage(b, g);
     }
-    a->next = b->allocs;
-    b->allocs = a;
-    *out = &a->pub;
+    compute_alloc_link(&b->allocs, a, out);
 }
 
 /* Chooses devices for amount into a->parts without booking them yet. */
 static int gpu_choose(gpu_book_t *b, const baic_compute_request_t *req, int64_t amount,
-                      gpu_alloc_t *a) {
+                      compute_alloc_t *a) {
     int64_t whole = amount / BAIC_SLOT_UNIT, rest = amount % BAIC_SLOT_UNIT;
     /* The remainder first: with shares the fullest device it fits on, so that idle
      * devices stay whole for whole requests. */
@@ -239,8 +169,25 @@ static int gpu_choose(gpu_book_t *b, const baic_compute_request_t *req, int64_t 
     return 0;
 }
 
-int gpu_book_allocate(gpu_book_t *b, const baic_compute_request_t *req,
-                      baic_compute_alloc_t **out) {
+/* ---- ops ---- */
+
+int gpu_book_op_list_slots(void *state, const baic_slot_decl_t *const **decls, size_t *n) {
+    gpu_book_t *b = state;
+    *decls = b->decls;
+    *n = b->ndecls;
+    return 0;
+}
+
+int gpu_book_op_list_devices(void *state, const baic_device_t *const **devs, size_t *n) {
+    gpu_book_t *b = state;
+    *devs = b->ptrs;
+    *n = b->n;
+    return 0;
+}
+
+int gpu_book_op_allocate(void *state, const baic_compute_request_t *req,
+                         baic_compute_alloc_t **out) {
+    gpu_book_t *b = state;
     int64_t amount;
     baic_slots_get(&req->requested, b->slot, &amount);
     if (amount < 0 || amount % b->quantum != 0) {
@@ -248,43 +195,52 @@ int gpu_book_allocate(gpu_book_t *b, const baic_compute_request_t *req,
                      req->kernel_id ? req->kernel_id : "-", b->slot, amount);
         return BAIC_EBAD_INPUT;
     }
-    gpu_alloc_t *a;
+    compute_alloc_t *a;
     int rc = gpu_new_alloc(b, req->kernel_id, &a);
     if (rc != 0)
         return rc;
     rc = amount > 0 ? gpu_choose(b, req, amount, a) : 0;
     if (rc != 0) {
-        gpu_alloc_release(b, a);
+        compute_alloc_release(b->host, a);
         return rc;
     }
     gpu_commit(b, a, out);
     return 0;
 }
 
-int gpu_book_free(gpu_book_t *b, baic_compute_alloc_t *alloc) {
-    for (gpu_alloc_t **pp = &b->allocs; *pp != NULL; pp = &(*pp)->next) {
-        gpu_alloc_t *a = *pp;
-        if (&a->pub != alloc)
-            continue;
-        *pp = a->next;
-        for (size_t i = 0; i < a->pub.n_parts; i++) {
-            gpu_dev_t *g = gpu_book_find(b, a->parts[i].device_id);
-            g->used -= a->parts[i].amount;
-            gpu_publish_usage(b, g);
-        }
-        gpu_alloc_release(b, a);
-        return 0;
+int gpu_book_op_free(void *state, baic_compute_alloc_t *alloc) {
+    gpu_book_t *b = state;
+    compute_alloc_t *a = compute_alloc_unlink(&b->allocs, alloc);
+    if (a == NULL)
+        return BAIC_ENOT_FOUND;
+    for (size_t i = 0; i < a->pub.n_parts; i++) {
+        gpu_dev_t *g = gpu_book_find(b, a->parts[i].device_id);
+        g->used -= a->parts[i].amount;
+        gpu_publish_usage(b, g);
     }
-    return BAIC_ENOT_FOUND;
+    compute_alloc_release(b->host, a);
+    return 0;
 }
 
-int gpu_book_to_json(gpu_book_t *b, const baic_compute_alloc_t *alloc, json_t **out) {
+static void gpu_stat(void *ctx, size_t i, baic_device_stat_t *s) {
+    gpu_book_t *b = ctx;
+    s->device_id = b->devs[i].id;
+    b->vendor->stat(b, &b->devs[i], s);
+}
+
+int gpu_book_op_stats(void *state, baic_compute_stats_cb cb, void *arg) {
+    gpu_book_t *b = state;
+    return compute_stats_queue(b->host, b->n, gpu_stat, b, cb, arg);
+}
+
+int gpu_book_op_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
+    gpu_book_t *b = state;
     json_t *per = json_object(), *root = json_object();
     if (per == NULL || root == NULL)
         goto nomem;
     for (size_t i = 0; i < alloc->n_parts; i++) {
         char amt[32];
-        gpu_format_amount(alloc->parts[i].amount, amt, sizeof amt);
+        compute_format_amount(alloc->parts[i].amount, BAIC_SLOT_UNIT, amt, sizeof amt);
         if (json_object_set_new(per, alloc->parts[i].device_id, json_string(amt)) != 0)
             goto nomem;
     }
@@ -300,12 +256,13 @@ nomem:
     return UV_ENOMEM;
 }
 
-int gpu_book_from_json(gpu_book_t *b, const char *kernel_id, const json_t *desc,
-                       baic_compute_alloc_t **out) {
+int gpu_book_op_from_json(void *state, const char *kernel_id, const json_t *desc,
+                          baic_compute_alloc_t **out) {
+    gpu_book_t *b = state;
     const json_t *per = json_object_get(desc, b->slot);
     if (!json_is_object(per))
         return BAIC_EBAD_INPUT;
-    gpu_alloc_t *a;
+    compute_alloc_t *a;
     int rc = gpu_new_alloc(b, kernel_id, &a);
     if (rc != 0)
         return rc;
@@ -314,8 +271,9 @@ int gpu_book_from_json(gpu_book_t *b, const char *kernel_id, const json_t *desc,
     json_object_foreach((json_t *)per, key, v) {
         gpu_dev_t *g = gpu_book_find(b, key);
         int64_t amount;
-        if (g == NULL || a->pub.n_parts >= b->n || gpu_parse_amount(v, &amount) != 0 ||
-            amount <= 0 || amount > BAIC_SLOT_UNIT || amount % b->quantum != 0) {
+        if (g == NULL || a->pub.n_parts >= b->n ||
+            compute_parse_amount(v, BAIC_SLOT_UNIT, &amount) != 0 || amount <= 0 ||
+            amount > BAIC_SLOT_UNIT || amount % b->quantum != 0) {
             rc = BAIC_EBAD_INPUT;
             break;
         }
@@ -326,9 +284,25 @@ int gpu_book_from_json(gpu_book_t *b, const char *kernel_id, const json_t *desc,
         a->parts[a->pub.n_parts++] = (baic_compute_alloc_part_t){g->id, b->slot, amount};
     }
     if (rc != 0) {
-        gpu_alloc_release(b, a);
+        compute_alloc_release(b->host, a);
         return rc;
     }
     gpu_commit(b, a, out);
     return 0;
+}
+
+int gpu_book_op_describe(void *state, const char *device_id, json_t **out) {
+    gpu_book_t *b = state;
+    gpu_dev_t *g = gpu_book_find(b, device_id);
+    if (g == NULL)
+        return BAIC_ENOT_FOUND;
+    char booked[32];
+    compute_format_amount(g->used, BAIC_SLOT_UNIT, booked, sizeof booked);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:s, s:s, s:s, s:s}", "id", g->id,
+                     "vendor", b->vendor->name, "model", g->model, "uuid", g->uuid,
+                     "memory_bytes", (json_int_t)g->d.memory_bytes, "index", (int)g->index,
+                     b->vendor->minor_key, (int)g->minor, "device_path", g->path,
+                     "driver_version", b->driver, "booked", booked, b->vendor->library_key,
+                     b->library);
+    return *out ? 0 : UV_ENOMEM;
 }
