@@ -70,3 +70,32 @@ char *compute_strdup(const baic_host_t *host, const char *s) {
         memcpy(p, s, n);
     return p;
 }
+
+json_t *compute_parts_to_json(const baic_compute_alloc_t *alloc, int64_t scale) {
+    json_t *per = json_object();
+    for (size_t i = 0; per != NULL && i < alloc->n_parts; i++) {
+        char amt[32];
+        compute_format_amount(alloc->parts[i].amount, scale, amt, sizeof amt);
+        if (json_object_set_new(per, alloc->parts[i].device_id, json_string(amt)) != 0) {
+            json_decref(per);
+            per = NULL;
+        }
+    }
+    return per;
+}
+
+int compute_slot_parts_to_json(const char *slot, const baic_compute_alloc_t *alloc,
+                               int64_t scale, json_t **out) {
+    json_t *per = compute_parts_to_json(alloc, scale), *root = json_object();
+    if (per == NULL || root == NULL) {
+        json_decref(per);
+        json_decref(root);
+        return UV_ENOMEM;
+    }
+    if (json_object_set_new(root, slot, per) != 0) { /* takes per even when it fails */
+        json_decref(root);
+        return UV_ENOMEM;
+    }
+    *out = root;
+    return 0;
+}

@@ -15,7 +15,7 @@
  * runs on the daemon's loop unless it says otherwise.
  */
 
-/* ---- amounts (amount.c) ---- */
+/* ---- amounts and config (amount.c) ---- */
 
 /* Decimal amount -> slot units at scale (BAIC_SLOT_UNIT or 1): 2, 0.5, "0.25".
  * A fraction finer than the scale allows, a sign or trailing text is refused.
@@ -24,6 +24,14 @@ int compute_parse_amount(const json_t *v, int64_t scale, int64_t *out);
 
 /* Slot units at scale -> "2", "0.25" (no trailing zeros) into buf of len bytes. */
 void compute_format_amount(int64_t v, int64_t scale, char *buf, size_t len);
+
+/* An allocation's parts as {"<device id>": "<amount>"}; a new reference, or NULL
+ * when out of memory. */
+json_t *compute_parts_to_json(const baic_compute_alloc_t *alloc, int64_t scale);
+/* {"<slot>": {"<device id>": "<amount>"}} into *out (caller owns). Returns 0 or
+ * UV_ENOMEM. */
+int compute_slot_parts_to_json(const char *slot, const baic_compute_alloc_t *alloc,
+                               int64_t scale, json_t **out);
 
 /* ---- config and memory ---- */
 

@@ -235,25 +235,7 @@ int gpu_book_op_stats(void *state, baic_compute_stats_cb cb, void *arg) {
 
 int gpu_book_op_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
     gpu_book_t *b = state;
-    json_t *per = json_object(), *root = json_object();
-    if (per == NULL || root == NULL)
-        goto nomem;
-    for (size_t i = 0; i < alloc->n_parts; i++) {
-        char amt[32];
-        compute_format_amount(alloc->parts[i].amount, BAIC_SLOT_UNIT, amt, sizeof amt);
-        if (json_object_set_new(per, alloc->parts[i].device_id, json_string(amt)) != 0)
-            goto nomem;
-    }
-    if (json_object_set_new(root, b->slot, per) != 0) {
-        per = NULL;
-        goto nomem;
-    }
-    *out = root;
-    return 0;
-nomem:
-    json_decref(per);
-    json_decref(root);
-    return UV_ENOMEM;
+    return compute_slot_parts_to_json(b->slot, alloc, BAIC_SLOT_UNIT, out);
 }
 
 int gpu_book_op_from_json(void *state, const char *kernel_id, const json_t *desc,

@@ -11,6 +11,8 @@
 #include <baic/compute.h>
 #include <baic/host.h>
 
+#include "compute_common.h"
+
 /*
  * Config ([plugin."compute/cpu"]), all optional:
  *   cores    [0, 2, 3] or "0-3,8": only these online cores are offered
@@ -41,13 +43,10 @@ typedef struct cpu_core {
 } cpu_core_t;
 
 typedef struct cpu_alloc {
-    baic_compute_alloc_t pub;
-    baic_compute_alloc_part_t *parts;
-    char *kernel_id;
+    compute_alloc_t base; /* first: base.pub.priv points at the cpu_alloc_t */
     int pinned;
     int64_t quota;   /* slot units (1e-6 cores) */
     char *cpuset;    /* "0-3,8", or NULL */
-    struct cpu_alloc *next;
 } cpu_alloc_t;
 
 typedef struct cpu_state {
@@ -63,68 +62,10 @@ typedef struct cpu_state {
     char sysfs[256];
     baic_slot_decl_t decl;
     const baic_slot_decl_t *decls[1];
-    cpu_alloc_t *allocs;
+    compute_alloc_t *allocs;
 } cpu_state_t;
 
 /* ---- small helpers ---- */
-
-static char *cpu_strdup(const baic_host_t *h, const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = h->alloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
-
-static int cpu_conf_fail(const baic_host_t *h, const char *key, const char *why) {
-    h->log(h, BAIC_LOG_ERROR, "bad_config", "key=%s reason=\"%s\"", key, why);
-    return BAIC_ECONFIG_TYPE;
-}
-
-/* "0.25", 2, 0.5 -> slot units. */
-static int cpu_parse_amount(const json_t *v, int64_t *out) {
-    char buf[64], *end;
-    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) < 1000000) {
-        *out = (int64_t)json_integer_value(v) * BAIC_SLOT_UNIT;
-        return 0;
-    }
-    if (json_is_real(v))
-        snprintf(buf, sizeof buf, "%.6f", json_real_value(v));
-    else if (json_is_string(v))
-        snprintf(buf, sizeof buf, "%s", json_string_value(v));
-    else
-        return BAIC_EBAD_INPUT;
-    /* Whole and fraction parsed separately so "0.1" is exactly 100000 units. */
-    if (!isdigit((unsigned char)buf[0]))
-        return BAIC_EBAD_INPUT;
-    long long whole = strtoll(buf, &end, 10);
-    int64_t frac = 0, step = BAIC_SLOT_UNIT;
-    if (*end == '.') {
-        for (end++; isdigit((unsigned char)*end); end++) {
-            step /= 10;
-            if (step == 0 && *end != '0')
-                return BAIC_EBAD_INPUT;
-            frac += (*end - '0') * step;
-        }
-    }
-    if (*end != '\0' || whole >= 1000000)
-        return BAIC_EBAD_INPUT;
-    *out = (int64_t)whole * BAIC_SLOT_UNIT + frac;
-    return 0;
-}
-
-static void cpu_format_amount(int64_t v, char *buf, size_t len) {
-    int64_t whole = v / BAIC_SLOT_UNIT, frac = v % BAIC_SLOT_UNIT;
-    if (frac == 0) {
-        snprintf(buf, len, "%" PRId64, whole);
-        return;
-    }
-    char fr[16];
-    snprintf(fr, sizeof fr, "%06" PRId64, frac);
-    for (size_t n = strlen(fr); n > 0 && fr[n - 1] == '0'; n--)
-        fr[n - 1] = '\0';
-    snprintf(buf, len, "%" PRId64 ".%s", whole, fr);
-}
 
 /* Parses a kernel cpu list ("0-3,8,10-11") into mark[0..max). Returns 0 or -1. */
 static int cpu_parse_list(const char *s, unsigned char *mark, int max) {
@@ -235,7 +176,7 @@ static int cpu_discover(cpu_state_t *st, const json_t *conf) {
         st->limited = 1;
         if (json_is_string(cores)) {
             if (cpu_parse_list(json_string_value(cores), want, CPU_MAX) != 0) {
-                rc = cpu_conf_fail(h, "cores", "want a cpu list like \"0-3,8\"");
+                rc = compute_conf_fail(h, "cores", "want a cpu list like \"0-3,8\"");
                 goto out;
             }
         } else if (json_is_array(cores)) {
@@ -244,13 +185,13 @@ static int cpu_discover(cpu_state_t *st, const json_t *conf) {
             json_array_foreach(cores, i, e) {
                 if (!json_is_integer(e) || json_integer_value(e) < 0 ||
                     json_integer_value(e) >= CPU_MAX) {
-                    rc = cpu_conf_fail(h, "cores", "want core numbers");
+                    rc = compute_conf_fail(h, "cores", "want core numbers");
                     goto out;
                 }
                 want[json_integer_value(e)] = 1;
             }
         } else {
-            rc = cpu_conf_fail(h, "cores", "want an array or a cpu list string");
+            rc = compute_conf_fail(h, "cores", "want an array or a cpu list string");
             goto out;
         }
         for (int i = 0; i < CPU_MAX; i++) {
@@ -263,7 +204,7 @@ static int cpu_discover(cpu_state_t *st, const json_t *conf) {
         long limit = CPU_MAX;
         if (count != NULL) {
             if (!json_is_integer(count) || json_integer_value(count) < 1) {
-                rc = cpu_conf_fail(h, "count", "want a positive integer");
+                rc = compute_conf_fail(h, "count", "want a positive integer");
                 goto out;
             }
             limit = (long)json_integer_value(count);
@@ -279,7 +220,7 @@ static int cpu_discover(cpu_state_t *st, const json_t *conf) {
     for (int i = 0; i < CPU_MAX; i++)
         n += want[i];
     if (n == 0) {
-        rc = cpu_conf_fail(h, "cores", "no online core left to offer");
+        rc = compute_conf_fail(h, "cores", "no online core left to offer");
         goto out;
     }
     st->cores = h->calloc(n, sizeof *st->cores);
@@ -325,17 +266,15 @@ out:
 /* ---- life cycle ---- */
 
 static void cpu_alloc_release(cpu_state_t *st, cpu_alloc_t *a) {
-    st->host->free(a->parts);
-    st->host->free(a->kernel_id);
     st->host->free(a->cpuset);
-    st->host->free(a);
+    compute_alloc_release(st->host, &a->base);
 }
 
 static void cpu_fini(void *state) {
     cpu_state_t *st = state;
     while (st->allocs != NULL) {
-        cpu_alloc_t *a = st->allocs;
-        st->allocs = a->next;
+        cpu_alloc_t *a = (cpu_alloc_t *)st->allocs;
+        st->allocs = a->base.next;
         cpu_alloc_release(st, a);
     }
     st->host->free(st->cores);
@@ -352,20 +291,20 @@ static int cpu_init(const baic_host_t *host, const json_t *conf, void **state) {
     int rc = 0;
     const json_t *v;
     if (conf != NULL && !json_is_object(conf))
-        rc = cpu_conf_fail(host, "plugin", "want a table");
+        rc = compute_conf_fail(host, "plugin", "want a table");
     v = json_object_get(conf, "pin");
     if (rc == 0 && v != NULL && !json_is_boolean(v))
-        rc = cpu_conf_fail(host, "pin", "want true or false");
+        rc = compute_conf_fail(host, "pin", "want true or false");
     st->pin = json_is_true(v);
     st->quantum = BAIC_SLOT_UNIT / 100;
     v = json_object_get(conf, "quantum");
     if (rc == 0 && v != NULL &&
-        (cpu_parse_amount(v, &st->quantum) != 0 || st->quantum <= 0 ||
+        (compute_parse_amount(v, BAIC_SLOT_UNIT, &st->quantum) != 0 || st->quantum <= 0 ||
          BAIC_SLOT_UNIT % st->quantum != 0))
-        rc = cpu_conf_fail(host, "quantum", "want a decimal that divides 1, e.g. 0.1");
+        rc = compute_conf_fail(host, "quantum", "want a decimal that divides 1, e.g. 0.1");
     v = json_object_get(conf, "sysfs");
     if (rc == 0 && v != NULL && !json_is_string(v))
-        rc = cpu_conf_fail(host, "sysfs", "want a path");
+        rc = compute_conf_fail(host, "sysfs", "want a path");
     snprintf(st->sysfs, sizeof st->sysfs, "%s", v ? json_string_value(v) : "/sys");
     if (rc == 0)
         rc = cpu_discover(st, conf);
@@ -413,12 +352,7 @@ static cpu_core_t *cpu_find(cpu_state_t *st, const char *id) {
 }
 
 static int cpu_allowed(const baic_compute_request_t *req, const cpu_core_t *c) {
-    if (req->device_ids == NULL)
-        return 1;
-    for (size_t i = 0; i < req->n_device_ids; i++)
-        if (req->device_ids[i] != NULL && strcmp(req->device_ids[i], c->id) == 0)
-            return 1;
-    return 0;
+    return compute_device_allowed(req, c->id, NULL);
 }
 
 /*
@@ -526,48 +460,36 @@ static size_t cpu_pick_quota(cpu_state_t *st, const baic_compute_request_t *req,
 }
 
 static int cpu_new_alloc(cpu_state_t *st, const char *kernel_id, cpu_alloc_t **out) {
-    cpu_alloc_t *a = st->host->calloc(1, sizeof *a);
-    if (a == NULL)
-        return UV_ENOMEM;
-    a->parts = st->host->calloc(st->n + 1, sizeof *a->parts);
-    a->kernel_id = cpu_strdup(st->host, kernel_id ? kernel_id : "");
-    if (a->parts == NULL || a->kernel_id == NULL) {
-        cpu_alloc_release(st, a);
-        return UV_ENOMEM;
-    }
-    a->pub.size = sizeof a->pub;
-    a->pub.kernel_id = a->kernel_id;
-    a->pub.parts = a->parts;
-    a->pub.priv = a;
-    *out = a;
-    return 0;
+    compute_alloc_t *base;
+    int rc = compute_alloc_new(st->host, sizeof **out, st->n, kernel_id, &base);
+    if (rc == 0)
+        *out = (cpu_alloc_t *)base;
+    return rc;
 }
 
 /* Books a's parts, sets its cpuset and links it in. */
 static int cpu_commit(cpu_state_t *st, cpu_alloc_t *a, baic_compute_alloc_t **out) {
     if (a->pinned) {
-        int nums[a->pub.n_parts + 1];
-        for (size_t i = 0; i < a->pub.n_parts; i++)
-            nums[i] = cpu_find(st, a->parts[i].device_id)->cpu;
-        qsort(nums, a->pub.n_parts, sizeof nums[0], cpu_cmp_int);
-        char set[a->pub.n_parts * 12 + 1];
-        cpu_format_list(nums, a->pub.n_parts, set, sizeof set);
-        a->cpuset = cpu_strdup(st->host, set);
-    } else if (st->limited && a->pub.n_parts > 0) {
+        int nums[a->base.pub.n_parts + 1];
+        for (size_t i = 0; i < a->base.pub.n_parts; i++)
+            nums[i] = cpu_find(st, a->base.parts[i].device_id)->cpu;
+        qsort(nums, a->base.pub.n_parts, sizeof nums[0], cpu_cmp_int);
+        char set[a->base.pub.n_parts * 12 + 1];
+        cpu_format_list(nums, a->base.pub.n_parts, set, sizeof set);
+        a->cpuset = compute_strdup(st->host, set);
+    } else if (st->limited && a->base.pub.n_parts > 0) {
         /* Quota kernels float, but never onto cores the operator kept out. */
-        a->cpuset = cpu_strdup(st->host, st->all_set);
+        a->cpuset = compute_strdup(st->host, st->all_set);
     }
-    if ((a->pinned || (st->limited && a->pub.n_parts > 0)) && a->cpuset == NULL)
+    if ((a->pinned || (st->limited && a->base.pub.n_parts > 0)) && a->cpuset == NULL)
         return UV_ENOMEM;
-    for (size_t i = 0; i < a->pub.n_parts; i++) {
-        cpu_core_t *c = cpu_find(st, a->parts[i].device_id);
-        c->used += a->parts[i].amount;
+    for (size_t i = 0; i < a->base.pub.n_parts; i++) {
+        cpu_core_t *c = cpu_find(st, a->base.parts[i].device_id);
+        c->used += a->base.parts[i].amount;
         c->pinned |= a->pinned;
-        a->quota += a->parts[i].amount;
+        a->quota += a->base.parts[i].amount;
     }
-    a->next = st->allocs;
-    st->allocs = a;
-    *out = &a->pub;
+    compute_alloc_link(&st->allocs, &a->base, out);
     return 0;
 }
 
@@ -589,13 +511,13 @@ static int cpu_allocate(void *state, const baic_compute_request_t *req,
         if (st->pin && amount % BAIC_SLOT_UNIT == 0) {
             size_t want = (size_t)(amount / BAIC_SLOT_UNIT);
             a->pinned = 1;
-            a->pub.n_parts = want <= st->n ? cpu_pick_pinned(st, req, want, a->parts) : 0;
-            if (a->pub.n_parts != want)
-                a->pub.n_parts = 0;
+            a->base.pub.n_parts = want <= st->n ? cpu_pick_pinned(st, req, want, a->base.parts) : 0;
+            if (a->base.pub.n_parts != want)
+                a->base.pub.n_parts = 0;
         } else {
-            a->pub.n_parts = cpu_pick_quota(st, req, amount, a->parts);
+            a->base.pub.n_parts = cpu_pick_quota(st, req, amount, a->base.parts);
         }
-        if (a->pub.n_parts == 0) {
+        if (a->base.pub.n_parts == 0) {
             cpu_alloc_release(st, a);
             return BAIC_ENO_RESOURCES;
         }
@@ -608,21 +530,17 @@ static int cpu_allocate(void *state, const baic_compute_request_t *req,
 
 static int cpu_free_allocation(void *state, baic_compute_alloc_t *alloc) {
     cpu_state_t *st = state;
-    for (cpu_alloc_t **pp = &st->allocs; *pp != NULL; pp = &(*pp)->next) {
-        cpu_alloc_t *a = *pp;
-        if (&a->pub != alloc)
-            continue;
-        *pp = a->next;
-        for (size_t i = 0; i < a->pub.n_parts; i++) {
-            cpu_core_t *c = cpu_find(st, a->parts[i].device_id);
-            c->used -= a->parts[i].amount;
-            if (a->pinned)
-                c->pinned = 0;
-        }
-        cpu_alloc_release(st, a);
-        return 0;
+    cpu_alloc_t *a = (cpu_alloc_t *)compute_alloc_unlink(&st->allocs, alloc);
+    if (a == NULL)
+        return BAIC_ENOT_FOUND;
+    for (size_t i = 0; i < alloc->n_parts; i++) {
+        cpu_core_t *c = cpu_find(st, alloc->parts[i].device_id);
+        c->used -= alloc->parts[i].amount;
+        if (a->pinned)
+            c->pinned = 0;
     }
-    return BAIC_ENOT_FOUND;
+    cpu_alloc_release(st, a);
+    return 0;
 }
 
 static int cpu_container_needs(void *state, const baic_compute_alloc_t *alloc,
@@ -631,7 +549,7 @@ static int cpu_container_needs(void *state, const baic_compute_alloc_t *alloc,
     if (alloc->n_parts == 0)
         return 0;
     char quota[32];
-    cpu_format_amount(a->quota, quota, sizeof quota);
+    compute_format_amount(a->quota, BAIC_SLOT_UNIT, quota, sizeof quota);
     int rc = b->add_env(b->needs, "BACKENDAI_CPU_QUOTA", quota);
     if (rc == 0 && a->cpuset != NULL)
         rc = b->add_env(b->needs, "BACKENDAI_CPU_CORES", a->cpuset);
@@ -642,16 +560,8 @@ static int cpu_container_needs(void *state, const baic_compute_alloc_t *alloc,
 static int cpu_alloc_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
     const cpu_alloc_t *a = alloc->priv;
     char quota[32];
-    json_t *per = json_object();
-    for (size_t i = 0; per != NULL && i < alloc->n_parts; i++) {
-        char amt[32];
-        cpu_format_amount(alloc->parts[i].amount, amt, sizeof amt);
-        if (json_object_set_new(per, alloc->parts[i].device_id, json_string(amt)) != 0) {
-            json_decref(per);
-            return UV_ENOMEM;
-        }
-    }
-    cpu_format_amount(a->quota, quota, sizeof quota);
+    json_t *per = compute_parts_to_json(alloc, BAIC_SLOT_UNIT);
+    compute_format_amount(a->quota, BAIC_SLOT_UNIT, quota, sizeof quota);
     *out = json_pack("{s:o, s:b, s:s, s:s?}", "cpu", per, "pinned", a->pinned, "cpu_quota", quota,
                      "cpuset", a->cpuset);
     return *out ? 0 : UV_ENOMEM;
@@ -673,7 +583,7 @@ static int cpu_alloc_from_json(void *state, const char *kernel_id, const json_t 
     json_object_foreach((json_t *)per, key, v) {
         cpu_core_t *c = cpu_find(st, key);
         int64_t amount;
-        if (c == NULL || a->pub.n_parts >= st->n || cpu_parse_amount(v, &amount) != 0 ||
+        if (c == NULL || a->base.pub.n_parts >= st->n || compute_parse_amount(v, BAIC_SLOT_UNIT, &amount) != 0 ||
             amount <= 0 || amount > BAIC_SLOT_UNIT || (a->pinned && amount != BAIC_SLOT_UNIT)) {
             rc = BAIC_EBAD_INPUT;
             break;
@@ -682,7 +592,7 @@ static int cpu_alloc_from_json(void *state, const char *kernel_id, const json_t 
             rc = BAIC_ENO_RESOURCES;
             break;
         }
-        a->parts[a->pub.n_parts++] = (baic_compute_alloc_part_t){c->id, "cpu", amount};
+        a->base.parts[a->base.pub.n_parts++] = (baic_compute_alloc_part_t){c->id, "cpu", amount};
     }
     if (rc == 0)
         rc = cpu_commit(st, a, out);
@@ -697,7 +607,7 @@ static int cpu_describe_device(void *state, const char *device_id, json_t **out)
     if (c == NULL)
         return BAIC_ENOT_FOUND;
     char booked[32];
-    cpu_format_amount(c->used, booked, sizeof booked);
+    compute_format_amount(c->used, BAIC_SLOT_UNIT, booked, sizeof booked);
     *out = json_pack("{s:s, s:s, s:i, s:s, s:b}", "id", c->id, "model", st->model, "numa_node",
                      c->d.numa_node, "booked", booked, "pinned", c->pinned);
     return *out ? 0 : UV_ENOMEM;

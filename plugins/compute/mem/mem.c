@@ -9,6 +9,8 @@
 #include <baic/compute.h>
 #include <baic/host.h>
 
+#include "compute_common.h"
+
 /*
  * Config ([plugin."compute/mem"]), all optional:
  *   reserve   what the host keeps for itself: bytes (integer), "2g"/"512MiB"/"1024k",
@@ -26,13 +28,6 @@
 
 #define MEM_GIB (INT64_C(1) << 30)
 
-typedef struct mem_alloc {
-    baic_compute_alloc_t pub;
-    baic_compute_alloc_part_t part;
-    char *kernel_id;
-    struct mem_alloc *next;
-} mem_alloc_t;
-
 typedef struct mem_state {
     const baic_host_t *host;
     int64_t total, reserve, capacity, used;
@@ -40,13 +35,8 @@ typedef struct mem_state {
     const baic_device_t *devs[1];
     baic_slot_decl_t decl;
     const baic_slot_decl_t *decls[1];
-    mem_alloc_t *allocs;
+    compute_alloc_t *allocs;
 } mem_state_t;
-
-static int mem_conf_fail(const baic_host_t *h, const char *key, const char *why) {
-    h->log(h, BAIC_LOG_ERROR, "bad_config", "key=%s reason=\"%s\"", key, why);
-    return BAIC_ECONFIG_TYPE;
-}
 
 /* Reads MemTotal (kB in the file) into *out bytes. Returns 0 or a code. */
 static int mem_read_total(const char *path, int64_t *out) {
@@ -125,10 +115,9 @@ static int mem_parse_size(const json_t *v, int64_t total, int64_t *out) {
 static void mem_fini(void *state) {
     mem_state_t *st = state;
     while (st->allocs != NULL) {
-        mem_alloc_t *a = st->allocs;
+        compute_alloc_t *a = st->allocs;
         st->allocs = a->next;
-        st->host->free(a->kernel_id);
-        st->host->free(a);
+        compute_alloc_release(st->host, a);
     }
     st->host->free(st);
 }
@@ -136,10 +125,10 @@ static void mem_fini(void *state) {
 static int mem_configure(mem_state_t *st, const json_t *conf) {
     const baic_host_t *h = st->host;
     if (conf != NULL && !json_is_object(conf))
-        return mem_conf_fail(h, "plugin", "want a table");
+        return compute_conf_fail(h, "plugin", "want a table");
     const json_t *v = json_object_get(conf, "meminfo");
     if (v != NULL && !json_is_string(v))
-        return mem_conf_fail(h, "meminfo", "want a path");
+        return compute_conf_fail(h, "meminfo", "want a path");
     const char *path = v ? json_string_value(v) : "/proc/meminfo";
     int rc = mem_read_total(path, &st->total);
     if (rc != 0) {
@@ -149,9 +138,9 @@ static int mem_configure(mem_state_t *st, const json_t *conf) {
     st->reserve = st->total / 10 < MEM_GIB ? st->total / 10 : MEM_GIB;
     v = json_object_get(conf, "reserve");
     if (v != NULL && mem_parse_size(v, st->total, &st->reserve) != 0)
-        return mem_conf_fail(h, "reserve", "want bytes, \"2g\" or \"10%\"");
+        return compute_conf_fail(h, "reserve", "want bytes, \"2g\" or \"10%\"");
     if (st->reserve >= st->total)
-        return mem_conf_fail(h, "reserve", "leaves no memory to offer");
+        return compute_conf_fail(h, "reserve", "leaves no memory to offer");
     st->capacity = st->total - st->reserve;
     return 0;
 }
@@ -223,23 +212,15 @@ static int mem_book(mem_state_t *st, const char *kernel_id, int64_t amount,
                       amount, st->capacity - st->used);
         return BAIC_ENO_RESOURCES;
     }
-    mem_alloc_t *a = st->host->calloc(1, sizeof *a);
-    size_t len = strlen(kernel_id ? kernel_id : "") + 1;
-    char *kid = st->host->alloc(len);
-    if (a == NULL || kid == NULL) {
-        st->host->free(a);
-        st->host->free(kid);
-        return UV_ENOMEM;
-    }
-    memcpy(kid, kernel_id ? kernel_id : "", len);
-    a->kernel_id = kid;
-    a->part = (baic_compute_alloc_part_t){"host", "mem", amount};
-    a->pub = (baic_compute_alloc_t){sizeof a->pub, kid, &a->part, amount > 0 ? 1 : 0, a};
+    compute_alloc_t *a;
+    int rc = compute_alloc_new(st->host, sizeof *a, 1, kernel_id, &a);
+    if (rc != 0)
+        return rc;
+    a->parts[0] = (baic_compute_alloc_part_t){"host", "mem", amount};
+    a->pub.n_parts = amount > 0 ? 1 : 0;
     st->used += amount;
-    a->next = st->allocs;
-    st->allocs = a;
+    compute_alloc_link(&st->allocs, a, out);
     mem_publish(st);
-    *out = &a->pub;
     return 0;
 }
 
@@ -248,30 +229,20 @@ static int mem_allocate(void *state, const baic_compute_request_t *req,
     mem_state_t *st = state;
     int64_t amount;
     baic_slots_get(&req->requested, "mem", &amount);
-    if (req->device_ids != NULL) {
-        int ok = 0;
-        for (size_t i = 0; i < req->n_device_ids; i++)
-            ok |= req->device_ids[i] != NULL && strcmp(req->device_ids[i], "host") == 0;
-        if (!ok && amount > 0)
-            return BAIC_ENO_RESOURCES;
-    }
+    if (amount > 0 && !compute_device_allowed(req, "host", NULL))
+        return BAIC_ENO_RESOURCES;
     return mem_book(st, req->kernel_id, amount, out);
 }
 
 static int mem_free_allocation(void *state, baic_compute_alloc_t *alloc) {
     mem_state_t *st = state;
-    for (mem_alloc_t **pp = &st->allocs; *pp != NULL; pp = &(*pp)->next) {
-        mem_alloc_t *a = *pp;
-        if (&a->pub != alloc)
-            continue;
-        *pp = a->next;
-        st->used -= a->part.amount;
-        mem_publish(st);
-        st->host->free(a->kernel_id);
-        st->host->free(a);
-        return 0;
-    }
-    return BAIC_ENOT_FOUND;
+    compute_alloc_t *a = compute_alloc_unlink(&st->allocs, alloc);
+    if (a == NULL)
+        return BAIC_ENOT_FOUND;
+    st->used -= a->parts[0].amount;
+    mem_publish(st);
+    compute_alloc_release(st->host, a);
+    return 0;
 }
 
 static int mem_container_needs(void *state, const baic_compute_alloc_t *alloc,

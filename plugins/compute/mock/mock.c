@@ -10,6 +10,8 @@
 #include <baic/compute.h>
 #include <baic/host.h>
 
+#include "compute_common.h"
+
 /*
  * Config ([plugin."compute/mock"]), all optional:
  *   slot        slot name                       "mock.device"
@@ -33,13 +35,6 @@ typedef struct mock_dev {
     int64_t used;
 } mock_dev_t;
 
-typedef struct mock_alloc {
-    baic_compute_alloc_t pub;
-    baic_compute_alloc_part_t *parts;
-    char *kernel_id;
-    struct mock_alloc *next;
-} mock_alloc_t;
-
 typedef struct mock_state {
     const baic_host_t *host;
     char *slot;
@@ -51,7 +46,7 @@ typedef struct mock_state {
     mock_dev_t *devs;
     const baic_device_t **dev_ptrs;
     size_t n_devs;
-    mock_alloc_t *allocs;
+    compute_alloc_t *allocs;
 } mock_state_t;
 
 /* ---- decimal amounts ---- */
@@ -60,81 +55,7 @@ static int64_t mock_scale(const mock_state_t *st) {
     return BAIC_SLOT_SCALE(st->type);
 }
 
-/* "1", "0.25", 3, 0.5 -> slot units at scale. Returns 0 or BAIC_EBAD_INPUT. */
-static int mock_parse_amount(const json_t *v, int64_t scale, int64_t *out) {
-    char buf[64];
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i < 0 || i > INT64_MAX / scale)
-            return BAIC_EBAD_INPUT;
-        *out = (int64_t)i * scale;
-        return 0;
-    }
-    if (json_is_real(v))
-        snprintf(buf, sizeof buf, "%.6f", json_real_value(v));
-    else if (json_is_string(v))
-        snprintf(buf, sizeof buf, "%s", json_string_value(v));
-    else
-        return BAIC_EBAD_INPUT;
-    const char *p = buf;
-    int64_t whole = 0, frac = 0, fscale = scale;
-    if (*p < '0' || *p > '9')
-        return BAIC_EBAD_INPUT;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (whole > (INT64_MAX / scale - 9) / 10)
-            return BAIC_EBAD_INPUT;
-        whole = whole * 10 + (*p - '0');
-    }
-    if (*p == '.') {
-        p++;
-        for (; *p >= '0' && *p <= '9'; p++) {
-            fscale /= 10;
-            if (fscale == 0) {
-                if (*p != '0')
-                    return BAIC_EBAD_INPUT; /* finer than the slot's resolution */
-                continue;
-            }
-            frac += (*p - '0') * fscale;
-        }
-    }
-    if (*p != '\0')
-        return BAIC_EBAD_INPUT;
-    *out = whole * scale + frac;
-    return 0;
-}
-
-/* Slot units -> "0.5", "2", "1073741824". */
-static void mock_format_amount(int64_t v, int64_t scale, char *buf, size_t len) {
-    if (scale == 1) {
-        snprintf(buf, len, "%" PRId64, v);
-        return;
-    }
-    int64_t whole = v / scale, frac = v % scale;
-    if (frac == 0) {
-        snprintf(buf, len, "%" PRId64, whole);
-        return;
-    }
-    char fr[24];
-    snprintf(fr, sizeof fr, "%06" PRId64, frac);
-    for (size_t n = strlen(fr); n > 0 && fr[n - 1] == '0'; n--)
-        fr[n - 1] = '\0';
-    snprintf(buf, len, "%" PRId64 ".%s", whole, fr);
-}
-
 /* ---- config ---- */
-
-static int mock_conf_fail(const baic_host_t *host, const char *key, const char *why) {
-    host->log(host, BAIC_LOG_ERROR, "bad_config", "key=%s reason=\"%s\"", key, why);
-    return BAIC_ECONFIG_TYPE;
-}
-
-static char *mock_strdup(const baic_host_t *host, const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = host->alloc(n);
-    if (p)
-        memcpy(p, s, n);
-    return p;
-}
 
 static int mock_write_device_file(mock_state_t *st, mock_dev_t *d, const char *dir) {
     char path[1024];
@@ -149,15 +70,15 @@ static int mock_write_device_file(mock_state_t *st, mock_dev_t *d, const char *d
     fprintf(f, "id=%s\nmodel=%s\nmemory=%" PRId64 "\n", d->id, d->model, d->d.memory_bytes);
     if (fclose(f) != 0)
         return -errno;
-    d->path = mock_strdup(st->host, path);
+    d->path = compute_strdup(st->host, path);
     return d->path ? 0 : UV_ENOMEM;
 }
 
 static int mock_add_device(mock_state_t *st, size_t i, const char *id, int64_t cap, int64_t mem,
                            const char *model, const char *dir) {
     mock_dev_t *d = &st->devs[i];
-    d->id = mock_strdup(st->host, id);
-    d->model = mock_strdup(st->host, model);
+    d->id = compute_strdup(st->host, id);
+    d->model = compute_strdup(st->host, model);
     if (d->id == NULL || d->model == NULL)
         return UV_ENOMEM;
     d->d.size = sizeof d->d;
@@ -181,9 +102,9 @@ static int mock_configure(mock_state_t *st, const json_t *conf) {
     const baic_host_t *h = st->host;
     const json_t *v;
     if (conf != NULL && !json_is_object(conf))
-        return mock_conf_fail(h, "plugin", "want a table");
+        return compute_conf_fail(h, "plugin", "want a table");
     v = json_object_get(conf, "slot");
-    st->slot = mock_strdup(h, json_is_string(v) ? json_string_value(v) : "mock.device");
+    st->slot = compute_strdup(h, json_is_string(v) ? json_string_value(v) : "mock.device");
     if (st->slot == NULL)
         return UV_ENOMEM;
     v = json_object_get(conf, "slot_type");
@@ -195,16 +116,16 @@ static int mock_configure(mock_state_t *st, const json_t *conf) {
     else if (strcmp(type, "unique") == 0)
         st->type = BAIC_SLOT_UNIQUE;
     else
-        return mock_conf_fail(h, "slot_type", "want count, bytes or unique");
+        return compute_conf_fail(h, "slot_type", "want count, bytes or unique");
     v = json_object_get(conf, "fractional");
     st->fractional = json_is_true(v) && st->type == BAIC_SLOT_COUNT;
     int64_t scale = mock_scale(st);
     st->quantum = st->fractional ? scale / 100 : scale;
     v = json_object_get(conf, "quantum");
-    if (v != NULL && (mock_parse_amount(v, scale, &st->quantum) != 0 || st->quantum <= 0))
-        return mock_conf_fail(h, "quantum", "want a positive decimal");
+    if (v != NULL && (compute_parse_amount(v, scale, &st->quantum) != 0 || st->quantum <= 0))
+        return compute_conf_fail(h, "quantum", "want a positive decimal");
     if (!st->fractional && st->quantum % scale != 0)
-        return mock_conf_fail(h, "quantum", "a fraction needs fractional = true");
+        return compute_conf_fail(h, "quantum", "a fraction needs fractional = true");
 
     v = json_object_get(conf, "model");
     const char *model = json_is_string(v) ? json_string_value(v) : "Mock Accelerator";
@@ -213,20 +134,20 @@ static int mock_configure(mock_state_t *st, const json_t *conf) {
     const json_t *list = json_object_get(conf, "devices");
     int64_t cap = scale, mem = 0;
     v = json_object_get(conf, "capacity");
-    if (v != NULL && (mock_parse_amount(v, scale, &cap) != 0 || cap <= 0))
-        return mock_conf_fail(h, "capacity", "want a positive decimal");
+    if (v != NULL && (compute_parse_amount(v, scale, &cap) != 0 || cap <= 0))
+        return compute_conf_fail(h, "capacity", "want a positive decimal");
     v = json_object_get(conf, "memory");
     if (v != NULL && (!json_is_integer(v) || json_integer_value(v) < 0))
-        return mock_conf_fail(h, "memory", "want bytes as an integer");
+        return compute_conf_fail(h, "memory", "want bytes as an integer");
     mem = v ? json_integer_value(v) : 0;
     size_t n = 1;
     if (list != NULL) {
         if (!json_is_array(list) || json_array_size(list) == 0)
-            return mock_conf_fail(h, "devices", "want a non-empty array");
+            return compute_conf_fail(h, "devices", "want a non-empty array");
         n = json_array_size(list);
     } else if ((v = json_object_get(conf, "count")) != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1024)
-            return mock_conf_fail(h, "count", "want an integer 0..1024");
+            return compute_conf_fail(h, "count", "want an integer 0..1024");
         n = (size_t)json_integer_value(v);
     }
     st->devs = h->calloc(n + 1, sizeof *st->devs);
@@ -242,25 +163,25 @@ static int mock_configure(mock_state_t *st, const json_t *conf) {
         if (list != NULL) {
             const json_t *e = json_array_get(list, i);
             if (!json_is_object(e))
-                return mock_conf_fail(h, "devices", "want tables");
+                return compute_conf_fail(h, "devices", "want tables");
             if (json_is_string(json_object_get(e, "id")))
                 id = json_string_value(json_object_get(e, "id"));
             if (json_is_string(json_object_get(e, "model")))
                 dmodel = json_string_value(json_object_get(e, "model"));
             if ((v = json_object_get(e, "capacity")) != NULL &&
-                (mock_parse_amount(v, scale, &dcap) != 0 || dcap <= 0))
-                return mock_conf_fail(h, "devices.capacity", "want a positive decimal");
+                (compute_parse_amount(v, scale, &dcap) != 0 || dcap <= 0))
+                return compute_conf_fail(h, "devices.capacity", "want a positive decimal");
             if ((v = json_object_get(e, "memory")) != NULL) {
                 if (!json_is_integer(v) || json_integer_value(v) < 0)
-                    return mock_conf_fail(h, "devices.memory", "want bytes as an integer");
+                    return compute_conf_fail(h, "devices.memory", "want bytes as an integer");
                 dmem = json_integer_value(v);
             }
         }
         if (dcap % st->quantum != 0)
-            return mock_conf_fail(h, "capacity", "not a multiple of the quantum");
+            return compute_conf_fail(h, "capacity", "not a multiple of the quantum");
         for (size_t j = 0; j < i; j++)
             if (strcmp(st->devs[j].id, id) == 0)
-                return mock_conf_fail(h, "devices.id", "duplicate device id");
+                return compute_conf_fail(h, "devices.id", "duplicate device id");
         int rc = mock_add_device(st, i, id, dcap, dmem, dmodel, dir);
         if (rc != 0)
             return rc;
@@ -284,11 +205,9 @@ static void mock_fini(void *state) {
     mock_state_t *st = state;
     const baic_host_t *h = st->host;
     while (st->allocs != NULL) {
-        mock_alloc_t *a = st->allocs;
+        compute_alloc_t *a = st->allocs;
         st->allocs = a->next;
-        h->free(a->parts);
-        h->free(a->kernel_id);
-        h->free(a);
+        compute_alloc_release(h, a);
     }
     for (size_t i = 0; st->devs != NULL && i < st->n_devs; i++) {
         if (st->devs[i].path != NULL)
@@ -349,15 +268,6 @@ static void mock_publish_usage(mock_state_t *st, const mock_dev_t *d) {
                          labels, (double)d->used / (double)mock_scale(st));
 }
 
-static int mock_pinned(const baic_compute_request_t *req, const char *id) {
-    if (req->device_ids == NULL)
-        return 1;
-    for (size_t i = 0; i < req->n_device_ids; i++)
-        if (strcmp(req->device_ids[i], id) == 0)
-            return 1;
-    return 0;
-}
-
 /* Books amount on st's devices into parts (room for n_devs), as *nparts entries.
  * An amount no larger than one device's capacity goes to a single device, the
  * fullest one it fits on (best fit keeps whole devices free for whole requests);
@@ -371,7 +281,7 @@ static int mock_book(mock_state_t *st, const baic_compute_request_t *req, int64_
     mock_dev_t *best = NULL;
     for (size_t i = 0; i < st->n_devs; i++) {
         mock_dev_t *d = &st->devs[i];
-        if (!mock_pinned(req, d->id))
+        if (!compute_device_allowed(req, d->id, NULL))
             continue;
         int64_t free_ = d->d.capacity - d->used;
         if (d->d.capacity > max_cap)
@@ -398,7 +308,7 @@ static int mock_book(mock_state_t *st, const baic_compute_request_t *req, int64_
             for (size_t j = 0; j < *nparts; j++)
                 if (parts[j].device_id == d->id)
                     taken = 1;
-            if (taken || !mock_pinned(req, d->id) || d->used >= d->d.capacity)
+            if (taken || !compute_device_allowed(req, d->id, NULL) || d->used >= d->d.capacity)
                 continue;
             if (emptiest == NULL ||
                 d->d.capacity - d->used > emptiest->d.capacity - emptiest->used)
@@ -414,32 +324,14 @@ static int mock_book(mock_state_t *st, const baic_compute_request_t *req, int64_
     return 0;
 }
 
-static int mock_new_alloc(mock_state_t *st, const char *kernel_id, mock_alloc_t **out) {
-    mock_alloc_t *a = st->host->calloc(1, sizeof *a);
-    if (a == NULL)
-        return UV_ENOMEM;
-    a->parts = st->host->calloc(st->n_devs + 1, sizeof *a->parts);
-    a->kernel_id = mock_strdup(st->host, kernel_id ? kernel_id : "");
-    if (a->parts == NULL || a->kernel_id == NULL) {
-        st->host->free(a->parts);
-        st->host->free(a->kernel_id);
-        st->host->free(a);
-        return UV_ENOMEM;
-    }
-    a->pub.size = sizeof a->pub;
-    a->pub.kernel_id = a->kernel_id;
-    a->pub.parts = a->parts;
-    a->pub.priv = a;
-    *out = a;
-    return 0;
+static int mock_new_alloc(mock_state_t *st, const char *kernel_id, compute_alloc_t **out) {
+    return compute_alloc_new(st->host, sizeof **out, st->n_devs, kernel_id, out);
 }
 
-static void mock_commit_alloc(mock_state_t *st, mock_alloc_t *a, baic_compute_alloc_t **out) {
-    a->next = st->allocs;
-    st->allocs = a;
+static void mock_commit_alloc(mock_state_t *st, compute_alloc_t *a, baic_compute_alloc_t **out) {
+    compute_alloc_link(&st->allocs, a, out);
     for (size_t i = 0; i < a->pub.n_parts; i++)
         mock_publish_usage(st, mock_find_dev(st, a->parts[i].device_id));
-    *out = &a->pub;
 }
 
 static int mock_allocate(void *state, const baic_compute_request_t *req,
@@ -452,15 +344,13 @@ static int mock_allocate(void *state, const baic_compute_request_t *req,
                       req->kernel_id ? req->kernel_id : "-", amount);
         return BAIC_EBAD_INPUT;
     }
-    mock_alloc_t *a;
+    compute_alloc_t *a;
     int rc = mock_new_alloc(st, req->kernel_id, &a);
     if (rc != 0)
         return rc;
     rc = mock_book(st, req, amount, a->parts, &a->pub.n_parts);
     if (rc != 0) {
-        st->host->free(a->parts);
-        st->host->free(a->kernel_id);
-        st->host->free(a);
+        compute_alloc_release(st->host, a);
         return rc;
     }
     mock_commit_alloc(st, a, out);
@@ -469,22 +359,16 @@ static int mock_allocate(void *state, const baic_compute_request_t *req,
 
 static int mock_free_allocation(void *state, baic_compute_alloc_t *alloc) {
     mock_state_t *st = state;
-    for (mock_alloc_t **pp = &st->allocs; *pp != NULL; pp = &(*pp)->next) {
-        mock_alloc_t *a = *pp;
-        if (&a->pub != alloc)
-            continue;
-        *pp = a->next;
-        for (size_t i = 0; i < a->pub.n_parts; i++) {
-            mock_dev_t *d = mock_find_dev(st, a->parts[i].device_id);
-            d->used -= a->parts[i].amount;
-            mock_publish_usage(st, d);
-        }
-        st->host->free(a->parts);
-        st->host->free(a->kernel_id);
-        st->host->free(a);
-        return 0;
+    compute_alloc_t *a = compute_alloc_unlink(&st->allocs, alloc);
+    if (a == NULL)
+        return BAIC_ENOT_FOUND;
+    for (size_t i = 0; i < a->pub.n_parts; i++) {
+        mock_dev_t *d = mock_find_dev(st, a->parts[i].device_id);
+        d->used -= a->parts[i].amount;
+        mock_publish_usage(st, d);
     }
-    return BAIC_ENOT_FOUND;
+    compute_alloc_release(st->host, a);
+    return 0;
 }
 
 /* BACKENDAI_MOCK_DEVICES=0,1  BACKENDAI_MOCK_SHARES=0:0.5,1:1  plus the fake device files. */
@@ -496,7 +380,7 @@ static int mock_container_needs(void *state, const baic_compute_alloc_t *alloc,
     for (size_t i = 0; i < alloc->n_parts; i++) {
         const baic_compute_alloc_part_t *p = &alloc->parts[i];
         char amt[32];
-        mock_format_amount(p->amount, mock_scale(st), amt, sizeof amt);
+        compute_format_amount(p->amount, mock_scale(st), amt, sizeof amt);
         dl += (size_t)snprintf(devs + dl, sizeof devs - dl, "%s%s", i ? "," : "", p->device_id);
         sl += (size_t)snprintf(shares + sl, sizeof shares - sl, "%s%s:%s", i ? "," : "",
                                p->device_id, amt);
@@ -578,26 +462,7 @@ static int mock_stats(void *state, baic_compute_stats_cb cb, void *arg) {
 /* {"<slot>": {"<device>": "<amount>"}} */
 static int mock_alloc_to_json(void *state, const baic_compute_alloc_t *alloc, json_t **out) {
     mock_state_t *st = state;
-    json_t *per_dev = json_object();
-    json_t *root = json_object();
-    if (per_dev == NULL || root == NULL)
-        goto nomem;
-    for (size_t i = 0; i < alloc->n_parts; i++) {
-        char amt[32];
-        mock_format_amount(alloc->parts[i].amount, mock_scale(st), amt, sizeof amt);
-        if (json_object_set_new(per_dev, alloc->parts[i].device_id, json_string(amt)) != 0)
-            goto nomem;
-    }
-    if (json_object_set_new(root, st->slot, per_dev) != 0) {
-        per_dev = NULL;
-        goto nomem;
-    }
-    *out = root;
-    return 0;
-nomem:
-    json_decref(per_dev);
-    json_decref(root);
-    return UV_ENOMEM;
+    return compute_slot_parts_to_json(st->slot, alloc, mock_scale(st), out);
 }
 
 static int mock_alloc_from_json(void *state, const char *kernel_id, const json_t *desc,
@@ -606,7 +471,7 @@ static int mock_alloc_from_json(void *state, const char *kernel_id, const json_t
     const json_t *per_dev = json_object_get(desc, st->slot);
     if (!json_is_object(per_dev))
         return BAIC_EBAD_INPUT;
-    mock_alloc_t *a;
+    compute_alloc_t *a;
     int rc = mock_new_alloc(st, kernel_id, &a);
     if (rc != 0)
         return rc;
@@ -616,7 +481,7 @@ static int mock_alloc_from_json(void *state, const char *kernel_id, const json_t
         mock_dev_t *d = mock_find_dev(st, key);
         int64_t amount;
         if (d == NULL || a->pub.n_parts >= st->n_devs ||
-            mock_parse_amount(v, mock_scale(st), &amount) != 0) {
+            compute_parse_amount(v, mock_scale(st), &amount) != 0) {
             rc = BAIC_EBAD_INPUT;
             break;
         }
@@ -630,9 +495,7 @@ static int mock_alloc_from_json(void *state, const char *kernel_id, const json_t
     if (rc != 0) {
         for (size_t i = 0; i < a->pub.n_parts; i++)
             mock_find_dev(st, a->parts[i].device_id)->used -= a->parts[i].amount;
-        st->host->free(a->parts);
-        st->host->free(a->kernel_id);
-        st->host->free(a);
+        compute_alloc_release(st->host, a);
         return rc;
     }
     mock_commit_alloc(st, a, out);
@@ -645,8 +508,8 @@ static int mock_describe_device(void *state, const char *device_id, json_t **out
     if (d == NULL)
         return BAIC_ENOT_FOUND;
     char cap[32], used[32];
-    mock_format_amount(d->d.capacity, mock_scale(st), cap, sizeof cap);
-    mock_format_amount(d->used, mock_scale(st), used, sizeof used);
+    compute_format_amount(d->d.capacity, mock_scale(st), cap, sizeof cap);
+    compute_format_amount(d->used, mock_scale(st), used, sizeof used);
     *out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s?}", "id", d->id, "model", d->model,
                      "slot", st->slot, "memory_bytes", (json_int_t)d->d.memory_bytes,
                      "capacity", cap, "allocated", used, "device_file", d->path);
