@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <baic/host.h>
 #include <baic/selector.h>
 
 #define SEL_NONE ((size_t)-1)
@@ -56,6 +57,50 @@ static inline double sel_utilisation(const sel_work_t *w, size_t a) {
             u += (double)used / (double)cap;
     }
     return u;
+}
+
+/* The fitting agent whose utilisation is highest (most > 0) or lowest (most == 0);
+ * ties go to the earlier agent in the list. SEL_NONE if none fits. */
+static inline size_t sel_by_utilisation(const sel_work_t *w, const int64_t *need,
+                                        const char *arch, int most) {
+    size_t best = SEL_NONE;
+    double best_u = 0;
+    for (size_t a = 0; a < w->n_agents; a++) {
+        if (!sel_fits(w, a, need, arch))
+            continue;
+        double u = sel_utilisation(w, a);
+        if (best == SEL_NONE || (most ? u > best_u : u < best_u)) {
+            best = a;
+            best_u = u;
+        }
+    }
+    return best;
+}
+
+/* A selector's state begins with the host pointer; one that keeps nothing else
+ * uses sel_plain_init and sel_state_fini as its init and fini. */
+typedef struct sel_plain_state {
+    const baic_host_t *host;
+} sel_plain_state_t;
+
+/* Allocates a zeroed state of size bytes (>= sizeof(sel_plain_state_t)) that
+ * remembers host. Returns 0 or UV_ENOMEM. */
+static inline int sel_state_init(const baic_host_t *host, size_t size, void **state) {
+    sel_plain_state_t *st = host->calloc(1, size);
+    if (st == NULL)
+        return UV_ENOMEM;
+    st->host = host;
+    *state = st;
+    return 0;
+}
+
+static inline int sel_plain_init(const baic_host_t *host, const json_t *conf, void **state) {
+    return sel_state_init(host, sizeof(sel_plain_state_t), state);
+}
+
+static inline void sel_state_fini(void *state) {
+    sel_plain_state_t *st = state;
+    st->host->free(st);
 }
 
 static inline int sel_add_name(sel_work_t *w, const char *name) {

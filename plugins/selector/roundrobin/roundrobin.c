@@ -9,7 +9,7 @@
 #include "../select_common.h"
 
 typedef struct roundrobin_state {
-    const baic_host_t *host;
+    const baic_host_t *host; /* first, as sel_state_fini wants */
     char last[256]; /* id of the agent chosen last; "" before the first choice */
 } roundrobin_state_t;
 
@@ -52,22 +52,12 @@ static int roundrobin_select(void *state, const baic_sel_request_t *req,
 }
 
 static int roundrobin_init(const baic_host_t *host, const json_t *conf, void **state) {
-    roundrobin_state_t *st = host->calloc(1, sizeof *st);
-    if (st == NULL)
-        return UV_ENOMEM;
-    st->host = host;
-    *state = st;
-    return 0;
-}
-
-static void roundrobin_fini(void *state) {
-    roundrobin_state_t *st = state;
-    st->host->free(st);
+    return sel_state_init(host, sizeof(roundrobin_state_t), state);
 }
 
 static const baic_selector_ops_t roundrobin_ops = {
     .select = roundrobin_select,
 };
 
-BAIC_PLUGIN_DEFINE(selector, roundrobin, "1.0.0", roundrobin_init, roundrobin_fini,
+BAIC_PLUGIN_DEFINE(selector, roundrobin, "1.0.0", roundrobin_init, sel_state_fini,
                    &roundrobin_ops)
