@@ -8,23 +8,12 @@
 #include <baic/compute.h>
 
 #include "baic_check.h"
+#include "plugins/compute_fixture.h"
 #include "plugins/mock_host.h"
 
 #define U(x) ((int64_t)((x) * 1000000.0 + 0.5))
 
-typedef struct cut {
-    baic_mock_host_t *m;
-    const baic_compute_ops_t *ops;
-    void *st;
-    char dev[64];
-} cut_t;
-
-static void cc_fake_lib(char *buf, size_t len) {
-    const char *b = getenv("BAIC_BUILD_DIR");
-    ck_assert_msg(b != NULL, "BAIC_BUILD_DIR not set (run through ctest)");
-    snprintf(buf, len, "%s/fake-gpu/nvml/libnvidia-ml.so.1", b);
-    ck_assert_msg(access(buf, R_OK) == 0, "%s missing: build baic_fake_nvml", buf);
-}
+typedef cf_cut_t cut_t;
 
 /* A fake /dev with the given node names (plain files stand in for char devices). */
 static void cc_make_dev(cut_t *c, const char *const *nodes) {
@@ -48,39 +37,10 @@ static void cc_load(cut_t *c, const char *ndev, const char *extra) {
         static const char *const nodes[] = {"nvidia0", "nvidia1", "nvidiactl", NULL};
         cc_make_dev(c, nodes);
     }
-    cc_fake_lib(lib, sizeof lib);
+    cf_fake_lib(lib, sizeof lib, "fake-gpu/nvml/libnvidia-ml.so.1");
     snprintf(conf_txt, sizeof conf_txt, "{\"nvml_library\": \"%s\", \"dev_root\": \"%s\"%s%s}",
              lib, c->dev, *extra ? ", " : "", extra);
-    json_error_t e;
-    json_t *conf = json_loads(conf_txt, 0, &e);
-    ck_assert_msg(conf != NULL, "%s", e.text);
-    c->m = baic_mock_host_new(NULL);
-    const baic_plugin_desc_t *d;
-    int rc = baic_mock_host_load_named(c->m, "compute", "cuda", conf, &d, &c->st);
-    json_decref(conf);
-    ck_assert_msg(rc == 0, "load: %s", baic_mock_host_last_error(c->m));
-    c->ops = d->ops;
-}
-
-static void cc_free(cut_t *c) {
-    baic_mock_host_free(c->m);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", c->dev);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static size_t cc_nslots(cut_t *c) {
-    const baic_slot_decl_t *const *decls;
-    size_t n = 99;
-    ck_assert_int_eq(c->ops->list_slots(c->st, &decls, &n), 0);
-    return n;
-}
-
-static int cc_alloc(cut_t *c, const char *slot, int64_t amount, baic_compute_alloc_t **out) {
-    baic_slot_t s = {slot, amount};
-    baic_compute_request_t req = {.size = sizeof req, .kernel_id = "k", .session_id = "s",
-                                  .requested = {&s, 1}};
-    return c->ops->allocate(c->st, &req, out);
+    cf_load(c, "cuda", conf_txt);
 }
 
 /* A builder that records env, devices and cgroup rules as text. */
@@ -127,13 +87,13 @@ static void cc_needs(cut_t *c, const baic_compute_alloc_t *a, rec_t *r) {
 START_TEST(zero_devices_no_slots) {
     cut_t c = {0};
     cc_load(&c, "0", "");
-    ck_assert_uint_eq(cc_nslots(&c), 0);
+    ck_assert_uint_eq(cf_nslots(&c), 0);
     const baic_device_t *const *devs;
     size_t n = 9;
     ck_assert_int_eq(c.ops->list_devices(c.st, &devs, &n), 0);
     ck_assert_uint_eq(n, 0);
     ck_assert(baic_mock_host_log_contains(c.m, "event=no_gpus reason=\"NVML reports 0 devices\""));
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -141,10 +101,10 @@ START_TEST(init_failure_no_slots) {
     cut_t c = {0};
     setenv("FAKE_NVML_FAIL_INIT", "1", 1);
     cc_load(&c, "4", "");
-    ck_assert_uint_eq(cc_nslots(&c), 0);
+    ck_assert_uint_eq(cf_nslots(&c), 0);
     ck_assert(baic_mock_host_log_contains(c.m, "reason=\"nvmlInit failed\" nvml=9"));
     ck_assert(baic_mock_host_log_contains(c.m, "Driver Not Loaded"));
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -173,7 +133,7 @@ END_TEST
 /* Without nvml_library the default search finds libnvidia-ml.so.1 on the library path. */
 START_TEST(default_search_path) {
     char lib[512];
-    cc_fake_lib(lib, sizeof lib);
+    cf_fake_lib(lib, sizeof lib, "fake-gpu/nvml/libnvidia-ml.so.1");
     *strrchr(lib, '/') = '\0';
     setenv("LTDL_LIBRARY_PATH", lib, 1);
     setenv("FAKE_NVML_DEVICES", "2", 1);
@@ -211,15 +171,15 @@ START_TEST(one_device) {
     ck_assert_int_eq(devs[0]->capacity, U(1));
     ck_assert_str_eq(strrchr(devs[0]->device_path, '/'), "/nvidia0");
     baic_compute_alloc_t *a, *x;
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(0.5), &x), BAIC_EBAD_INPUT);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(2), &x), BAIC_ENO_RESOURCES);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(1), &a), 0);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(1), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(0.5), &x), BAIC_EBAD_INPUT);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(2), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(1), &a), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(1), &x), BAIC_ENO_RESOURCES);
     ck_assert_double_eq(baic_mock_host_metric(c.m, "baic_cuda_device_booked", "device=\"0\""), 1.0);
     ck_assert_int_eq(c.ops->free_allocation(c.st, a), 0);
     ck_assert_int_eq(c.ops->free_allocation(c.st, a), BAIC_ENOT_FOUND);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(1), &a), 0);
-    cc_free(&c);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(1), &a), 0);
+    cf_free(&c);
 }
 END_TEST
 
@@ -228,7 +188,7 @@ START_TEST(four_devices_needs) {
     cc_load(&c, "4", "");
     baic_compute_alloc_t *a, *b, *x;
     rec_t r;
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(2), &a), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(2), &a), 0);
     ck_assert_uint_eq(a->n_parts, 2);
     ck_assert_str_eq(a->parts[0].device_id, "0");
     ck_assert_str_eq(a->parts[1].device_id, "1");
@@ -239,13 +199,13 @@ START_TEST(four_devices_needs) {
     /* Only nodes present on the host: no nvidia-uvm here. */
     ck_assert_str_eq(r.devs, "nvidia0:/dev/nvidia0;nvidia1:/dev/nvidia1;nvidiactl:/dev/nvidiactl;");
     ck_assert_str_eq(r.rules, "c 195:0 rwm;c 195:1 rwm;c 195:255 rwm;");
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(3), &x), BAIC_ENO_RESOURCES);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(2), &b), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(3), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(2), &b), 0);
     ck_assert_str_eq(b->parts[0].device_id, "2");
     /* nvidia2 and nvidia3 do not exist in this fake /dev: only the control node. */
     cc_needs(&c, b, &r);
     ck_assert_str_eq(r.devs, "nvidiactl:/dev/nvidiactl;");
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(1), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(1), &x), BAIC_ENO_RESOURCES);
     /* A kernel pinned to a device by UUID gets that one once it is free. */
     c.ops->free_allocation(c.st, a);
     const char *pin[] = {UUID(1)};
@@ -255,7 +215,7 @@ START_TEST(four_devices_needs) {
     ck_assert_int_eq(c.ops->allocate(c.st, &req, &a), 0);
     ck_assert_str_eq(a->parts[0].device_id, "1");
     ck_assert_int_eq(c.ops->allocate(c.st, &req, &x), BAIC_ENO_RESOURCES);
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -264,11 +224,11 @@ START_TEST(index_visibility_and_mounts) {
     cc_load(&c, "2", "\"visible\": \"index\", \"mounts\": [\"/usr/lib/libcuda.so.1\"]");
     baic_compute_alloc_t *a;
     rec_t r;
-    ck_assert_int_eq(cc_alloc(&c, "cuda.device", U(2), &a), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.device", U(2), &a), 0);
     cc_needs(&c, a, &r);
     ck_assert_ptr_nonnull(strstr(r.env, "NVIDIA_VISIBLE_DEVICES=0,1;"));
     ck_assert_str_eq(r.mounts, "/usr/lib/libcuda.so.1;");
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -282,18 +242,18 @@ START_TEST(fractional_shares) {
     ck_assert_int_eq(decls[0]->fractional, 1);
     ck_assert_int_eq(decls[0]->quantum, U(0.05));
     baic_compute_alloc_t *a1, *a2, *a3, *x;
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(0.01), &x), BAIC_EBAD_INPUT);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(0.5), &a1), 0);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(0.25), &a2), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(0.01), &x), BAIC_EBAD_INPUT);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(0.5), &a1), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(0.25), &a2), 0);
     ck_assert_str_eq(a2->parts[0].device_id, "0"); /* packs onto the used device */
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(1.5), &x), BAIC_ENO_RESOURCES);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(1.25), &a3), 0);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(1.5), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(1.25), &a3), 0);
     ck_assert_uint_eq(a3->n_parts, 2); /* device 1 whole + 0.25 of device 0 */
     ck_assert_str_eq(a3->parts[0].device_id, "1");
     ck_assert_int_eq(a3->parts[0].amount, U(1));
     ck_assert_str_eq(a3->parts[1].device_id, "0");
     ck_assert_int_eq(a3->parts[1].amount, U(0.25));
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(0.05), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(0.05), &x), BAIC_ENO_RESOURCES);
     rec_t r;
     cc_needs(&c, a3, &r);
     ck_assert_ptr_nonnull(strstr(r.env, "BACKENDAI_CUDA_SHARES=1:1,0:0.25;"));
@@ -308,7 +268,7 @@ START_TEST(fractional_shares) {
     ck_assert_int_eq(c.ops->alloc_from_json(c.st, "k2", j, &x), BAIC_ENO_RESOURCES);
     ck_assert_int_eq(c.ops->free_allocation(c.st, a3), 0);
     ck_assert_int_eq(c.ops->alloc_from_json(c.st, "k2", j, &a3), 0);
-    ck_assert_int_eq(cc_alloc(&c, "cuda.shares", U(0.05), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "cuda.shares", U(0.05), &x), BAIC_ENO_RESOURCES);
     json_decref(j);
 
     ck_assert_int_eq(c.ops->describe_device(c.st, "0", &j), 0);
@@ -319,7 +279,7 @@ START_TEST(fractional_shares) {
     ck_assert_int_eq(json_integer_value(json_object_get(j, "memory_bytes")), INT64_C(16) << 30);
     json_decref(j);
     ck_assert_int_eq(c.ops->describe_device(c.st, "7", &j), BAIC_ENOT_FOUND);
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -360,7 +320,7 @@ START_TEST(stats_off_loop) {
     ck_assert_double_eq_tol(v.power[2], 52.0, 1e-9);
     ck_assert_double_eq_tol(v.temp[1], 41.0, 1e-9);
     ck_assert_int_eq(v.used[1], INT64_C(1) << 30);
-    cc_free(&c);
+    cf_free(&c);
 }
 END_TEST
 

@@ -9,23 +9,12 @@
 #include <baic/compute.h>
 
 #include "baic_check.h"
+#include "plugins/compute_fixture.h"
 #include "plugins/mock_host.h"
 
 #define U(x) ((int64_t)((x) * 1000000.0 + 0.5))
 
-typedef struct rt {
-    baic_mock_host_t *m;
-    const baic_compute_ops_t *ops;
-    void *st;
-    char dev[64];
-} rt_t;
-
-static void rt_fake_lib(char *buf, size_t len) {
-    const char *b = getenv("BAIC_BUILD_DIR");
-    ck_assert_msg(b != NULL, "BAIC_BUILD_DIR not set (run through ctest)");
-    snprintf(buf, len, "%s/fake-gpu/rocm/librocm_smi64.so", b);
-    ck_assert_msg(access(buf, R_OK) == 0, "%s missing: build baic_fake_rocm", buf);
-}
+typedef cf_cut_t rt_t;
 
 /* Fake /dev with kfd and render nodes 128 and 129 (plain files). */
 static void rt_load(rt_t *c, const char *ndev, const char *extra) {
@@ -42,38 +31,10 @@ static void rt_load(rt_t *c, const char *ndev, const char *extra) {
         ck_assert_ptr_nonnull(f);
         fclose(f);
     }
-    rt_fake_lib(lib, sizeof lib);
+    cf_fake_lib(lib, sizeof lib, "fake-gpu/rocm/librocm_smi64.so");
     snprintf(conf_txt, sizeof conf_txt, "{\"rsmi_library\": \"%s\", \"dev_root\": \"%s\"%s%s}",
              lib, c->dev, *extra ? ", " : "", extra);
-    json_t *conf = json_loads(conf_txt, 0, NULL);
-    ck_assert_ptr_nonnull(conf);
-    c->m = baic_mock_host_new(NULL);
-    const baic_plugin_desc_t *d;
-    int rc = baic_mock_host_load_named(c->m, "compute", "rocm", conf, &d, &c->st);
-    json_decref(conf);
-    ck_assert_msg(rc == 0, "load: %s", baic_mock_host_last_error(c->m));
-    c->ops = d->ops;
-}
-
-static void rt_free(rt_t *c) {
-    baic_mock_host_free(c->m);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", c->dev);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static size_t rt_nslots(rt_t *c) {
-    const baic_slot_decl_t *const *decls;
-    size_t n = 99;
-    ck_assert_int_eq(c->ops->list_slots(c->st, &decls, &n), 0);
-    return n;
-}
-
-static int rt_alloc(rt_t *c, const char *slot, int64_t amount, baic_compute_alloc_t **out) {
-    baic_slot_t s = {slot, amount};
-    baic_compute_request_t req = {.size = sizeof req, .kernel_id = "k", .session_id = "s",
-                                  .requested = {&s, 1}};
-    return c->ops->allocate(c->st, &req, out);
+    cf_load(c, "rocm", conf_txt);
 }
 
 typedef struct rec {
@@ -114,15 +75,15 @@ static void rt_needs(rt_t *c, const baic_compute_alloc_t *a, rec_t *r) {
 START_TEST(no_gpu_cases) {
     rt_t c;
     rt_load(&c, "0", "");
-    ck_assert_uint_eq(rt_nslots(&c), 0);
+    ck_assert_uint_eq(cf_nslots(&c), 0);
     ck_assert(baic_mock_host_log_contains(c.m, "reason=\"rocm-smi reports 0 devices\""));
-    rt_free(&c);
+    cf_free(&c);
 
     setenv("FAKE_ROCM_FAIL_INIT", "1", 1);
     rt_load(&c, "2", "");
-    ck_assert_uint_eq(rt_nslots(&c), 0);
+    ck_assert_uint_eq(cf_nslots(&c), 0);
     ck_assert(baic_mock_host_log_contains(c.m, "reason=\"rsmi_init failed\" rsmi=8"));
-    rt_free(&c);
+    cf_free(&c);
     unsetenv("FAKE_ROCM_FAIL_INIT");
 
     baic_mock_host_t *m = baic_mock_host_new(NULL);
@@ -155,16 +116,16 @@ START_TEST(whole_devices_needs) {
     ck_assert_int_eq(devs[3]->memory_bytes, INT64_C(64) << 30);
     ck_assert_str_eq(strrchr(devs[3]->device_path, '/'), "/renderD131");
     baic_compute_alloc_t *a, *b, *x;
-    ck_assert_int_eq(rt_alloc(&c, "rocm.device", U(2), &a), 0);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.device", U(2), &a), 0);
     rec_t r;
     rt_needs(&c, a, &r);
     ck_assert_str_eq(r.env, "ROCR_VISIBLE_DEVICES=GPU-fa4e000000000000,GPU-fa4e000000000001;"
                             "HIP_VISIBLE_DEVICES=0,1;");
     ck_assert_str_eq(r.devs, "/dev/kfd;/dev/dri/renderD128;/dev/dri/renderD129;");
     ck_assert_str_eq(r.rules, "c 226:128;c 226:129;"); /* kfd is a plain file here: no rule */
-    ck_assert_int_eq(rt_alloc(&c, "rocm.device", U(2), &b), 0);
-    ck_assert_int_eq(rt_alloc(&c, "rocm.device", U(1), &x), BAIC_ENO_RESOURCES);
-    ck_assert_int_eq(rt_alloc(&c, "rocm.device", U(0.5), &x), BAIC_EBAD_INPUT);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.device", U(2), &b), 0);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.device", U(1), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.device", U(0.5), &x), BAIC_EBAD_INPUT);
     rt_needs(&c, b, &r);
     ck_assert_str_eq(r.devs, "/dev/kfd;"); /* renderD130/131 do not exist here */
     json_t *j;
@@ -173,7 +134,7 @@ START_TEST(whole_devices_needs) {
     ck_assert_str_eq(json_string_value(json_object_get(j, "driver_version")), "6.7.0-fake");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "render_minor")), 129);
     json_decref(j);
-    rt_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -181,9 +142,9 @@ START_TEST(shares_and_restore) {
     rt_t c;
     rt_load(&c, "2", "\"mode\": \"shares\"");
     baic_compute_alloc_t *a, *b, *x;
-    ck_assert_int_eq(rt_alloc(&c, "rocm.shares", U(0.4), &a), 0);
-    ck_assert_int_eq(rt_alloc(&c, "rocm.shares", U(1.6), &b), 0);
-    ck_assert_int_eq(rt_alloc(&c, "rocm.shares", U(0.01), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.shares", U(0.4), &a), 0);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.shares", U(1.6), &b), 0);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.shares", U(0.01), &x), BAIC_ENO_RESOURCES);
     rec_t r;
     rt_needs(&c, b, &r);
     ck_assert_ptr_nonnull(strstr(r.env, "BACKENDAI_ROCM_SHARES=1:1,0:0.6;"));
@@ -191,9 +152,9 @@ START_TEST(shares_and_restore) {
     ck_assert_int_eq(c.ops->alloc_to_json(c.st, b, &j), 0);
     ck_assert_int_eq(c.ops->free_allocation(c.st, b), 0);
     ck_assert_int_eq(c.ops->alloc_from_json(c.st, "k", j, &b), 0);
-    ck_assert_int_eq(rt_alloc(&c, "rocm.shares", U(0.01), &x), BAIC_ENO_RESOURCES);
+    ck_assert_int_eq(cf_alloc(&c, "rocm.shares", U(0.01), &x), BAIC_ENO_RESOURCES);
     json_decref(j);
-    rt_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
@@ -229,7 +190,7 @@ START_TEST(stats_off_loop) {
     ck_assert_double_eq_tol(v.util, 10.0, 1e-9);
     ck_assert_double_eq_tol(v.power, 101.0, 1e-9);
     ck_assert_double_eq_tol(v.temp, 41.0, 1e-9);
-    rt_free(&c);
+    cf_free(&c);
 }
 END_TEST
 
