@@ -212,8 +212,9 @@ static void env_open(env_t *e, const char *runtime) {
     char state[600], images[600], root[600];
     snprintf(state, sizeof state, "%s/state", e->dir);
     snprintf(root, sizeof root, "%s/rt-root", e->dir);
-    /* Shared across tests of one run: the point of the store is pulling once. */
-    snprintf(images, sizeof images, "%s/oci-store", g_cache);
+    /* Shared by the tests of one run (the point of the store is pulling once) and
+     * removed with the registry, since its keys name the registry's random port. */
+    snprintf(images, sizeof images, "%s/oci-store", g_regdir);
     e->conf = json_pack("{s:s, s:s, s:s, s:s, s:s}", "runtime", runtime, "state_dir", state,
                         "image_dir", images, "runtime_root", root, "cgroup_parent",
                         "baic-test");
