@@ -34,3 +34,12 @@ if [ -n "$missing" ]; then
 else
     echo "install-deps: all packages present"
 fi
+
+# Debian's docker-registry and redis-server packages enable system-wide services on
+# their default ports; baic runs its own private instances on loopback, so the
+# packaged ones are stopped where systemd manages them.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    for unit in docker-registry redis-server; do
+        systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
+fi
