@@ -35,11 +35,9 @@ else
     echo "install-deps: all packages present"
 fi
 
-# Debian's docker-registry and redis-server packages enable system-wide services on
-# their default ports; baic runs its own private instances on loopback, so the
-# packaged ones are stopped where systemd manages them.
+# Debian's docker-registry package enables a service listening on every address
+# without authentication; baic runs its own registry on loopback, so the packaged
+# one is stopped where systemd manages it.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for unit in docker-registry redis-server; do
-        systemctl disable --now "$unit" >/dev/null 2>&1 || true
-    done
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
