@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared declarations of baic-agent's files: the agent, its kernels, and the calls between them. */
+#ifndef BAIC_AGENT_H
+#define BAIC_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <baic/compute.h>
+#include <baic/runtime.h>
+
+#include "events/bus.h"
+#include "host/host.h"
+#include "http/http.h"
+#include "loop/loop.h"
+
+#define AGENT_STREAM "baic:agent-events"
+#define AGENT_VERSION BAIC_VERSION
+#define AGENT_ID_MAX 128
+
+/* One slot the agent offers, summed over the devices of the plugin declaring it. */
+typedef struct agent_slot {
+    const char *name;         /* borrowed from the plugin's declaration */
+    baic_slot_type_t type;
+    int64_t capacity;         /* slot units (see slots.h) */
+    size_t plugin;            /* index into agent_t.compute */
+} agent_slot_t;
+
+typedef enum agent_kstate {
+    KS_PREPARING = 0,         /* allocated, creation not started yet */
+    KS_PULLING,
+    KS_CREATING,              /* runtime create or start in flight */
+    KS_RUNNING,
+    KS_TERMINATING,           /* stop or destroy in flight */
+} agent_kstate_t;
+
+typedef struct agent agent_t;
+
+/*
+ * A kernel the agent holds. Its compute allocations live as long as it does; the
+ * record on disk mirrors it so a restarted agent can adopt the container again.
+ */
+typedef struct agent_kernel {
+    agent_t *a;
+    struct agent_kernel *next;
+    char *id;
+    char *session_id;
+    char *image;              /* canonical reference */
+    json_t *slots;            /* {slot: decimal string} as requested */
+    json_t *create;           /* what the spec is built from (request fields); NULL once started */
+    baic_compute_alloc_t **allocs; /* one per compute plugin, NULL where nothing was taken */
+    agent_kstate_t state;
+    int op_pending;           /* a runtime op with our callback is in flight */
+    int created;              /* the runtime holds a container for it */
+    int stop_wanted;          /* destroy asked for while an op was in flight */
+    int exited;               /* the container's process is gone */
+    int exit_code;
+    int oom;
+    char reason[32];          /* kernel_terminated reason once decided */
+    char msg[160];
+} agent_kernel_t;
+
+struct agent {
+    json_t *config;
+    baic_loop_t *loop;
+    uv_loop_t *uv;
+    baic_host_ctx_t *host;
+    baic_registry_t *reg;
+    const baic_plugin_t *runtime;
+    const baic_runtime_ops_t *rt;
+    const baic_plugin_t **compute;
+    size_t ncompute;
+    agent_slot_t *slots;      /* sorted by name */
+    size_t nslots;
+
+    char id[AGENT_ID_MAX];
+    const char *listen, *addr, *region, *scaling_group, *secret, *data_dir, *kernel_runner;
+    char arch[72];
+    uint64_t hb_ms;
+
+    baic_bus_t *bus;
+    json_t *outbox;           /* [[name, body], ...] events Redis did not take yet */
+    int outbox_busy;
+    baic_http_server_t *http;
+    uv_timer_t hb_timer;
+    uv_timer_t exit_timer;
+    uv_timer_t begin_timer;   /* starts accepted kernels on the loop turn after the 202 */    /* bounds the wait for agent_terminated at shutdown */
+    int recovering;           /* RPCs answer 503 until recovery is done */
+    int closing;
+
+    agent_kernel_t *kernels;
+    size_t nkernels;
+};
+
+/* ---- agent.c ---- */
+int agent_serve(json_t *config);
+/* Publishes an event with agent_id and ts added to body (stolen). Failed publishes
+ * are kept and retried with the next heartbeat, so kernel events survive a Redis
+ * outage. */
+void agent_publish(agent_t *a, const char *name, json_t *body);
+int64_t agent_wall_ms(void);
+
+/* ---- slots.c ---- */
+/* "1.5" -> 1500000 (count), "1073741824" -> bytes. Returns 0 or BAIC_EBAD_INPUT. */
+int agent_slot_parse(const char *s, baic_slot_type_t type, int64_t *out);
+void agent_slot_format(int64_t v, baic_slot_type_t type, char *buf, size_t len);
+const agent_slot_t *agent_slot_find(const agent_t *a, const char *name);
+/* Reads every compute plugin's slots and devices into a->slots. */
+int agent_slots_collect(agent_t *a);
+
+/* ---- auth.c ---- */
+/* Checks the cluster HMAC of req; 0 when good, else a short reason in *why. */
+int agent_auth_check(const agent_t *a, baic_http_req_t *req, const char **why);
+void agent_auth_free(void);
+
+/* ---- rpc.c ---- */
+int agent_rpc_init(agent_t *a);
+
+/* ---- kernel.c ---- */
+agent_kernel_t *agent_kernel_find(agent_t *a, const char *id);
+/* Validates and allocates one kernel of a create_kernels request; on success the
+ * kernel is not yet linked into a->kernels. Returns 0, BAIC_EBAD_INPUT (msg says
+ * why) or BAIC_ENO_RESOURCES. */
+int agent_kernel_prepare(agent_t *a, const json_t *session, const json_t *kspec, size_t idx,
+                         agent_kernel_t **out, char *msg, size_t msglen);
+/* Frees allocations and memory of a kernel that was never linked. */
+void agent_kernel_discard(agent_kernel_t *k);
+/* Links k, persists it and starts creating its container in the background. */
+void agent_kernel_launch(agent_kernel_t *k);
+/* Stops and destroys; kernel_terminated follows. */
+void agent_kernel_destroy(agent_kernel_t *k, const char *reason);
+const char *agent_kstate_name(agent_kstate_t s);
+/* Runtime watch callback. */
+void agent_kernel_on_rt_event(void *arg, const baic_rt_event_t *ev);
+/* Frees every kernel struct (shutdown: containers and records stay). */
+void agent_kernels_free_all(agent_t *a);
+/* Adopts a recovered container (state from the runtime) for record rec. */
+int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info);
+/* A kernel with resources re-booked but whose fate is decided by recovery. */
+
+/* ---- spec.c ---- */
+/* Builds the spec for k and calls rt->create with cb. Returns what create returned,
+ * or a code from building (msg says why). */
+int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t msglen);
+
+/* ---- record.c ---- */
+int agent_record_save(agent_kernel_t *k);
+void agent_record_remove(agent_t *a, const char *id);
+/* Loads every record: {id: record}. Unreadable files are logged and removed. */
+json_t *agent_record_load_all(agent_t *a);
+int agent_record_dirs(agent_t *a);
+/* data_dir/bundles/<id> */
+void agent_bundle_path(const agent_t *a, const char *id, char *buf, size_t len);
+
+/* ---- recover.c ---- */
+/* Lists the runtime's containers, reconciles them with the records, then calls done. */
+int agent_recover(agent_t *a, void (*done)(agent_t *a, int status));
+
+#endif
