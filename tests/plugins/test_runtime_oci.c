@@ -83,10 +83,10 @@ static void suite_setup(void) {
 static void suite_teardown(void) {
     if (g_regdir[0] == '\0')
         return;
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "bash -c '. %s && stop_registry %s' && rm -rf %s", sh_helpers(),
-             g_regdir, g_regdir);
-    if (system(cmd) != 0)
+    char cmd[4096];
+    int k = snprintf(cmd, sizeof cmd, "bash -c '. %s && stop_registry %s' && rm -rf %s",
+                     sh_helpers(), g_regdir, g_regdir);
+    if (k < 0 || (size_t)k >= sizeof cmd || system(cmd) != 0)
         fprintf(stderr, "registry teardown failed\n");
 }
 
