@@ -223,13 +223,16 @@ fi
 if [ -n "$oci_skip" ]; then
     echo "SKIP - runtime/oci part: $oci_skip"
 else
-    IMG="$REG/stable/busybox:latest"
+    # push.sh names what it pushed: "push.sh: REG/stable/busybox:TAG".
+    IMG=$(sed -n 's/^push.sh: \(.*\/stable\/busybox:.*\)$/\1/p' "$TMP/images.log" | head -n1)
     LOG=$TMP/agent-oci.log
     write_config "$TMP/agent-oci.toml" oci
     start_agent "$TMP/agent-oci.toml" "$LOG"
     st=$(rpc POST /rpc/create_kernels "$(create_body osess ok1 '{"cpu":"0.5","mem":"67108864"}' '{}' "$IMG")")
     check "oci: create_kernels -> 202" [ "$st" = 202 ]
-    check "oci: kernel_started" wait_for "event_seen kernel_started '.kernel_id == \"ok1\"'" 60
+    wait_for "event_seen kernel_started '.kernel_id == \"ok1\"' || event_seen kernel_terminated '.kernel_id == \"ok1\"'" 60
+    check "oci: kernel_started" event_seen kernel_started '.kernel_id == "ok1"'
+    check "oci: container runs busybox" kernel_listed ok1
     kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=
     start_agent "$TMP/agent-oci.toml" "$LOG"
     check "oci: kernel still listed after kill -9" kernel_listed ok1
