@@ -244,6 +244,9 @@ else
     stop_registry "$TMP/registry"
 fi
 
+# Under -DBAIC_SANITIZE=ON the agents that exited cleanly ran LeakSanitizer too.
+check "no sanitizer reports" bash -c "! grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' '$TMP'/agent-*.log"
+
 if [ "$FAILS" != 0 ]; then
     echo "$FAILS check(s) failed"; tail -n 40 "$TMP"/agent-*.log
     exit 1
