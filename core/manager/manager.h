@@ -8,6 +8,7 @@
 
 #include "auth/sign.h"
 #include "db/db.h"
+#include "events/bus.h"
 #include "host/host.h"
 #include "http/http.h"
 #include "loop/loop.h"
@@ -36,6 +37,10 @@ typedef struct baic_manager {
     unsigned rate_window_s;
     struct api_route *routes;
     uv_timer_t stats_timer;
+    baic_bus_t *bus;               /* session and agent events (core/events) */
+    struct baic_agents *agents;    /* agents.c: agent registry, RPC, session watchers */
+    struct baic_sched *sched;      /* scheduler.c: scheduling rounds and deadlines */
+    const char *cluster_secret;    /* [manager] cluster_secret: RPC to agents */
     int ping_inflight;
     uint64_t ping_sent_us;
     int closing;
@@ -124,6 +129,69 @@ void baic_keycache_drop(baic_keycache_t *c, const char *access_key);
 
 /* Redis pub/sub channel carrying keypair invalidations between managers. */
 #define BAIC_KEYCACHE_CHANNEL "baic:keypair-invalidate"
+
+/* ---- Kernel lifecycle (agents.c, scheduler.c, images.c, api/session.c) ---- */
+
+/* Streams and channels of docs/agent-protocol.md and the session events for SSE. */
+#define BAIC_AGENT_EVENTS "baic:agent-events"
+#define BAIC_SESSION_EVENTS "baic:session-events"
+#define BAIC_SCHED_WAKE_CHANNEL "baic:scheduler-wake"
+
+/* SQL lists of kernel/session statuses: holding resources, and final. */
+#define BAIC_LIVE_STATUSES "('SCHEDULED','PREPARING','PULLING','PREPARED','CREATING','RUNNING'," \
+                           "'RESTARTING','RUNNING_DEGRADED','TERMINATING')"
+#define BAIC_FINAL_STATUSES "('TERMINATED','ERROR','CANCELLED')"
+
+/* Starts the agent-event consumer, the LOST timer and the session-event reader. */
+int baic_agents_init(baic_manager_t *m);
+void baic_agents_fini(baic_manager_t *m);
+/* Starts the scheduler (wake-ups, safety tick, deadline sweep). */
+int baic_scheduler_init(baic_manager_t *m);
+void baic_scheduler_fini(baic_manager_t *m);
+/* Asks for a scheduling round soon, here and (via pub/sub) on the other managers. */
+void baic_scheduler_wake(baic_manager_t *m);
+int baic_api_session_init(baic_manager_t *m);
+int baic_api_images_init(baic_manager_t *m);
+
+/* Publishes a session or kernel event on BAIC_SESSION_EVENTS (SSE body keys of
+ * api-contract §3). kernel_id NULL for session events; reason may be NULL. */
+void baic_session_event(baic_manager_t *m, const char *name, const char *session_id,
+                        const char *session_name, const char *access_key, const char *reason,
+                        const char *kernel_id, int exit_code);
+
+/* Manager -> agent RPC (docs/agent-protocol.md, cluster HMAC). body may be NULL (GET).
+ * cb gets the HTTP status (0 on transport error), the parsed JSON answer (borrowed,
+ * may be NULL) and err < 0 on transport failure. Returns 0 or a negative code (no cb). */
+typedef void (*baic_agent_rpc_cb)(int status, json_t *answer, int err, void *arg);
+int baic_agent_rpc(baic_manager_t *m, const char *addr, const char *method, const char *path,
+                   json_t *body, unsigned timeout_ms, baic_agent_rpc_cb cb, void *arg);
+/* Sends destroy_kernel and forgets the answer (recovery paths). */
+void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *kernel_id,
+                               const char *reason);
+
+/* Moves one kernel to a final status (TERMINATED or ERROR) with the session following
+ * when all its kernels are final; publishes the events and wakes the scheduler. */
+void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
+                        const char *reason, int exit_code);
+
+/* Watches a session's status changes (from BAIC_SESSION_EVENTS, so changes made by
+ * any manager count). cb may run many times until baic_session_unwatch. */
+typedef struct baic_session_watch baic_session_watch_t;
+typedef void (*baic_session_watch_cb)(void *arg);
+baic_session_watch_t *baic_session_watch(baic_manager_t *m, const char *session_id,
+                                         baic_session_watch_cb cb, void *arg);
+void baic_session_unwatch(baic_session_watch_t *w);
+
+/* Slot amounts: "1", "0.5", "256m", "1g" -> fixed point (count slots, BAIC_SLOT_UNIT
+ * per unit) or bytes (bytes slots; k/m/g/t/p binary suffixes). 0 or -EINVAL. */
+int baic_slot_parse(const char *text, int bytes, int64_t *out);
+/* The decimal string the API and the database use ("1", "0.5", "268435456"). */
+void baic_slot_format(int64_t v, int bytes, char *buf, size_t n);
+
+/* Resolves an image reference (alias, canonical name, name without registry) to
+ * one images row: id, name, registry, tag, architecture, labels, resources.
+ * $1 = reference, $2 = architecture or NULL. */
+extern const char BAIC_IMAGE_RESOLVE_SQL[];
 
 /* Current wall-clock time in milliseconds. */
 int64_t baic_wall_ms(void);

@@ -156,6 +156,8 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
     (void)signum;
     if (m->closing++)
         return;
+    baic_scheduler_fini(m);
+    baic_agents_fini(m);
     uv_timer_stop(&m->stats_timer);
     uv_close((uv_handle_t *)&m->stats_timer, NULL);
     if (m->http)
@@ -165,6 +167,8 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
     m->registry = NULL;
     baic_ratelimit_close(m->ratelimit);
     m->ratelimit = NULL;
+    if (m->bus)
+        baic_bus_close(m->bus, NULL, NULL);
     if (m->redis_sub)
         baic_redis_close(m->redis_sub, NULL, NULL);
     if (m->redis)
@@ -219,8 +223,13 @@ int baic_manager_serve(json_t *config) {
         cfg_int(config, "db.pool_size", 8, &pool_size) ||
         cfg_str(config, "redis.host", "127.0.0.1", &redis_host) ||
         cfg_int(config, "redis.port", 6379, &redis_port) ||
-        cfg_str(config, "redis.password", NULL, &redis_pw))
+        cfg_str(config, "redis.password", NULL, &redis_pw) ||
+        cfg_str(config, "manager.cluster_secret", getenv("BAIC_CLUSTER_SECRET"),
+                &m->cluster_secret))
         return 2;
+    if (m->cluster_secret == NULL || *m->cluster_secret == '\0')
+        BAIC_LOG_W("no_cluster_secret", "hint=\"set [manager] cluster_secret as in agent.toml; "
+                   "agents refuse RPC meanwhile\"");
     const char *dsn = baic_manager_dsn(config);
     if (dsn == NULL)
         return 2;
@@ -262,6 +271,10 @@ int baic_manager_serve(json_t *config) {
         (rc = baic_ratelimit_new(m, &m->ratelimit)) != 0)
         goto fail;
     baic_redis_set_connect_cb(m->redis_sub, on_sub_connect, m);
+    if ((rc = baic_bus_new(m->uv, redis_host, (int)redis_port, redis_pw, &m->bus)) != 0) {
+        BAIC_LOG_E("bus_init_failed", "error=\"%s\"", baic_strerror(rc));
+        goto fail;
+    }
 
     baic_http_config_t hc = {
         .listen = listen,
@@ -278,13 +291,18 @@ int baic_manager_serve(json_t *config) {
     baic_http_set_observer(m->http, observe, m);
     if ((rc = baic_api_root_init(m)) || (rc = baic_api_config_init(m)) ||
         (rc = baic_api_resource_init(m)) || (rc = baic_api_auth_init(m)) ||
-        (rc = baic_api_admin_init(m))) {
+        (rc = baic_api_admin_init(m)) || (rc = baic_api_session_init(m)) ||
+        (rc = baic_api_images_init(m))) {
         BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }
     uv_timer_init(m->uv, &m->stats_timer);
     m->stats_timer.data = m;
     uv_timer_start(&m->stats_timer, stats_tick, 0, 1000);
+    if ((rc = baic_agents_init(m)) != 0 || (rc = baic_scheduler_init(m)) != 0) {
+        BAIC_LOG_E("lifecycle_init_failed", "error=\"%s\"", baic_strerror(rc));
+        goto fail;
+    }
 
     BAIC_LOG_I("manager_started", "listen=%s port=%d api_version=%s version=%s pid=%d", listen,
                baic_http_server_port(m->http), BAIC_API_VERSION, BAIC_MANAGER_VERSION,

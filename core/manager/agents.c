@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Agent registry and kernel progress: agent events in, RPC to agents out, session events for SSE. */
+#include "manager.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "config/config.h"
+#include "http/client.h"
+#include "log/log.h"
+
+/*
+ * Every manager reads BAIC_AGENT_EVENTS as one consumer of the group "managers", so
+ * each agent event is applied once. Kernel events can overtake each other (they run
+ * on different pooled connections), so every status change is a guarded UPDATE that
+ * only moves forward: a late kernel_creating never undoes a kernel_started.
+ * Session events are read back by every manager (BAIC_SESSION_EVENTS) to wake the
+ * requests waiting on a session, whichever manager made the change.
+ */
+
+struct baic_session_watch {
+    struct baic_session_watch *next, **prevp;
+    char session_id[40];
+    baic_session_watch_cb cb;
+    void *arg;
+};
+
+typedef struct baic_agents {
+    baic_manager_t *m;
+    baic_bus_sub_t *consumer, *reader;
+    uv_timer_t lost_timer;
+    int timer_open;
+    long long lost_after_s;      /* no heartbeat for this long: LOST */
+    long long lost_kernels_s;    /* LOST for this long: its kernels end with agent-lost */
+    char consumer_name[128];
+    baic_session_watch_t *watchers;
+} baic_agents_t;
+
+#define FINAL "('TERMINATED','ERROR','CANCELLED')"
+
+/* ---- session events ---- */
+
+void baic_session_event(baic_manager_t *m, const char *name, const char *session_id,
+                        const char *session_name, const char *access_key, const char *reason,
+                        const char *kernel_id, int exit_code) {
+    if (m->bus == NULL)
+        return;
+    json_t *body = json_pack("{s:s?, s:s?, s:s?, s:s?, s:o}", "reason", reason, "sessionName",
+                             session_name, "ownerAccessKey", access_key, "sessionId", session_id,
+                             "exitCode", exit_code == INT32_MIN ? json_null() : json_integer(exit_code));
+    if (kernel_id != NULL) {
+        json_object_set_new(body, "kernelId", json_string(kernel_id));
+        json_object_set_new(body, "clusterRole", json_string("main"));
+        json_object_set_new(body, "clusterIdx", json_integer(0));
+    }
+    int rc = baic_bus_publish(m->bus, BAIC_SESSION_EVENTS, name, body, NULL, NULL);
+    if (rc != 0)
+        BAIC_LOG_W("session_event_lost", "event=%s session=%s error=%d", name,
+                   session_id ? session_id : "-", rc);
+    json_decref(body);
+}
+
+/* ---- RPC to agents ---- */
+
+typedef struct rpc {
+    baic_agent_rpc_cb cb;
+    void *arg;
+} rpc_t;
+
+static void hex(const unsigned char *in, size_t n, char *out) {
+    static const char d[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = d[in[i] >> 4];
+        out[2 * i + 1] = d[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void rpc_done(int status, const baic_http_header_t *headers, const char *body, size_t len,
+                     int err, void *arg) {
+    rpc_t *r = arg;
+    (void)headers;
+    json_t *j = err == 0 && len > 0 ? json_loadb(body, len, 0, NULL) : NULL;
+    if (r->cb)
+        r->cb(err == 0 ? status : 0, j, err, r->arg);
+    json_decref(j);
+    free(r);
+}
+
+int baic_agent_rpc(baic_manager_t *m, const char *addr, const char *method, const char *path,
+                   json_t *body, unsigned timeout_ms, baic_agent_rpc_cb cb, void *arg) {
+    if (addr == NULL || *addr == '\0')
+        return -EINVAL;
+    char url[512], date[32], bhash[65], mac_hex[65];
+    snprintf(url, sizeof url, "%s%s%s", strncmp(addr, "http://", 7) == 0 ? "" : "http://", addr,
+             path);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t tlen = text ? strlen(text) : 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    unsigned char dig[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(text ? text : ""), tlen, dig);
+    hex(dig, sizeof dig, bhash);
+    /* MAC over METHOD \n PATH \n DATE \n hex(sha256(body)), as docs/agent-protocol.md. */
+    char sts[1024];
+    int sl = snprintf(sts, sizeof sts, "%s\n%s\n%s\n%s", method, path, date, bhash);
+    const char *secret = m->cluster_secret ? m->cluster_secret : "";
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mlen = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)sts, (size_t)sl, mac,
+         &mlen);
+    hex(mac, mlen, mac_hex);
+    baic_http_header_t hdrs[] = {
+        {"Date", date},
+        {"X-BaiC-Cluster-Auth", mac_hex},
+        {"Content-Type", "application/json"},
+        {NULL, NULL},
+    };
+    rpc_t *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        free(text);
+        return -ENOMEM;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    baic_http_client_req_t req = {
+        .method = method,
+        .url = url,
+        .headers = hdrs,
+        .body = text,
+        .body_len = tlen,
+        .timeout_ms = timeout_ms,
+    };
+    int rc = baic_http_client_request(m->uv, &req, rpc_done, r);
+    free(text);
+    if (rc != 0)
+        free(r);
+    return rc;
+}
+
+typedef struct destroy_ctx {
+    baic_manager_t *m;
+    char kernel_id[40];
+} destroy_ctx_t;
+
+static void destroy_done(int status, json_t *answer, int err, void *arg) {
+    destroy_ctx_t *d = arg;
+    (void)answer;
+    /* The agent does not know it: nothing to wait for, the kernel is gone. */
+    if (status == 404)
+        baic_kernel_finish(d->m, d->kernel_id, "TERMINATED", "user-requested", INT32_MIN);
+    else if (err != 0 || status >= 300)
+        BAIC_LOG_W("destroy_kernel_failed", "kernel=%s status=%d error=%d", d->kernel_id, status,
+                   err);
+    free(d);
+}
+
+void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *kernel_id,
+                               const char *reason) {
+    destroy_ctx_t *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return;
+    d->m = m;
+    snprintf(d->kernel_id, sizeof d->kernel_id, "%s", kernel_id);
+    json_t *body = json_pack("{s:s, s:s}", "kernel_id", kernel_id, "reason",
+                             reason ? reason : "user-requested");
+    if (baic_agent_rpc(m, addr, "POST", "/rpc/destroy_kernel", body, 10000, destroy_done, d) != 0)
+        free(d);
+    json_decref(body);
+}
+
+/* ---- kernel status changes ---- */
+
+/* Moves a kernel forward ($3: statuses it may come from); the session follows when its
+ * status is also one it may come from (RUNNING: once every kernel runs). */
+static const char FORWARD_SQL[] =
+    "WITH k AS (UPDATE kernels SET status = $2::text, status_changed = now(),"
+    "   status_history = status_history || jsonb_build_object($2::text, now()::text),"
+    "   container_id = COALESCE($4::text, container_id),"
+    "   service_ports = COALESCE($5::jsonb, service_ports)"
+    " WHERE id = $1::uuid AND status = ANY($3::text[]) RETURNING id, session_id),"
+    " s AS (UPDATE sessions s SET status = $2::text, status_changed = now(),"
+    "   status_history = s.status_history || jsonb_build_object($2::text, now()::text)"
+    " FROM k WHERE s.id = k.session_id AND s.status = ANY($3::text[])"
+    "   AND ($2::text <> 'RUNNING' OR NOT EXISTS (SELECT 1 FROM kernels o"
+    "     WHERE o.session_id = s.id AND o.id <> k.id AND o.status <> 'RUNNING'))"
+    " RETURNING s.id)"
+    " SELECT k.session_id::text AS sid, se.name, se.access_key,"
+    "   (SELECT count(*) FROM s) AS session_changed"
+    " FROM k JOIN sessions se ON se.id = k.session_id";
+
+static const char FINISH_SQL[] =
+    "WITH k AS (UPDATE kernels SET status = $2::text, status_changed = now(),"
+    "   terminated_at = now(), status_info = $3::text,"
+    "   status_data = COALESCE(status_data, '{}'::jsonb) || jsonb_build_object('kernel',"
+    "     jsonb_build_object('exit_code', $4::int)),"
+    "   status_history = status_history || jsonb_build_object($2::text, now()::text)"
+    " WHERE id = $1::uuid AND status NOT IN " FINAL " RETURNING id, session_id),"
+    " s AS (UPDATE sessions s SET status = x.st, status_changed = now(), terminated_at = now(),"
+    "   status_info = $3::text,"
+    "   result = CASE WHEN $4::int IS NULL THEN s.result WHEN $4::int = 0 THEN 'SUCCESS'"
+    "     ELSE 'FAILURE' END,"
+    "   status_history = s.status_history || jsonb_build_object(x.st, now()::text)"
+    " FROM k, LATERAL (SELECT CASE WHEN $2::text = 'ERROR' OR EXISTS (SELECT 1 FROM kernels o"
+    "     WHERE o.session_id = k.session_id AND o.id <> k.id AND o.status = 'ERROR')"
+    "     THEN 'ERROR' ELSE 'TERMINATED' END AS st) x"
+    " WHERE s.id = k.session_id AND s.status NOT IN " FINAL
+    "   AND NOT EXISTS (SELECT 1 FROM kernels o WHERE o.session_id = s.id AND o.id <> k.id"
+    "     AND o.status NOT IN " FINAL ")"
+    " RETURNING s.id, s.status)"
+    " SELECT k.session_id::text AS sid, se.name, se.access_key,"
+    "   (SELECT status FROM s) AS session_status"
+    " FROM k JOIN sessions se ON se.id = k.session_id";
+
+typedef struct kev {
+    baic_manager_t *m;
+    char kernel_id[40];
+    char kname[32], sname[32]; /* events to publish */
+    char reason[128];
+    int exit_code;
+} kev_t;
+
+static void forward_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    kev_t *e = arg;
+    if (err != 0) {
+        BAIC_LOG_W("kernel_update_failed", "kernel=%s event=%s error=\"%s\"", e->kernel_id,
+                   e->kname, errmsg ? errmsg : "");
+    } else if (baic_db_result_rows(res) > 0) {
+        const char *sid = baic_db_result_get_by_name(res, 0, "sid");
+        const char *name = baic_db_result_get_by_name(res, 0, "name");
+        const char *ak = baic_db_result_get_by_name(res, 0, "access_key");
+        BAIC_LOG_I("kernel_status", "kernel=%s session=%s event=%s", e->kernel_id, sid, e->kname);
+        baic_session_event(e->m, e->kname, sid, name, ak, NULL, e->kernel_id, INT32_MIN);
+        if (strcmp(baic_db_result_get_by_name(res, 0, "session_changed"), "0") != 0)
+            baic_session_event(e->m, e->sname, sid, name, ak, NULL, NULL, INT32_MIN);
+    }
+    free(e);
+}
+
+static void kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
+                           const char *from, const char *container_id, const char *ports,
+                           const char *kname, const char *sname) {
+    kev_t *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return;
+    e->m = m;
+    snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
+    snprintf(e->kname, sizeof e->kname, "%s", kname);
+    snprintf(e->sname, sizeof e->sname, "%s", sname);
+    const char *p[5] = {kernel_id, status, from, container_id, ports};
+    if (baic_db_query(m->db, FORWARD_SQL, 5, p, forward_done, e) != 0)
+        free(e);
+}
+
+static void finish_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    kev_t *e = arg;
+    if (err != 0) {
+        BAIC_LOG_W("kernel_update_failed", "kernel=%s event=kernel_terminated error=\"%s\"",
+                   e->kernel_id, errmsg ? errmsg : "");
+    } else if (baic_db_result_rows(res) > 0) {
+        const char *sid = baic_db_result_get_by_name(res, 0, "sid");
+        const char *name = baic_db_result_get_by_name(res, 0, "name");
+        const char *ak = baic_db_result_get_by_name(res, 0, "access_key");
+        const char *sst = baic_db_result_get_by_name(res, 0, "session_status");
+        BAIC_LOG_I("kernel_finished", "kernel=%s session=%s reason=\"%s\" session_status=%s",
+                   e->kernel_id, sid, e->reason, sst ? sst : "-");
+        baic_session_event(e->m, "kernel_terminated", sid, name, ak, e->reason, e->kernel_id,
+                           e->exit_code);
+        if (sst != NULL)
+            baic_session_event(e->m, "session_terminated", sid, name, ak, e->reason, NULL,
+                               e->exit_code);
+        /* Resources came free. */
+        baic_scheduler_wake(e->m);
+    }
+    free(e);
+}
+
+void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
+                        const char *reason, int exit_code) {
+    kev_t *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return;
+    e->m = m;
+    e->exit_code = exit_code;
+    snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
+    snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
+    char code[24];
+    snprintf(code, sizeof code, "%d", exit_code);
+    const char *p[4] = {kernel_id, status, reason, exit_code == INT32_MIN ? NULL : code};
+    if (baic_db_query(m->db, FINISH_SQL, 4, p, finish_done, e) != 0)
+        free(e);
+}
+
+/* ---- agent events ---- */
+
+static const char HEARTBEAT_SQL[] =
+    "WITH prev AS (SELECT status FROM agents WHERE id = $1),"
+    " up AS (INSERT INTO agents AS a (id, status, status_changed, region, scaling_group,"
+    "   available_slots, addr, version, architecture, compute_plugins, heartbeat_at)"
+    " VALUES ($1, 'ALIVE', now(), $2, COALESCE((SELECT name FROM scaling_groups WHERE name = $3),"
+    "   'default'), $4::jsonb, $5, $6, $7, $8::jsonb, now())"
+    " ON CONFLICT (id) DO UPDATE SET status = 'ALIVE',"
+    "   status_changed = CASE WHEN a.status = 'ALIVE' THEN a.status_changed ELSE now() END,"
+    "   lost_at = NULL, region = EXCLUDED.region, scaling_group = EXCLUDED.scaling_group,"
+    "   available_slots = EXCLUDED.available_slots, addr = EXCLUDED.addr,"
+    "   version = EXCLUDED.version, architecture = EXCLUDED.architecture,"
+    "   compute_plugins = EXCLUDED.compute_plugins, heartbeat_at = now()"
+    " RETURNING a.id),"
+    " sc AS (INSERT INTO shared_config AS c (key, value) VALUES ('config/resource_slots', $9::jsonb)"
+    " ON CONFLICT (key) DO UPDATE SET value = c.value || EXCLUDED.value, updated_at = now()"
+    " WHERE NOT c.value @> EXCLUDED.value RETURNING key)"
+    " SELECT COALESCE((SELECT status FROM prev), 'NEW') AS prev,"
+    "   (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM sc) AS slots_changed";
+
+/* Kernels the agent has but we think ended (or never knew): destroy them. Kernels we
+ * think run there but the agent no longer lists: they ended without a word. */
+static const char RECONCILE_SQL[] =
+    "WITH rep AS (SELECT DISTINCT x->>'kernel_id' AS id FROM jsonb_array_elements($2::jsonb) x"
+    "   WHERE x->>'kernel_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    "[0-9a-fA-F]{12}$')"
+    " SELECT 'stale' AS what, r.id FROM rep r LEFT JOIN kernels k ON k.id = r.id::uuid"
+    "   WHERE k.id IS NULL OR k.status IN " FINAL
+    " UNION ALL SELECT 'gone', k.id::text FROM kernels k WHERE k.agent = $1"
+    "   AND k.status IN ('RUNNING', 'TERMINATING')"
+    "   AND k.status_changed < now() - interval '30 seconds'"
+    "   AND k.id::text NOT IN (SELECT id FROM rep)";
+
+typedef struct hb {
+    baic_manager_t *m;
+    char agent_id[72];
+    char addr[136];
+} hb_t;
+
+static void heartbeat_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    hb_t *h = arg;
+    if (err != 0) {
+        BAIC_LOG_W("agent_upsert_failed", "agent=%s error=\"%s\"", h->agent_id,
+                   errmsg ? errmsg : "");
+    } else if (baic_db_result_rows(res) > 0) {
+        const char *prev = baic_db_result_get_by_name(res, 0, "prev");
+        if (strcmp(prev, "ALIVE") != 0) {
+            BAIC_LOG_I("agent_alive", "agent=%s previous=%s addr=%s", h->agent_id, prev, h->addr);
+            baic_scheduler_wake(h->m);
+        }
+    }
+    free(h);
+}
+
+static void reconcile_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    hb_t *h = arg;
+    if (err != 0) {
+        BAIC_LOG_W("agent_reconcile_failed", "agent=%s error=\"%s\"", h->agent_id,
+                   errmsg ? errmsg : "");
+    } else {
+        for (int r = 0; r < baic_db_result_rows(res); r++) {
+            const char *what = baic_db_result_get(res, r, 0), *kid = baic_db_result_get(res, r, 1);
+            BAIC_LOG_I("kernel_reconciled", "agent=%s kernel=%s action=%s", h->agent_id, kid,
+                       strcmp(what, "stale") == 0 ? "destroy" : "terminated");
+            if (strcmp(what, "stale") == 0)
+                baic_agent_destroy_kernel(h->m, h->addr, kid, "reconciled");
+            else
+                baic_kernel_finish(h->m, kid, "TERMINATED", "agent-lost", INT32_MIN);
+        }
+    }
+    free(h);
+}
+
+static char *dump_or(const json_t *j, const char *dflt) {
+    return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : strdup(dflt);
+}
+
+static void on_heartbeat(baic_manager_t *m, const char *agent_id, json_t *b) {
+    const char *addr = json_string_value(json_object_get(b, "addr"));
+    if (addr == NULL) {
+        BAIC_LOG_W("agent_event_invalid", "agent=%s event=agent_heartbeat reason=\"no addr\"",
+                   agent_id);
+        return;
+    }
+    const char *region = json_string_value(json_object_get(b, "region"));
+    const char *sg = json_string_value(json_object_get(b, "scaling_group"));
+    const char *arch = json_string_value(json_object_get(b, "architecture"));
+    const char *ver = json_string_value(json_object_get(b, "version"));
+    json_t *slots = json_object_get(b, "available_slots");
+    json_t *types = json_object_get(b, "slot_types");
+    json_t *plugins = json_object_get(b, "compute_plugins");
+    char *s_slots = dump_or(json_is_object(slots) ? slots : NULL, "{}");
+    char *s_types = dump_or(json_is_object(types) ? types : NULL, "{}");
+    char *s_plugins = dump_or(json_is_object(plugins) ? plugins : NULL, "{}");
+    hb_t *h = calloc(1, sizeof *h);
+    if (h != NULL) {
+        h->m = m;
+        snprintf(h->agent_id, sizeof h->agent_id, "%s", agent_id);
+        snprintf(h->addr, sizeof h->addr, "%s", addr);
+        const char *p[9] = {agent_id, region ? region : "local", sg ? sg : "default", s_slots,
+                            addr, ver ? ver : "", arch ? arch : "x86_64", s_plugins, s_types};
+        if (baic_db_query(m->db, HEARTBEAT_SQL, 9, p, heartbeat_done, h) != 0)
+            free(h);
+    }
+    json_t *kernels = json_object_get(b, "kernels");
+    if (json_is_array(kernels)) {
+        char *s_k = json_dumps(kernels, JSON_COMPACT);
+        hb_t *r = calloc(1, sizeof *r);
+        if (r != NULL && s_k != NULL) {
+            r->m = m;
+            snprintf(r->agent_id, sizeof r->agent_id, "%s", agent_id);
+            snprintf(r->addr, sizeof r->addr, "%s", addr);
+            const char *p[2] = {agent_id, s_k};
+            if (baic_db_query(m->db, RECONCILE_SQL, 2, p, reconcile_done, r) != 0)
+                free(r);
+        } else {
+            free(r);
+        }
+        free(s_k);
+    }
+    free(s_slots);
+    free(s_types);
+    free(s_plugins);
+}
+
+static void agent_terminated_done(const baic_db_result_t *res, int err, const char *errmsg,
+                                  void *arg) {
+    (void)res;
+    if (err != 0)
+        BAIC_LOG_W("agent_update_failed", "error=\"%s\"", errmsg ? errmsg : "");
+    free(arg);
+}
+
+static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
+    baic_manager_t *m = arg;
+    json_t *b = ev->body;
+    const char *agent_id = json_string_value(json_object_get(b, "agent_id"));
+    if (agent_id == NULL || strlen(agent_id) > 64) {
+        BAIC_LOG_W("agent_event_invalid", "id=%s event=%s reason=\"no agent_id\"", ev->id,
+                   ev->name);
+        return 0; /* a malformed entry never gets better: acknowledge it */
+    }
+    const char *kid = json_string_value(json_object_get(b, "kernel_id"));
+    if (strcmp(ev->name, "agent_heartbeat") == 0) {
+        on_heartbeat(m, agent_id, b);
+    } else if (strcmp(ev->name, "agent_terminated") == 0) {
+        const char *p[1] = {agent_id};
+        BAIC_LOG_I("agent_terminated", "agent=%s", agent_id);
+        baic_db_query(m->db,
+                      "UPDATE agents SET status = 'TERMINATED', status_changed = now()"
+                      " WHERE id = $1",
+                      1, p, agent_terminated_done, NULL);
+    } else if (kid == NULL || strlen(kid) != 36) {
+        BAIC_LOG_W("agent_event_invalid", "agent=%s event=%s reason=\"no kernel_id\"", agent_id,
+                   ev->name);
+    } else if (strcmp(ev->name, "kernel_pulling") == 0) {
+        kernel_forward(m, kid, "PULLING", "{SCHEDULED,PREPARING}", NULL, NULL, "kernel_pulling",
+                       "session_pulling");
+    } else if (strcmp(ev->name, "kernel_creating") == 0) {
+        kernel_forward(m, kid, "CREATING", "{SCHEDULED,PREPARING,PULLING,PREPARED}", NULL, NULL,
+                       "kernel_creating", "session_creating");
+    } else if (strcmp(ev->name, "kernel_started") == 0) {
+        json_t *ports = json_object_get(b, "service_ports");
+        char *s_ports = json_is_array(ports) ? json_dumps(ports, JSON_COMPACT) : NULL;
+        kernel_forward(m, kid, "RUNNING", "{SCHEDULED,PREPARING,PULLING,PREPARED,CREATING}",
+                       json_string_value(json_object_get(b, "container_id")), s_ports,
+                       "kernel_started", "session_started");
+        free(s_ports);
+    } else if (strcmp(ev->name, "kernel_terminated") == 0) {
+        const char *reason = json_string_value(json_object_get(b, "reason"));
+        json_t *code = json_object_get(b, "exit_code");
+        int failed = reason != NULL && strcmp(reason, "failed-to-start") == 0;
+        baic_kernel_finish(m, kid, failed ? "ERROR" : "TERMINATED",
+                           reason ? reason : "self-terminated",
+                           json_is_integer(code) ? (int)json_integer_value(code) : INT32_MIN);
+    } else {
+        BAIC_LOG_D("agent_event_ignored", "agent=%s event=%s", agent_id, ev->name);
+    }
+    return 0;
+}
+
+/* ---- LOST detection ---- */
+
+static void lost_kernels_done(const baic_db_result_t *res, int err, const char *errmsg,
+                              void *arg) {
+    baic_manager_t *m = arg;
+    if (err != 0) {
+        BAIC_LOG_W("lost_kernels_query_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        return;
+    }
+    for (int r = 0; r < baic_db_result_rows(res); r++)
+        baic_kernel_finish(m, baic_db_result_get(res, r, 0), "TERMINATED", "agent-lost",
+                           INT32_MIN);
+}
+
+static void lost_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    (void)arg;
+    if (err != 0) {
+        BAIC_LOG_W("agent_lost_check_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        return;
+    }
+    for (int r = 0; r < baic_db_result_rows(res); r++)
+        BAIC_LOG_W("agent_lost", "agent=%s", baic_db_result_get(res, r, 0));
+}
+
+static void lost_tick(uv_timer_t *t) {
+    baic_agents_t *a = t->data;
+    char s1[24], s2[24];
+    snprintf(s1, sizeof s1, "%lld", a->lost_after_s);
+    snprintf(s2, sizeof s2, "%lld", a->lost_kernels_s);
+    const char *p1[1] = {s1}, *p2[1] = {s2};
+    baic_db_query(a->m->db,
+                  "UPDATE agents SET status = 'LOST', status_changed = now(), lost_at = now()"
+                  " WHERE status = 'ALIVE' AND COALESCE(heartbeat_at, first_contact)"
+                  " < now() - make_interval(secs => $1::int) RETURNING id",
+                  1, p1, lost_done, NULL);
+    baic_db_query(a->m->db,
+                  "SELECT k.id::text FROM kernels k JOIN agents a ON a.id = k.agent"
+                  " WHERE a.status = 'LOST' AND a.lost_at < now() - make_interval(secs => $1::int)"
+                  " AND k.status IN " BAIC_LIVE_STATUSES,
+                  1, p2, lost_kernels_done, a->m);
+}
+
+/* ---- session watchers ---- */
+
+baic_session_watch_t *baic_session_watch(baic_manager_t *m, const char *session_id,
+                                         baic_session_watch_cb cb, void *arg) {
+    baic_agents_t *a = m->agents;
+    baic_session_watch_t *w = calloc(1, sizeof *w);
+    if (w == NULL || a == NULL) {
+        free(w);
+        return NULL;
+    }
+    snprintf(w->session_id, sizeof w->session_id, "%s", session_id);
+    w->cb = cb;
+    w->arg = arg;
+    w->next = a->watchers;
+    if (a->watchers)
+        a->watchers->prevp = &w->next;
+    w->prevp = &a->watchers;
+    a->watchers = w;
+    return w;
+}
+
+void baic_session_unwatch(baic_session_watch_t *w) {
+    if (w == NULL)
+        return;
+    if (w->prevp == NULL) { /* detached at shutdown */
+        free(w);
+        return;
+    }
+    *w->prevp = w->next;
+    if (w->next)
+        w->next->prevp = w->prevp;
+    free(w);
+}
+
+static int on_session_event(const baic_bus_event_t *ev, void *arg) {
+    baic_agents_t *a = arg;
+    const char *sid = json_string_value(json_object_get(ev->body, "sessionId"));
+    if (sid == NULL)
+        return 0;
+    /* A callback unwatches only its own entry, so keeping next beforehand is safe. */
+    for (baic_session_watch_t *w = a->watchers, *n; w; w = n) {
+        n = w->next;
+        if (strcmp(w->session_id, sid) == 0)
+            w->cb(w->arg);
+    }
+    return 0;
+}
+
+/* ---- start and stop ---- */
+
+int baic_agents_init(baic_manager_t *m) {
+    baic_agents_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return -ENOMEM;
+    a->m = m;
+    char err[256];
+    if (baic_config_get_int(m->config, "manager.agent_lost_after_s", 15, &a->lost_after_s, err,
+                            sizeof err) != 0 ||
+        baic_config_get_int(m->config, "manager.agent_lost_kernels_after_s", 60,
+                            &a->lost_kernels_s, err, sizeof err) != 0) {
+        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
+        free(a);
+        return -EINVAL;
+    }
+    char host[64] = "manager";
+    gethostname(host, sizeof host - 1);
+    snprintf(a->consumer_name, sizeof a->consumer_name, "%s:%d", host, (int)getpid());
+    m->agents = a;
+    int rc = baic_bus_consume(m->bus, BAIC_AGENT_EVENTS, "managers", a->consumer_name,
+                              on_agent_event, m, &a->consumer);
+    if (rc == 0)
+        rc = baic_bus_read_from(m->bus, BAIC_SESSION_EVENTS, "$", on_session_event, a,
+                                &a->reader);
+    if (rc != 0)
+        return rc;
+    uv_timer_init(m->uv, &a->lost_timer);
+    a->lost_timer.data = a;
+    a->timer_open = 1;
+    uv_timer_start(&a->lost_timer, lost_tick, 1000, 5000);
+    return 0;
+}
+
+static void free_on_close(uv_handle_t *h) {
+    free(h->data);
+}
+
+void baic_agents_fini(baic_manager_t *m) {
+    baic_agents_t *a = m->agents;
+    if (a == NULL)
+        return;
+    m->agents = NULL;
+    /* Waiting requests still hold their watchers and drop them when the HTTP server
+     * aborts them; detach them from the list, which goes away with a. */
+    for (baic_session_watch_t *w = a->watchers, *n; w; w = n) {
+        n = w->next;
+        w->next = NULL;
+        w->prevp = NULL;
+    }
+    a->watchers = NULL;
+    /* The subscriptions end with the bus. */
+    if (a->timer_open) {
+        uv_timer_stop(&a->lost_timer);
+        uv_close((uv_handle_t *)&a->lost_timer, free_on_close);
+    } else {
+        free(a);
+    }
+}

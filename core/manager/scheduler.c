@@ -1,0 +1,1140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The scheduling loop: places PENDING sessions with the resource groups' plugins, starts them, enforces deadlines. */
+#include "manager.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <baic/scheduler.h>
+#include <baic/selector.h>
+
+#include "config/config.h"
+#include "log/log.h"
+
+/*
+ * A round runs in one transaction that first takes a transaction-level advisory
+ * lock: while one manager schedules, the others' rounds end at once (and their
+ * wake-ups are not lost, the lock holder re-runs whenever it was woken meanwhile and
+ * every manager has a safety tick). Everything the plugins see is read in that
+ * transaction; occupancy is always summed from the live kernels' occupied_slots.
+ * The allocation is written in the same transaction, guarded by status = 'PENDING'
+ * and the agent still being ALIVE, and the pending rows are locked (FOR UPDATE) so a
+ * concurrent cancel waits for the round instead of racing it.
+ */
+
+#define SCHED_LOCK_KEY "7301843725390167"
+#define MAX_SLOTS 32
+
+/* ---- slot amounts ---- */
+
+int baic_slot_parse(const char *text, int bytes, int64_t *out) {
+    if (text == NULL)
+        return -EINVAL;
+    const char *s = text;
+    while (*s == ' ')
+        s++;
+    if (!isdigit((unsigned char)*s) && *s != '.')
+        return -EINVAL;
+    __int128 ip = 0, fp = 0, fscale = 1;
+    int digits = 0;
+    for (; isdigit((unsigned char)*s); s++) {
+        if (++digits > 18)
+            return -EINVAL;
+        ip = ip * 10 + (*s - '0');
+    }
+    if (*s == '.') {
+        s++;
+        for (int fd = 0; isdigit((unsigned char)*s); s++, fd++) {
+            if (fd >= 9)
+                continue; /* beyond any unit's precision */
+            fp = fp * 10 + (*s - '0');
+            fscale *= 10;
+        }
+    }
+    __int128 mult = 1;
+    if (bytes && *s != '\0') {
+        const char *units = "kmgtpe";
+        const char *u = strchr(units, tolower((unsigned char)*s));
+        if (u == NULL)
+            return -EINVAL;
+        for (long i = 0; i <= u - units; i++)
+            mult *= 1024;
+        s++;
+        if (*s == 'i' || *s == 'I')
+            s++;
+        if (*s == 'b' || *s == 'B')
+            s++;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s != '\0')
+        return -EINVAL;
+    __int128 unit = bytes ? mult : BAIC_SLOT_UNIT;
+    __int128 v = ip * unit + fp * unit / fscale;
+    if (v > INT64_MAX)
+        return -EINVAL;
+    *out = (int64_t)v;
+    return 0;
+}
+
+void baic_slot_format(int64_t v, int bytes, char *buf, size_t n) {
+    if (bytes) {
+        snprintf(buf, n, "%lld", (long long)v);
+        return;
+    }
+    long long ip = v / BAIC_SLOT_UNIT, fp = v % BAIC_SLOT_UNIT;
+    if (fp == 0) {
+        snprintf(buf, n, "%lld", ip);
+        return;
+    }
+    char frac[8];
+    snprintf(frac, sizeof frac, "%06lld", fp < 0 ? -fp : fp);
+    for (int i = 5; i > 0 && frac[i] == '0'; i--)
+        frac[i] = '\0';
+    snprintf(buf, n, "%s%lld.%s", v < 0 && ip == 0 ? "-" : "", ip, frac);
+}
+
+/* ---- state ---- */
+
+typedef struct baic_sched {
+    baic_manager_t *m;
+    uv_timer_t tick, kick;
+    int n_open;              /* timers not yet closed */
+    int refs;                /* timers + rounds in flight */
+    int running, again, closing;
+    baic_bus_sub_t *wake_sub;
+    long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms;
+    uint64_t last_sweep;
+    json_t *confs;   /* "kind/name" -> the conf a plugin was loaded with (must outlive it) */
+    json_t *applied; /* "kind/name" -> options text last applied */
+    json_t *failed;  /* "kind/name" -> loop time of the last failed load */
+} baic_sched_t;
+
+typedef struct vec {
+    baic_slot_t v[MAX_SLOTS];
+    size_t n;
+} vec_t;
+
+enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_KP_OCC, Q_KP_LIVE, Q_SLOTS, NQ };
+
+static const char *const ROUND_SQL[NQ] = {
+    [Q_PENDING] =
+        "SELECT s.id::text AS id, s.name, s.access_key, s.user_uuid::text AS user_id,"
+        " s.group_id::text AS group_id, s.domain_name, s.scaling_group_name AS sgroup,"
+        " s.requested_slots::text AS requested,"
+        " (extract(epoch FROM s.created_at) * 1000)::bigint AS created_ms,"
+        " (extract(epoch FROM s.enqueued_at) * 1000)::bigint AS enqueued_ms,"
+        " s.priority, s.times_skipped, s.cluster_size, s.architecture,"
+        " COALESCE(s.environ, '{}')::text AS environ, s.startup_command, s.bootstrap_script,"
+        " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx,"
+        " k.cluster_hostname, k.resource_opts::text AS resource_opts,"
+        " COALESCE(i.labels, '{}')::text AS labels,"
+        " COALESCE(i.resources, '{}')::text AS image_resources,"
+        " p.max_concurrent_sessions, p.total_resource_slots::text AS kp_limits,"
+        " p.default_for_unspecified AS kp_default"
+        " FROM sessions s JOIN kernels k ON k.session_id = s.id AND k.cluster_idx = 0"
+        " LEFT JOIN images i ON i.name = k.image AND i.architecture = k.architecture"
+        " LEFT JOIN keypairs kp ON kp.access_key = s.access_key"
+        " LEFT JOIN keypair_resource_policies p ON p.name = kp.resource_policy"
+        " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at"
+        " LIMIT 1000 FOR UPDATE OF s",
+    [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
+                 " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
+    [Q_AGENTS] =
+        "SELECT a.id, a.addr, a.scaling_group AS sgroup, a.architecture,"
+        " a.available_slots::text AS available,"
+        " (SELECT COALESCE(jsonb_object_agg(key, total), '{}')::text FROM ("
+        "   SELECT e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
+        "   jsonb_each(k.occupied_slots) e WHERE k.agent = a.id AND k.status IN "
+        BAIC_LIVE_STATUSES " GROUP BY e.key) x) AS occupied,"
+        " (SELECT count(*) FROM kernels k WHERE k.agent = a.id AND k.status IN "
+        BAIC_LIVE_STATUSES ") AS n_kernels"
+        " FROM agents a WHERE a.status = 'ALIVE' AND a.schedulable ORDER BY a.id",
+    [Q_KP_OCC] = "SELECT k.access_key, k.scaling_group AS sgroup, e.key AS slot,"
+                 " sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
+                 " jsonb_each(k.occupied_slots) e WHERE k.status IN " BAIC_LIVE_STATUSES
+                 " AND k.access_key IS NOT NULL GROUP BY 1, 2, 3",
+    [Q_KP_LIVE] = "SELECT access_key, count(*) AS n FROM sessions WHERE status IN "
+                  BAIC_LIVE_STATUSES " AND access_key IS NOT NULL GROUP BY access_key",
+    [Q_SLOTS] = "SELECT value::text AS value FROM shared_config WHERE key = 'config/resource_slots'",
+};
+
+static const char ALLOC_SQL[] =
+    "WITH a AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr"
+    "   FROM jsonb_each($1::jsonb)),"
+    " k AS (UPDATE kernels k SET agent = a.agent, agent_addr = a.addr,"
+    "   occupied_slots = k.requested_slots, status = 'SCHEDULED', status_changed = now(),"
+    "   status_info = NULL,"
+    "   status_history = k.status_history || jsonb_build_object('SCHEDULED', now()::text)"
+    " FROM a WHERE k.session_id = a.sid AND k.status = 'PENDING'"
+    "   AND EXISTS (SELECT 1 FROM agents g WHERE g.id = a.agent AND g.status = 'ALIVE')"
+    " RETURNING k.session_id)"
+    " UPDATE sessions s SET status = 'SCHEDULED', status_changed = now(), status_info = NULL,"
+    "   agent_ids = ARRAY[a.agent]::varchar(64)[], occupying_slots = s.requested_slots,"
+    "   status_history = s.status_history || jsonb_build_object('SCHEDULED', now()::text)"
+    " FROM a WHERE s.id = a.sid AND s.status = 'PENDING'"
+    "   AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text";
+
+static const char DENY_SQL[] =
+    "UPDATE sessions s SET status_info = x.value->>'info',"
+    " status_data = COALESCE(s.status_data, '{}'::jsonb) || jsonb_build_object('scheduler',"
+    "   jsonb_build_object('failed_predicates', x.value->'failed', 'msg', x.value->>'msg',"
+    "   'retries', COALESCE((s.status_data #>> '{scheduler,retries}')::int, 0) + 1))"
+    " FROM jsonb_each($1::jsonb) x WHERE s.id = x.key::uuid AND s.status = 'PENDING'";
+
+static const char SKIP_SQL[] =
+    "UPDATE sessions s SET times_skipped = (x.value #>> '{}')::int"
+    " FROM jsonb_each($1::jsonb) x WHERE s.id = x.key::uuid AND s.status = 'PENDING'";
+
+typedef struct round {
+    baic_sched_t *s;
+    baic_db_tx_t *tx;
+    int pending, failed, locked;
+    json_t *res[NQ];
+    json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
+    json_t *alloc;   /* session id -> {"agent", "addr"} */
+    json_t *deny;    /* session id -> {"info", "msg", "failed": [...]} */
+    json_t *skips;   /* session id -> times_skipped */
+    json_t *launch;  /* session id -> pending row + "agent_addr" */
+    json_t *scheduled; /* ids the allocation statement confirmed */
+} round_t;
+
+static void sched_unref(baic_sched_t *s) {
+    if (--s->refs > 0)
+        return;
+    json_decref(s->confs);
+    json_decref(s->applied);
+    json_decref(s->failed);
+    free(s);
+}
+
+/* ---- slot vectors over the round's slot types ---- */
+
+static int slot_is_bytes(round_t *r, const char *name) {
+    const char *t = json_string_value(json_object_get(r->types, name));
+    return t != NULL && strcmp(t, "bytes") == 0;
+}
+
+/* A name pointer that lives as long as the round: the key inside r->types. */
+static const char *intern(round_t *r, const char *name) {
+    void *it = json_object_iter_at(r->types, name);
+    if (it == NULL) {
+        json_object_set_new(r->types, name, json_string("count"));
+        it = json_object_iter_at(r->types, name);
+    }
+    return json_object_iter_key(it);
+}
+
+static int64_t *vec_slot(round_t *r, vec_t *v, const char *name) {
+    size_t i = 0;
+    while (i < v->n && strcmp(v->v[i].name, name) < 0)
+        i++;
+    if (i < v->n && strcmp(v->v[i].name, name) == 0)
+        return &v->v[i].value;
+    if (v->n == MAX_SLOTS)
+        return NULL;
+    memmove(&v->v[i + 1], &v->v[i], (v->n - i) * sizeof v->v[0]);
+    v->v[i].name = intern(r, name);
+    v->v[i].value = 0;
+    v->n++;
+    return &v->v[i].value;
+}
+
+static void vec_from_json(round_t *r, vec_t *v, const json_t *obj) {
+    const char *k;
+    json_t *val;
+    json_object_foreach((json_t *)obj, k, val) {
+        int64_t x = 0;
+        char num[64];
+        const char *text = json_string_value(val);
+        if (json_is_number(val)) {
+            snprintf(num, sizeof num, "%.9g", json_number_value(val));
+            text = num;
+        }
+        if (text == NULL || baic_slot_parse(text, slot_is_bytes(r, k), &x) != 0)
+            continue;
+        int64_t *p = vec_slot(r, v, k);
+        if (p)
+            *p += x;
+    }
+}
+
+static void vec_from_text(round_t *r, vec_t *v, const char *text) {
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    if (json_is_object(j))
+        vec_from_json(r, v, j);
+    json_decref(j);
+}
+
+static void vec_add(round_t *r, vec_t *dst, const vec_t *src) {
+    for (size_t i = 0; i < src->n; i++) {
+        int64_t *p = vec_slot(r, dst, src->v[i].name);
+        if (p)
+            *p += src->v[i].value;
+    }
+}
+
+static baic_slots_t as_slots(const vec_t *v) {
+    baic_slots_t s = {v->v, v->n};
+    return s;
+}
+
+static const char *col(const json_t *row, const char *name) {
+    return json_string_value(json_object_get(row, name));
+}
+
+/* ---- plugins ---- */
+
+static int plugin_name_ok(const char *s) {
+    if (s == NULL || *s == '\0' || strlen(s) > 63)
+        return 0;
+    for (; *s; s++)
+        if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && *s != '_' && *s != '-')
+            return 0;
+    return 1;
+}
+
+/*
+ * The group's plugin, loaded on first use with the group's options as its config;
+ * groups naming the same plugin share one instance, and a group whose options differ
+ * from those last applied gets them through update_options before its turn.
+ */
+static const baic_plugin_t *group_plugin(baic_sched_t *s, baic_plugin_kind_t kind,
+                                         const char *name, const char *opts) {
+    if (!plugin_name_ok(name))
+        return NULL;
+    char id[96];
+    snprintf(id, sizeof id, "%s/%s", baic_plugin_kind_name(kind), name);
+    baic_manager_t *m = s->m;
+    const baic_plugin_t *p = baic_registry_find(m->registry, kind, name);
+    if (p == NULL) {
+        json_t *when = json_object_get(s->failed, id);
+        if (when && uv_now(m->uv) - (uint64_t)json_integer_value(when) < 60000)
+            return NULL;
+        json_t *conf = json_loads(opts ? opts : "{}", 0, NULL);
+        if (!json_is_object(conf)) {
+            json_decref(conf);
+            conf = json_object();
+        }
+        char err[512];
+        int rc = baic_registry_load(m->registry, id, conf, err, sizeof err);
+        if (rc != 0) {
+            BAIC_LOG_E("scheduler_plugin_unavailable", "plugin=%s error=\"%s\"", id, err);
+            json_object_set_new(s->failed, id, json_integer((json_int_t)uv_now(m->uv)));
+            json_decref(conf);
+            return NULL;
+        }
+        json_object_set_new(s->confs, id, conf);
+        json_object_set_new(s->applied, id, json_string(opts ? opts : "{}"));
+        BAIC_LOG_I("scheduler_plugin_loaded", "plugin=%s", id);
+        return baic_registry_find(m->registry, kind, name);
+    }
+    const char *last = json_string_value(json_object_get(s->applied, id));
+    if (opts && (last == NULL || strcmp(last, opts) != 0)) {
+        json_t *o = json_loads(opts, 0, NULL);
+        int (*update)(void *, const json_t *) =
+            kind == BAIC_KIND_SCHEDULER ? ((const baic_scheduler_ops_t *)p->ops)->update_options
+                                        : ((const baic_selector_ops_t *)p->ops)->update_options;
+        if (o != NULL && update != NULL && update(p->state, o) != 0)
+            BAIC_LOG_W("scheduler_options_refused", "plugin=%s", id);
+        json_decref(o);
+        json_object_set_new(s->applied, id, json_string(opts));
+    }
+    return p;
+}
+
+/* ---- one resource group ---- */
+
+typedef struct cand {
+    json_t *row;
+    baic_sched_session_t s;
+    vec_t req;
+    int placed;
+    uint32_t skipped;
+} cand_t;
+
+typedef struct agent {
+    json_t *row;
+    baic_sel_agent_t a;
+    vec_t avail, occ;
+} agent_t;
+
+typedef struct kp {
+    const char *ak;
+    vec_t occ_all, occ_group;
+    long long live;
+    baic_sched_occupancy_t o;
+} kp_t;
+
+static kp_t *kp_find(kp_t *kps, size_t n, const char *ak) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kps[i].ak, ak) == 0)
+            return &kps[i];
+    return NULL;
+}
+
+static void deny(round_t *r, cand_t *c, const char *info, const char *pred, const char *msg) {
+    json_object_set_new(r->deny, col(c->row, "id"),
+                        json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "info", info, "msg", msg, "failed",
+                                  "name", pred, "msg", msg));
+    c->s.flags |= BAIC_SCHED_CAND_TRIED;
+}
+
+/* Keypair and image predicates; NULL when they pass, else the failure written in msg. */
+static const char *predicates(round_t *r, cand_t *c, kp_t *k, char *msg, size_t n) {
+    const json_t *row = c->row;
+    const char *maxs = col(row, "max_concurrent_sessions");
+    long long max = maxs ? atoll(maxs) : 0;
+    /* 0 means no limit, as the policy's absence does. */
+    if (max > 0 && k->live >= max) {
+        snprintf(msg, n, "You cannot run more than %lld concurrent sessions.", max);
+        return "concurrency";
+    }
+    json_t *limits = json_loads(col(row, "kp_limits") ? col(row, "kp_limits") : "{}", 0, NULL);
+    const char *dflt = col(row, "kp_default");
+    int unlimited = dflt == NULL || strcmp(dflt, "UNLIMITED") == 0;
+    const char *bad = NULL;
+    for (size_t i = 0; i < c->req.n && bad == NULL; i++) {
+        const char *name = c->req.v[i].name;
+        if (c->req.v[i].value <= 0)
+            continue;
+        json_t *l = json_object_get(limits, name);
+        int64_t lim = 0, used = 0;
+        if (l == NULL) {
+            if (unlimited)
+                continue;
+        } else if (json_is_string(l) && (strcmp(json_string_value(l), "Infinity") == 0 ||
+                                          strcmp(json_string_value(l), "inf") == 0)) {
+            continue;
+        } else {
+            char num[64];
+            const char *t = json_string_value(l);
+            if (json_is_number(l)) {
+                snprintf(num, sizeof num, "%.9g", json_number_value(l));
+                t = num;
+            }
+            if (t == NULL || baic_slot_parse(t, slot_is_bytes(r, name), &lim) != 0)
+                continue;
+        }
+        baic_slots_get(&(baic_slots_t){k->occ_all.v, k->occ_all.n}, name, &used);
+        if (used + c->req.v[i].value > lim) {
+            snprintf(msg, n, "Your keypair resource quota is exceeded. (%s)", name);
+            bad = "keypair_resource_limit";
+        }
+    }
+    json_decref(limits);
+    if (bad)
+        return bad;
+    json_t *imin = json_loads(col(row, "image_resources") ? col(row, "image_resources") : "{}", 0,
+                              NULL);
+    const char *slot;
+    json_t *v;
+    json_object_foreach(imin, slot, v) {
+        const char *t = json_string_value(json_object_get(v, "min"));
+        int64_t want, have = 0;
+        if (t == NULL || baic_slot_parse(t, slot_is_bytes(r, slot), &want) != 0)
+            continue;
+        baic_slots_get(&(baic_slots_t){c->req.v, c->req.n}, slot, &have);
+        if (have < want) {
+            snprintf(msg, n, "The requested %s is below the image's minimum.", slot);
+            bad = "image_min_resources";
+            break;
+        }
+    }
+    json_decref(imin);
+    return bad;
+}
+
+static void schedule_group(round_t *r, const json_t *g) {
+    baic_sched_t *s = r->s;
+    const char *gname = col(g, "name");
+    size_t nc = 0, i;
+    json_t *row;
+    json_array_foreach(r->res[Q_PENDING], i, row) if (strcmp(col(row, "sgroup") ?: "", gname) == 0) nc++;
+    if (nc == 0)
+        return;
+    cand_t *cands = calloc(nc, sizeof *cands);
+    const baic_sched_session_t **ptrs = calloc(nc, sizeof *ptrs);
+    size_t *map = calloc(nc, sizeof *map);
+    agent_t *agents = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *agents);
+    size_t nkp_max = json_array_size(r->res[Q_KP_LIVE]) + nc + 1;
+    kp_t *kps = calloc(nkp_max, sizeof *kps);
+    const baic_sched_occupancy_t **kptrs = calloc(nkp_max, sizeof *kptrs);
+    const baic_sel_agent_t **aptrs = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *aptrs);
+    size_t na = 0, nkp = 0;
+
+    /* Keypairs: live sessions everywhere, occupancy everywhere and in this group. */
+    json_array_foreach(r->res[Q_KP_LIVE], i, row) {
+        kps[nkp].ak = col(row, "access_key");
+        kps[nkp++].live = atoll(col(row, "n"));
+    }
+    nc = 0;
+    json_array_foreach(r->res[Q_PENDING], i, row) {
+        if (strcmp(col(row, "sgroup") ?: "", gname) != 0)
+            continue;
+        cand_t *c = &cands[nc++];
+        c->row = row;
+        vec_from_text(r, &c->req, col(row, "requested"));
+        c->s.id = col(row, "id");
+        c->s.access_key = col(row, "access_key");
+        c->s.user_id = col(row, "user_id");
+        c->s.group_id = col(row, "group_id");
+        c->s.domain = col(row, "domain_name");
+        c->s.requested = as_slots(&c->req);
+        c->s.created_at_ms = atoll(col(row, "created_ms"));
+        c->s.enqueued_at_ms = atoll(col(row, "enqueued_ms"));
+        c->s.priority = atoi(col(row, "priority"));
+        c->s.times_skipped = (uint32_t)atol(col(row, "times_skipped"));
+        c->s.cluster_size = (uint32_t)atol(col(row, "cluster_size"));
+        if (kp_find(kps, nkp, c->s.access_key) == NULL)
+            kps[nkp++].ak = c->s.access_key;
+    }
+    json_array_foreach(r->res[Q_KP_OCC], i, row) {
+        kp_t *k = kp_find(kps, nkp, col(row, "access_key"));
+        if (k == NULL)
+            continue;
+        vec_t one = {0};
+        int64_t x;
+        const char *slot = col(row, "slot");
+        if (baic_slot_parse(col(row, "total"), slot_is_bytes(r, slot), &x) != 0)
+            continue;
+        int64_t *p = vec_slot(r, &one, slot);
+        if (p == NULL)
+            continue;
+        *p = x;
+        vec_add(r, &k->occ_all, &one);
+        if (strcmp(col(row, "sgroup") ?: "", gname) == 0)
+            vec_add(r, &k->occ_group, &one);
+    }
+
+    baic_sched_context_t ctx = {.size = sizeof ctx, .resource_group = gname};
+    vec_t cap = {0}, occ = {0};
+    json_array_foreach(r->res[Q_AGENTS], i, row) {
+        if (strcmp(col(row, "sgroup"), gname) != 0)
+            continue;
+        agent_t *a = &agents[na++];
+        a->row = row;
+        vec_from_text(r, &a->avail, col(row, "available"));
+        vec_from_text(r, &a->occ, col(row, "occupied"));
+        a->a.id = col(row, "id");
+        a->a.architecture = col(row, "architecture");
+        a->a.resource_group = gname;
+        a->a.n_kernels = (uint32_t)atol(col(row, "n_kernels"));
+        vec_add(r, &cap, &a->avail);
+        vec_add(r, &occ, &a->occ);
+    }
+
+    const baic_plugin_t *sp = group_plugin(s, BAIC_KIND_SCHEDULER, col(g, "scheduler"), col(g, "sopts"));
+    const baic_plugin_t *ap = group_plugin(s, BAIC_KIND_SELECTOR, col(g, "agent_selector"), col(g, "aopts"));
+    if (sp == NULL || ap == NULL) {
+        for (size_t c = 0; c < nc; c++)
+            deny(r, &cands[c], "scheduler-unavailable", "plugin",
+                 "The resource group's scheduler or agent-selector plugin is not available.");
+        goto out;
+    }
+    const baic_scheduler_ops_t *sops = sp->ops;
+    const baic_selector_ops_t *aops = ap->ops;
+
+    for (size_t guard = 0; guard <= 2 * nc; guard++) {
+        /* Current view for the plugins: arrays are rebuilt as placements change them. */
+        size_t n = 0;
+        for (size_t c = 0; c < nc; c++)
+            if (!cands[c].placed) {
+                map[n] = c;
+                ptrs[n++] = &cands[c].s;
+            }
+        size_t nk = 0;
+        for (size_t k = 0; k < nkp; k++) {
+            if (kps[k].occ_group.n == 0)
+                continue;
+            kps[k].o.access_key = kps[k].ak;
+            kps[k].o.occupied = as_slots(&kps[k].occ_group);
+            kptrs[nk++] = &kps[k].o;
+        }
+        ctx.capacity = as_slots(&cap);
+        ctx.occupied = as_slots(&occ);
+        ctx.keypairs = kptrs;
+        ctx.n_keypairs = nk;
+        ctx.now_ms = baic_wall_ms();
+        size_t picked = BAIC_SCHED_NONE;
+        if (n == 0)
+            break;
+        int rc = sops->pick(sp->state, &ctx, ptrs, n, &picked);
+        if (rc != 0) {
+            BAIC_LOG_W("scheduler_pick_failed", "group=%s plugin=%s error=%d", gname, sp->id, rc);
+            break;
+        }
+        if (picked == BAIC_SCHED_NONE || picked >= n)
+            break;
+        cand_t *c = &cands[map[picked]];
+        if (c->s.flags & BAIC_SCHED_CAND_TRIED)
+            break; /* the plugin broke its contract; do not loop on it */
+        kp_t *k = kp_find(kps, nkp, c->s.access_key);
+        char msg[256];
+        const char *pred = predicates(r, c, k, msg, sizeof msg);
+        if (pred != NULL) {
+            deny(r, c, "predicate-checks-failed", pred, msg);
+            continue;
+        }
+        /* Agents of the right architecture, with their occupancy as of this round. */
+        const char *arch = col(c->row, "architecture");
+        size_t nsel = 0;
+        size_t amap[256];
+        for (size_t a = 0; a < na && nsel < 256; a++) {
+            if (arch && strcmp(agents[a].a.architecture, arch) != 0)
+                continue;
+            agents[a].a.available = as_slots(&agents[a].avail);
+            agents[a].a.occupied = as_slots(&agents[a].occ);
+            amap[nsel] = a;
+            aptrs[nsel++] = &agents[a].a;
+        }
+        if (nsel == 0) {
+            snprintf(msg, sizeof msg, "No schedulable %s agent in resource group %s.",
+                     arch ? arch : "", gname);
+            deny(r, c, "no-available-instances", "agents", msg);
+            continue;
+        }
+        baic_sel_kernel_t kern = {
+            .id = col(c->row, "kernel_id"),
+            .role = col(c->row, "cluster_role"),
+            .index = 0,
+            .architecture = arch,
+            .requested = as_slots(&c->req),
+        };
+        const baic_sel_kernel_t *kptr[1] = {&kern};
+        baic_sel_request_t req = {
+            .size = sizeof req,
+            .session_id = c->s.id,
+            .access_key = c->s.access_key,
+            .resource_group = gname,
+            .cluster_mode = BAIC_SEL_SINGLE_NODE,
+            .kernels = kptr,
+            .n_kernels = 1,
+        };
+        size_t chosen[1] = {(size_t)-1};
+        rc = aops->select(ap->state, &req, aptrs, nsel, chosen);
+        baic_slots_t need = as_slots(&c->req);
+        if (rc == 0 && chosen[0] < nsel) {
+            agent_t *a = &agents[amap[chosen[0]]];
+            baic_slots_t av = as_slots(&a->avail), oc = as_slots(&a->occ);
+            if (baic_slots_fit(&need, &av, &oc) != 0)
+                rc = BAIC_ENO_RESOURCES; /* never trust a plugin with the books */
+        } else if (rc == 0) {
+            rc = BAIC_ENO_RESOURCES;
+        }
+        if (rc != 0) {
+            deny(r, c, "no-available-instances", "agent_resources",
+                 "No agent has enough free resources for this session now.");
+            continue;
+        }
+        agent_t *a = &agents[amap[chosen[0]]];
+        vec_add(r, &a->occ, &c->req);
+        a->a.n_kernels++;
+        vec_add(r, &occ, &c->req);
+        vec_add(r, &k->occ_all, &c->req);
+        vec_add(r, &k->occ_group, &c->req);
+        k->live++;
+        c->placed = 1;
+        json_object_del(r->deny, c->s.id);
+        json_object_set_new(r->alloc, c->s.id,
+                            json_pack("{s:s, s:s}", "agent", a->a.id, "addr", col(a->row, "addr")));
+        json_t *l = json_deep_copy(c->row);
+        json_object_set_new(l, "agent_addr", json_string(col(a->row, "addr")));
+        json_object_set_new(l, "agent", json_string(a->a.id));
+        json_object_set_new(r->launch, c->s.id, l);
+        /* Everyone queued before it that is still waiting was skipped once more. */
+        for (size_t o = 0; o < nc; o++) {
+            cand_t *w = &cands[o];
+            if (w->placed || w->s.enqueued_at_ms > c->s.enqueued_at_ms ||
+                (w->s.enqueued_at_ms == c->s.enqueued_at_ms && w->s.created_at_ms >= c->s.created_at_ms))
+                continue;
+            w->s.times_skipped++;
+            w->skipped = 1;
+        }
+    }
+    for (size_t c = 0; c < nc; c++)
+        if (!cands[c].placed && cands[c].skipped)
+            json_object_set_new(r->skips, cands[c].s.id, json_integer(cands[c].s.times_skipped));
+out:
+    free(cands);
+    free(ptrs);
+    free(map);
+    free(agents);
+    free(kps);
+    free(kptrs);
+    free(aptrs);
+}
+
+/* ---- after commit: start the kernels ---- */
+
+typedef struct launch {
+    baic_manager_t *m;
+    char session_id[40], kernel_id[40], addr[136];
+} launch_t;
+
+static void preparing_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    launch_t *l = arg;
+    if (err != 0)
+        BAIC_LOG_W("session_update_failed", "session=%s status=PREPARING error=\"%s\"",
+                   l->session_id, errmsg ? errmsg : "");
+    else if (baic_db_result_rows(res) > 0) {
+        const char *name = baic_db_result_get(res, 0, 0), *ak = baic_db_result_get(res, 0, 1);
+        baic_session_event(l->m, "kernel_preparing", l->session_id, name, ak, NULL, l->kernel_id,
+                           INT32_MIN);
+        baic_session_event(l->m, "session_preparing", l->session_id, name, ak, NULL, NULL,
+                           INT32_MIN);
+    }
+    free(l);
+}
+
+static void created(int status, json_t *answer, int err, void *arg) {
+    launch_t *l = arg;
+    baic_manager_t *m = l->m;
+    if (m->closing) {
+        free(l);
+        return;
+    }
+    if (err == 0 && status == 202) {
+        const char *p[1] = {l->session_id};
+        BAIC_LOG_I("kernels_accepted", "session=%s kernel=%s agent=%s", l->session_id,
+                   l->kernel_id, l->addr);
+        if (baic_db_query(m->db,
+                          "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
+                          " status_history = status_history || jsonb_build_object('PREPARING',"
+                          " now()::text) WHERE session_id = $1::uuid AND status = 'SCHEDULED'"
+                          " RETURNING id) UPDATE sessions SET status = 'PREPARING',"
+                          " status_changed = now(), status_history = status_history ||"
+                          " jsonb_build_object('PREPARING', now()::text) WHERE id = $1::uuid"
+                          " AND status = 'SCHEDULED' RETURNING name, access_key",
+                          1, p, preparing_done, l) != 0)
+            free(l);
+        return;
+    }
+    char why[300];
+    const char *msg = json_string_value(json_object_get(answer, "msg"));
+    if (msg == NULL)
+        msg = json_string_value(json_object_get(answer, "title"));
+    if (err != 0)
+        snprintf(why, sizeof why, "failed-to-start: agent %s not reachable (%d)", l->addr, err);
+    else
+        snprintf(why, sizeof why, "failed-to-start: agent answered %d%s%.200s", status,
+                 msg ? ": " : "", msg ? msg : "");
+    BAIC_LOG_W("create_kernels_failed", "session=%s kernel=%s agent=%s reason=\"%s\"",
+               l->session_id, l->kernel_id, l->addr, why);
+    baic_kernel_finish(m, l->kernel_id, "ERROR", why, INT32_MIN);
+    /* A lost answer may hide a started kernel; a refusal (4xx) left nothing behind. */
+    if (err != 0 || status >= 500)
+        baic_agent_destroy_kernel(m, l->addr, l->kernel_id, "failed-to-start");
+    free(l);
+}
+
+static void launch_one(baic_manager_t *m, const json_t *row) {
+    launch_t *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return;
+    l->m = m;
+    snprintf(l->session_id, sizeof l->session_id, "%s", col(row, "id"));
+    snprintf(l->kernel_id, sizeof l->kernel_id, "%s", col(row, "kernel_id"));
+    snprintf(l->addr, sizeof l->addr, "%s", col(row, "agent_addr"));
+    baic_session_event(m, "session_scheduled", l->session_id, col(row, "name"),
+                       col(row, "access_key"), NULL, NULL, INT32_MIN);
+    json_t *labels = json_loads(col(row, "labels") ?: "{}", 0, NULL);
+    json_t *env = json_loads(col(row, "environ") ?: "{}", 0, NULL);
+    json_t *slots = json_loads(col(row, "requested") ?: "{}", 0, NULL);
+    json_t *kern = json_pack("{s:s, s:{s:s, s:s?, s:o}, s:o, s:o, s:s, s:i, s:s}", "kernel_id",
+                             l->kernel_id, "image", "canonical", col(row, "image"), "registry",
+                             col(row, "registry"), "labels", labels ? labels : json_object(),
+                             "resource_slots", slots ? slots : json_object(), "environ",
+                             json_is_object(env) ? env : json_object(), "cluster_role",
+                             col(row, "cluster_role") ?: "main", "cluster_idx", 0,
+                             "cluster_hostname", col(row, "cluster_hostname") ?: "main1");
+    if (!json_is_object(env))
+        json_decref(env);
+    if (col(row, "startup_command"))
+        json_object_set_new(kern, "startup_command", json_string(col(row, "startup_command")));
+    if (col(row, "bootstrap_script"))
+        json_object_set_new(kern, "bootstrap_script", json_string(col(row, "bootstrap_script")));
+    json_t *body = json_pack("{s:s, s:s?, s:s?, s:[o]}", "session_id", l->session_id,
+                             "session_name", col(row, "name"), "access_key",
+                             col(row, "access_key"), "kernels", kern);
+    BAIC_LOG_I("session_scheduled", "session=%s kernel=%s agent=%s", l->session_id, l->kernel_id,
+               col(row, "agent"));
+    if (baic_agent_rpc(m, l->addr, "POST", "/rpc/create_kernels", body, 30000, created, l) != 0)
+        created(0, NULL, -EINVAL, l);
+    json_decref(body);
+}
+
+/* ---- deadlines and recovery ---- */
+
+typedef struct retry {
+    baic_manager_t *m;
+    char kernel_id[40];
+} retry_t;
+
+static void retry_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    retry_t *t = arg;
+    if (err != 0)
+        BAIC_LOG_W("destroy_retry_failed", "kernel=%s error=\"%s\"", t->kernel_id,
+                   errmsg ? errmsg : "");
+    else if (baic_db_result_rows(res) > 0 && !baic_db_result_is_null(res, 0, 0))
+        baic_agent_destroy_kernel(t->m, baic_db_result_get(res, 0, 0), t->kernel_id,
+                                  "user-requested");
+    free(t);
+}
+
+static void sweep_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    baic_sched_t *s = arg;
+    baic_manager_t *m = s->m;
+    if (err != 0 || s->closing) {
+        if (err != 0)
+            BAIC_LOG_W("deadline_sweep_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        sched_unref(s);
+        return;
+    }
+    for (int r = 0; r < baic_db_result_rows(res); r++) {
+        const char *kid = baic_db_result_get(res, r, 0), *st = baic_db_result_get(res, r, 1);
+        const char *addr = baic_db_result_get(res, r, 2);
+        long tries = atol(baic_db_result_get(res, r, 3));
+        if (strcmp(st, "TERMINATING") == 0) {
+            if (tries >= s->destroy_tries) {
+                BAIC_LOG_W("kernel_force_terminated", "kernel=%s tries=%ld", kid, tries);
+                baic_kernel_finish(m, kid, "TERMINATED", "force-terminated", INT32_MIN);
+                continue;
+            }
+            retry_t *t = calloc(1, sizeof *t);
+            if (t == NULL)
+                continue;
+            t->m = m;
+            snprintf(t->kernel_id, sizeof t->kernel_id, "%s", kid);
+            const char *p[1] = {kid};
+            BAIC_LOG_I("destroy_retry", "kernel=%s try=%ld", kid, tries + 1);
+            if (baic_db_query(m->db,
+                              "UPDATE kernels SET destroy_tries = destroy_tries + 1,"
+                              " status_changed = now() WHERE id = $1::uuid AND status ="
+                              " 'TERMINATING' RETURNING agent_addr",
+                              1, p, retry_done, t) != 0)
+                free(t);
+            continue;
+        }
+        char why[96];
+        snprintf(why, sizeof why, "deadline-exceeded: %s", st);
+        BAIC_LOG_W("kernel_deadline_exceeded", "kernel=%s status=%s", kid, st);
+        baic_kernel_finish(m, kid, "ERROR", why, INT32_MIN);
+        if (addr != NULL)
+            baic_agent_destroy_kernel(m, addr, kid, "failed-to-start");
+    }
+    sched_unref(s);
+}
+
+static void sweep(baic_sched_t *s) {
+    char a[24], b[24], c[24];
+    snprintf(a, sizeof a, "%lld", s->deadline_s);
+    snprintf(b, sizeof b, "%lld", s->pulling_s);
+    snprintf(c, sizeof c, "%lld", s->terminating_s);
+    const char *p[3] = {a, b, c};
+    s->refs++;
+    if (baic_db_query(s->m->db,
+                      "SELECT id::text, status, agent_addr, destroy_tries FROM kernels WHERE"
+                      " (status IN ('SCHEDULED', 'PREPARING', 'PREPARED', 'CREATING')"
+                      "  AND status_changed < now() - make_interval(secs => $1::int))"
+                      " OR (status = 'PULLING' AND status_changed < now() -"
+                      "  make_interval(secs => $2::int))"
+                      " OR (status = 'TERMINATING' AND status_changed < now() -"
+                      "  make_interval(secs => $3::int)) LIMIT 500",
+                      3, p, sweep_done, s) != 0)
+        sched_unref(s);
+}
+
+/* ---- the round ---- */
+
+static void kick(baic_sched_t *s);
+
+static void round_free(round_t *r) {
+    for (int i = 0; i < NQ; i++)
+        json_decref(r->res[i]);
+    json_decref(r->types);
+    json_decref(r->alloc);
+    json_decref(r->deny);
+    json_decref(r->skips);
+    json_decref(r->launch);
+    json_decref(r->scheduled);
+    free(r);
+}
+
+static void round_end(round_t *r) {
+    baic_sched_t *s = r->s;
+    int locked = r->locked;
+    round_free(r);
+    s->running = 0;
+    if (!s->closing) {
+        if (locked && uv_now(s->m->uv) - s->last_sweep >= 5000) {
+            s->last_sweep = uv_now(s->m->uv);
+            sweep(s);
+        }
+        if (s->again) {
+            s->again = 0;
+            kick(s);
+        }
+    }
+    sched_unref(s);
+}
+
+static void committed(int err, const char *errmsg, void *arg) {
+    round_t *r = arg;
+    if (err != 0) {
+        BAIC_LOG_W("schedule_commit_failed", "error=\"%s\"", errmsg ? errmsg : "");
+    } else if (!r->s->closing) {
+        size_t i;
+        json_t *id;
+        json_array_foreach(r->scheduled, i, id) {
+            json_t *row = json_object_get(r->launch, json_string_value(id));
+            if (row)
+                launch_one(r->s->m, row);
+        }
+        /* Something was placed: more may fit once these numbers settle. */
+        if (json_array_size(r->scheduled) > 0)
+            r->s->again = 1;
+    }
+    round_end(r);
+}
+
+static void alloc_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    round_t *r = arg;
+    if (err != 0) {
+        BAIC_LOG_W("schedule_update_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        return;
+    }
+    for (int i = 0; i < baic_db_result_rows(res); i++)
+        json_array_append_new(r->scheduled, json_string(baic_db_result_get(res, i, 0)));
+}
+
+static void write_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    (void)res;
+    (void)arg;
+    if (err != 0)
+        BAIC_LOG_W("schedule_update_failed", "error=\"%s\"", errmsg ? errmsg : "");
+}
+
+static void tx_query(round_t *r, const char *sql, json_t *param, baic_db_cb cb) {
+    char *text = json_dumps(param, JSON_COMPACT);
+    const char *p[1] = {text};
+    baic_db_tx_query(r->tx, sql, 1, p, cb, r);
+    free(text);
+}
+
+static void decide(round_t *r) {
+    json_t *slots = json_loads(col(json_array_get(r->res[Q_SLOTS], 0), "value") ?: "{}", 0, NULL);
+    json_object_set_new(r->types, "cpu", json_string("count"));
+    json_object_set_new(r->types, "mem", json_string("bytes"));
+    if (json_is_object(slots))
+        json_object_update(r->types, slots);
+    json_decref(slots);
+    size_t i;
+    json_t *g;
+    json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);
+    if (json_object_size(r->alloc) > 0)
+        tx_query(r, ALLOC_SQL, r->alloc, alloc_done);
+    if (json_object_size(r->deny) > 0)
+        tx_query(r, DENY_SQL, r->deny, write_done);
+    if (json_object_size(r->skips) > 0)
+        tx_query(r, SKIP_SQL, r->skips, write_done);
+    if (baic_db_tx_commit(r->tx, committed, r) != 0)
+        round_end(r);
+}
+
+static json_t *rows_json(const baic_db_result_t *res) {
+    json_t *rows = json_array();
+    for (int r = 0; r < baic_db_result_rows(res); r++) {
+        json_t *row = json_object();
+        for (int c = 0; c < baic_db_result_cols(res); c++)
+            json_object_set_new(row, baic_db_result_col_name(res, c),
+                                baic_db_result_is_null(res, r, c)
+                                    ? json_null()
+                                    : json_string(baic_db_result_get(res, r, c)));
+        json_array_append_new(rows, row);
+    }
+    return rows;
+}
+
+typedef struct part {
+    round_t *r;
+    int idx;
+} part_t;
+
+static void part_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    part_t *p = arg;
+    round_t *r = p->r;
+    if (err != 0) {
+        if (!r->failed)
+            BAIC_LOG_W("schedule_query_failed", "query=%d error=\"%s\"", p->idx,
+                       errmsg ? errmsg : "");
+        r->failed = 1;
+    } else {
+        r->res[p->idx] = rows_json(res);
+    }
+    free(p);
+    if (--r->pending > 0)
+        return;
+    if (r->failed || r->s->closing) {
+        if (baic_db_tx_rollback(r->tx, NULL, NULL) != 0) { /* connection gone */ }
+        round_end(r);
+        return;
+    }
+    decide(r);
+}
+
+static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    round_t *r = arg;
+    if (err != 0 || r->s->closing) {
+        if (err != 0)
+            BAIC_LOG_W("schedule_lock_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        baic_db_tx_rollback(r->tx, NULL, NULL);
+        round_end(r);
+        return;
+    }
+    const char *v = baic_db_result_get(res, 0, 0);
+    if (v == NULL || strcmp(v, "t") != 0) {
+        /* Another manager schedules now. */
+        baic_db_tx_rollback(r->tx, NULL, NULL);
+        round_end(r);
+        return;
+    }
+    r->locked = 1;
+    r->pending = NQ;
+    for (int i = 0; i < NQ; i++) {
+        part_t *p = calloc(1, sizeof *p);
+        p->r = r;
+        p->idx = i;
+        if (baic_db_tx_query(r->tx, ROUND_SQL[i], 0, NULL, part_done, p) != 0)
+            part_done(NULL, -ECONNRESET, "connection lost", p);
+    }
+}
+
+static void tx_started(baic_db_tx_t *tx, int err, const char *errmsg, void *arg) {
+    round_t *r = arg;
+    if (err != 0 || r->s->closing) {
+        if (err != 0)
+            BAIC_LOG_W("schedule_begin_failed", "error=\"%s\"", errmsg ? errmsg : "");
+        if (tx)
+            baic_db_tx_rollback(tx, NULL, NULL);
+        round_end(r);
+        return;
+    }
+    r->tx = tx;
+    const char *p[1] = {SCHED_LOCK_KEY};
+    if (baic_db_tx_query(tx, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, p, locked_cb, r) !=
+        0) {
+        baic_db_tx_rollback(tx, NULL, NULL);
+        round_end(r);
+    }
+}
+
+static void round_start(uv_timer_t *t) {
+    baic_sched_t *s = t->data;
+    if (s->closing || s->running)
+        return;
+    round_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return;
+    r->s = s;
+    r->types = json_object();
+    r->alloc = json_object();
+    r->deny = json_object();
+    r->skips = json_object();
+    r->launch = json_object();
+    r->scheduled = json_array();
+    s->running = 1;
+    s->refs++;
+    if (baic_db_tx_begin(s->m->db, tx_started, r) != 0) {
+        round_free(r);
+        s->running = 0;
+        s->refs--;
+    }
+}
+
+/* Coalesces wake-ups: one round per loop turn at most, another after it if woken meanwhile. */
+static void kick(baic_sched_t *s) {
+    if (s->closing)
+        return;
+    if (s->running) {
+        s->again = 1;
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&s->kick))
+        uv_timer_start(&s->kick, round_start, 0, 0);
+}
+
+static void on_wake_notice(const char *channel, const char *msg, size_t len, void *arg) {
+    (void)channel;
+    (void)msg;
+    (void)len;
+    kick(arg);
+}
+
+void baic_scheduler_wake(baic_manager_t *m) {
+    if (m->sched == NULL || m->closing)
+        return;
+    kick(m->sched);
+    if (m->bus)
+        baic_bus_notify(m->bus, BAIC_SCHED_WAKE_CHANNEL, "wake");
+}
+
+static void safety_tick(uv_timer_t *t) {
+    kick(t->data);
+}
+
+int baic_scheduler_init(baic_manager_t *m) {
+    baic_sched_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    s->m = m;
+    char err[256];
+    if (baic_config_get_int(m->config, "manager.deadline_s", 120, &s->deadline_s, err, sizeof err) ||
+        baic_config_get_int(m->config, "manager.deadline_pulling_s", 600, &s->pulling_s, err,
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.terminating_retry_s", 60, &s->terminating_s, err,
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.destroy_tries", 3, &s->destroy_tries, err,
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.scheduler_tick_ms", 2000, &s->tick_ms, err,
+                            sizeof err)) {
+        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
+        free(s);
+        return -EINVAL;
+    }
+    s->confs = json_object();
+    s->applied = json_object();
+    s->failed = json_object();
+    uv_timer_init(m->uv, &s->tick);
+    uv_timer_init(m->uv, &s->kick);
+    s->tick.data = s->kick.data = s;
+    s->n_open = 2;
+    s->refs = 1;
+    m->sched = s;
+    uv_timer_start(&s->tick, safety_tick, (uint64_t)s->tick_ms, (uint64_t)s->tick_ms);
+    if (m->bus)
+        baic_bus_listen(m->bus, BAIC_SCHED_WAKE_CHANNEL, on_wake_notice, s, &s->wake_sub);
+    kick(s);
+    return 0;
+}
+
+static void timer_closed(uv_handle_t *h) {
+    baic_sched_t *s = h->data;
+    if (--s->n_open == 0)
+        sched_unref(s);
+}
+
+void baic_scheduler_fini(baic_manager_t *m) {
+    baic_sched_t *s = m->sched;
+    if (s == NULL)
+        return;
+    m->sched = NULL;
+    s->closing = 1;
+    uv_timer_stop(&s->tick);
+    uv_timer_stop(&s->kick);
+    uv_close((uv_handle_t *)&s->tick, timer_closed);
+    uv_close((uv_handle_t *)&s->kick, timer_closed);
+}
