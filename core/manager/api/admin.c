@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <baic/auth.h>
@@ -502,6 +503,8 @@ static void hash_work(void *arg) {
         c->hash = strdup(h);
         p->host->free(h);
     }
+    /* A pool thread keeps OpenSSL's per-thread state otherwise, for the daemon's life. */
+    OPENSSL_thread_stop();
 }
 
 static void user_insert(admin_call_t *c) {

@@ -197,6 +197,10 @@ static void password_work(void *arg) {
     j->work_rc = password_derive(j->password, j->password_len, j->salt, j->salt_len, j->iter, got);
     j->match = j->work_rc == 0 && CRYPTO_memcmp(got, j->want, PASSWORD_HASH_LEN) == 0;
     OPENSSL_cleanse(got, sizeof(got));
+    /* Pool threads live as long as the daemon and OpenSSL keeps per-thread state
+     * (error queue, caches) on each; release it after every job so a thread that
+     * never runs OpenSSL again holds nothing. Cheap next to the key stretching. */
+    OPENSSL_thread_stop();
 }
 
 static void password_count(const baic_host_t *h, const char *outcome) {
