@@ -103,13 +103,21 @@ listen = "127.0.0.1:$AGENT_PORT"
 cluster_secret = "$SECRET"
 scaling_group = "default"
 data_dir = "$T/agent"
+heartbeat_interval_ms = 1000
 
 [redis]
 host = "127.0.0.1"
 port = $REDIS_PORT
 
 [plugins]
-load = ["runtime/dummy", "compute/cpu", "compute/mem"]
+load = ["compute/cpu", "compute/mem", "runtime/dummy"]
+
+[plugin."compute/mem"]
+reserve = "256m"
+
+[plugin."runtime/dummy"]
+create_delay_ms = 50
+start_delay_ms = 50
 TOML
     "$BUILD/core/agent/baic-agent" -c "$T/agent.toml" >"$T/agent.log" 2>&1 &
     AGENT_PID=$! AGENT_KIND=real
