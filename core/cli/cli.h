@@ -31,6 +31,18 @@ typedef struct cli_layout {
     char redis_log[PATH_MAX];
     char pg_log[PATH_MAX];
     char setup_log[PATH_MAX];
+    /* The compute side: registry, stock images and one agent. */
+    char cluster_secret[PATH_MAX]; /* etc/cluster_secret, 0600: manager <-> agent RPC key */
+    char registry_yml[PATH_MAX];   /* etc/registry.yml, 0600 (holds the registry's secret) */
+    char agent_toml[PATH_MAX];     /* etc/agent.toml, 0600; written once like manager.toml */
+    char registry[PATH_MAX];       /* the registry's storage */
+    char agent[PATH_MAX];          /* the agent's data_dir (records, bundles, image store) */
+    char cache[PATH_MAX];          /* contrib/images/build.sh's cache (python rootfs tarball) */
+    char registry_pid[PATH_MAX];
+    char agent_pid[PATH_MAX];
+    char registry_log[PATH_MAX];
+    char agent_log[PATH_MAX];
+    char images_log[PATH_MAX];
 } cli_layout_t;
 
 /* The default data directory: $BAIC_DATA_DIR, /var/lib/baic for root, else
@@ -58,5 +70,11 @@ int cli_parse_data_dir_args(int argc, char **argv, const char *usage, cli_layout
 int cli_find_manager(char *out, size_t outlen);
 int cli_find_pg_bindir(char *out, size_t outlen);
 int cli_find_redis(char *out, size_t outlen);
+/*   agent:     $BAIC_AGENT_BIN, baic-agent beside this executable, ../agent/baic-agent, PATH.
+ *   share:     a file of baic's shared scripts by its path in the source tree
+ *              ("contrib/images/build.sh", "tests/bench/admin_call.sh"): $BAIC_SHARE_DIR/<base>,
+ *              <exe>/../share/baic/<base> (installed), then the source tree this was built from. */
+int cli_find_agent(char *out, size_t outlen);
+int cli_find_share(const char *rel, char *out, size_t outlen);
 
 #endif

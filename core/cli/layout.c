@@ -73,6 +73,17 @@ int cli_layout_init(cli_layout_t *L, const char *dir) {
         {L->redis_log, "log/redis.log"},
         {L->pg_log, "log/postgres.log"},
         {L->setup_log, "log/setup.log"},
+        {L->cluster_secret, "etc/cluster_secret"},
+        {L->registry_yml, "etc/registry.yml"},
+        {L->agent_toml, "etc/agent.toml"},
+        {L->registry, "registry"},
+        {L->agent, "agent"},
+        {L->cache, "cache"},
+        {L->registry_pid, "run/registry.pid"},
+        {L->agent_pid, "run/agent.pid"},
+        {L->registry_log, "log/registry.log"},
+        {L->agent_log, "log/agent.log"},
+        {L->images_log, "log/images.log"},
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (join(paths[i].dst, L->dir, paths[i].rel) < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Loopback probes used to pick ports and to see whether a daemon really answers. */
+#define _GNU_SOURCE /* strcasestr */
 #include "cli/probe.h"
 
 #include <arpa/inet.h>
@@ -7,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -164,6 +166,69 @@ int cli_http_get(const char *host, int port, const char *path, int timeout_ms, i
     *status = code;
     if (bodylen > 0)
         snprintf(body, bodylen, "%s", sep ? sep + 4 : "");
+    return 0;
+}
+
+/* Undoes chunked transfer coding in place; a truncated body keeps what arrived. */
+static void dechunk(char *body) {
+    char *in = body, *out = body;
+    for (;;) {
+        char *end;
+        unsigned long n = strtoul(in, &end, 16);
+        char *eol = strstr(end, "\r\n");
+        if (eol == NULL || n == 0)
+            break;
+        in = eol + 2;
+        size_t have = strlen(in);
+        if (n > have)
+            n = have;
+        memmove(out, in, n);
+        out += n;
+        in += n;
+        if (strncmp(in, "\r\n", 2) != 0)
+            break;
+        in += 2;
+    }
+    *out = '\0';
+}
+
+int cli_http_request(const char *host, int port, const char *method, const char *path,
+                     const char *headers, const char *body, int timeout_ms, int *status,
+                     char *out, size_t outlen) {
+    size_t blen = body ? strlen(body) : 0;
+    size_t reqlen = strlen(method) + strlen(path) + strlen(headers ? headers : "") + blen + 256;
+    char *req = malloc(reqlen), *resp = malloc(65536);
+    if (req == NULL || resp == NULL) {
+        free(req);
+        free(resp);
+        return -ENOMEM;
+    }
+    snprintf(req, reqlen,
+             "%s %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: application/json\r\n%s"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+             method, path, host, port, headers ? headers : "", blen, body ? body : "");
+    size_t got;
+    resp[0] = '\0';
+    int rc = exchange(host, port, timeout_ms, req, resp, 65536, &got);
+    free(req);
+    int code;
+    if (rc < 0 && !(rc == -ETIMEDOUT && strstr(resp, "\r\n\r\n") != NULL)) {
+        free(resp);
+        return rc;
+    }
+    char *sep = strstr(resp, "\r\n\r\n");
+    if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1 || sep == NULL) {
+        free(resp);
+        return -EPROTO;
+    }
+    *sep = '\0';
+    int chunked = strcasestr(resp, "\r\nTransfer-Encoding: chunked") != NULL;
+    if (chunked)
+        dechunk(sep + 4);
+    *status = code;
+    if (outlen > 0)
+        snprintf(out, outlen, "%s", sep + 4);
+    free(resp);
     return 0;
 }
 

@@ -15,6 +15,12 @@ int cli_tcp_probe(const char *host, int port, int timeout_ms);
  * truncated to bodylen - 1), or a negative errno. */
 int cli_http_get(const char *host, int port, const char *path, int timeout_ms, int *status,
                   char *body, size_t bodylen);
+/* One HTTP/1.1 request with a body (NULL: none). headers: extra "Name: value\r\n" lines or
+ * NULL. Returns 0 with the status and the de-chunked body (NUL-terminated, truncated to
+ * outlen - 1; replies up to 64 KiB), or a negative errno. */
+int cli_http_request(const char *host, int port, const char *method, const char *path,
+                     const char *headers, const char *body, int timeout_ms, int *status,
+                     char *out, size_t outlen);
 /* 0 when a Redis server at host:port answers PING with PONG, else a negative errno. */
 int cli_redis_ping(const char *host, int port, int timeout_ms);
 

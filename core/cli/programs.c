@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Finding baic-manager, PostgreSQL's server programs and redis-server on this host. */
+/* Finding baic-manager, baic-agent, the shared scripts, PostgreSQL's server programs and redis-server on this host. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <glob.h>
@@ -75,4 +75,45 @@ int cli_find_redis(char *out, size_t outlen) {
     if (from_env("BAIC_REDIS_SERVER", out, outlen) == 0)
         return executable(out) ? 0 : -ENOENT;
     return cli_which("redis-server", out, outlen);
+}
+
+/* dir of this executable, or -ENOENT. */
+static int self_dir(char *out, size_t outlen) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -ENOENT;
+    self[n] = '\0';
+    return (size_t)snprintf(out, outlen, "%s", dirname(self)) < outlen ? 0 : -ENAMETOOLONG;
+}
+
+int cli_find_agent(char *out, size_t outlen) {
+    if (from_env("BAIC_AGENT_BIN", out, outlen) == 0)
+        return executable(out) ? 0 : -ENOENT;
+    char dir[PATH_MAX];
+    if (self_dir(dir, sizeof dir) == 0) {
+        static const char *const rel[] = {"baic-agent", "../agent/baic-agent"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++)
+            if ((size_t)snprintf(out, outlen, "%s/%s", dir, rel[i]) < outlen && executable(out))
+                return 0;
+    }
+    return cli_which("baic-agent", out, outlen);
+}
+
+int cli_find_share(const char *rel, char *out, size_t outlen) {
+    const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
+    const char *env = getenv("BAIC_SHARE_DIR");
+    if (env != NULL && *env != '\0' && (size_t)snprintf(out, outlen, "%s/%s", env, base) < outlen &&
+        access(out, R_OK) == 0)
+        return 0;
+    char dir[PATH_MAX];
+    if (self_dir(dir, sizeof dir) == 0 &&
+        (size_t)snprintf(out, outlen, "%s/../share/baic/%s", dir, base) < outlen &&
+        access(out, R_OK) == 0)
+        return 0;
+#ifdef BAIC_SOURCE_DIR
+    if ((size_t)snprintf(out, outlen, "%s/%s", BAIC_SOURCE_DIR, rel) < outlen && access(out, R_OK) == 0)
+        return 0;
+#endif
+    return -ENOENT;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `baic up`: a working manager in one data directory, with private PostgreSQL and Redis
- * unless external ones are configured; safe to run again, it reuses what already runs. */
+ * unless external ones are configured, plus a registry with the stock images and an agent;
+ * safe to run again, it reuses what already runs. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,21 +21,34 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/compute.h"
 #include "cli/probe.h"
 #include "cli/proc.h"
 #include "config/config.h"
 
 static const char usage[] =
-    "usage: baic up [--data-dir DIR]\n"
+    "usage: baic up [--data-dir DIR] [--no-python] [--no-agent]\n"
     "\n"
     "Starts a manager for DIR and waits until it answers. Unless DIR/etc/manager.toml\n"
     "(or BAIC_DB_DSN / BAIC_REDIS_URL) names external ones, it also runs a private\n"
     "PostgreSQL and Redis on free loopback ports, with their data in DIR. Then it writes\n"
-    "DIR/admin.env and DIR/user.env (mode 0600) for the API clients. Running it again\n"
-    "reuses what is already running; `baic down` stops it all.\n"
+    "DIR/admin.env and DIR/user.env (mode 0600) for the API clients.\n"
+    "As root, with crun, docker-registry, skopeo and umoci installed, it then starts a\n"
+    "private image registry, builds (once; cached in DIR/cache) and pushes the stock\n"
+    "busybox and python images, has the manager rescan them (aliases busybox, python),\n"
+    "and starts a baic-agent (runtime/oci on crun; compute cpu, mem and mock) that it waits\n"
+    "for until the manager counts it ALIVE. Running it again reuses what is already\n"
+    "running and restarts what died; `baic down` stops it all.\n"
     "DIR defaults to $BAIC_DATA_DIR, /var/lib/baic for root, else ~/.local/share/baic.\n"
     "\n"
+    "  --no-python   busybox only (the python image takes minutes to build the first time)\n"
+    "  --no-agent    the manager and its stores only: no registry, images or agent\n"
+    "\n"
     "environment:\n"
+    "  BAIC_NO_PYTHON=1   as --no-python\n"
+    "  BAIC_NO_AGENT=1    as --no-agent\n"
+    "  BAIC_AGENT_BIN     the agent program (default: baic-agent beside baic, or PATH)\n"
+    "  BAIC_SHARE_DIR     where build.sh, push.sh and admin_call.sh are\n"
     "  BAIC_DB_DSN        external PostgreSQL (libpq DSN) for a new manager.toml\n"
     "  BAIC_REDIS_URL     external Redis (redis://[:password@]host[:port][/db])\n"
     "  BAIC_MANAGER_BIN   the manager program (default: baic-manager beside baic, or PATH)\n"
@@ -66,6 +80,11 @@ typedef struct up {
     int redis_private;
     int pg_port;            /* private ones only */
     int redis_port;
+    int no_python;          /* --no-python / BAIC_NO_PYTHON */
+    int no_agent;           /* --no-agent / BAIC_NO_AGENT */
+    char secret[256];       /* the cluster secret (never printed) */
+    int secret_in_toml;     /* 1: manager.toml has it; 0: handed over as BAIC_CLUSTER_SECRET */
+    cli_compute_t cc;
     char mgr_host[64];      /* from [manager] listen */
     int mgr_port;
     char pg_bindir[PATH_MAX];
@@ -306,6 +325,9 @@ static int write_manager_toml(up_t *u, const redis_url_t *ext_redis, const char 
                      "[manager]\n"
                      "listen = \"%s:%d\"\n"
                      "data_dir = %s\n"
+                     "# cluster_secret: `baic up` hands etc/cluster_secret to the manager as\n"
+                     "# BAIC_CLUSTER_SECRET and writes it into etc/agent.toml. A value set here\n"
+                     "# wins (then agent.toml must carry the same).\n"
                      "\n"
                      "[db]\n"
                      "dsn = %s\n"
@@ -797,7 +819,12 @@ static int manager_up(up_t *u, char *version, size_t versionlen) {
                        "manager", u->mgr_port, u->mgr_host);
     char *argv[] = {u->manager_bin, "-c", u->L.manager_toml, NULL};
     cli_proc_opts_t o = {.cwd = u->L.dir, .log_path = u->L.manager_log, .new_session = 1};
+    /* The manager reads the secret from its environment when its file has none; only the
+     * manager gets it that way. */
+    if (!u->secret_in_toml && u->secret[0] != '\0')
+        setenv("BAIC_CLUSTER_SECRET", u->secret, 1);
     int rc = cli_proc_spawn(argv, &o, &pid);
+    unsetenv("BAIC_CLUSTER_SECRET");
     if (rc < 0)
         return fail(u, "fork: %s", strerror(-rc));
     u->started_manager = pid;
@@ -890,6 +917,7 @@ static int env_files(up_t *u) {
 
 /* Stops what this run started, newest first, so a failed `up` leaves what it found. */
 static void undo(up_t *u) {
+    cli_compute_undo(&u->cc);
     if (u->started_manager > 0) {
         cli_proc_stop(u->started_manager, 1, STOP_MS);
         unlink(u->L.manager_pid);
@@ -918,6 +946,105 @@ static int prepare_dirs(up_t *u) {
     return 0;
 }
 
+/* The secret the manager and the agent share: manager.toml's when set, else etc/cluster_secret. */
+static int secret_up(up_t *u) {
+    step(u, "reading the cluster secret", NULL, NULL);
+    const char *s = NULL;
+    char err[512];
+    if (baic_config_get_string(u->conf, "manager.cluster_secret", NULL, &s, err, sizeof err) != 0)
+        return fail(u, "%s", err);
+    u->secret_in_toml = s != NULL && *s != '\0';
+    int rc = cli_cluster_secret(&u->L, s, u->secret, sizeof u->secret);
+    if (rc < 0)
+        return fail(u, "%s: %s", u->L.cluster_secret,
+                    rc == -EINVAL ? "shorter than 16 characters" : strerror(-rc));
+    return 0;
+}
+
+/* Registry, stock images, agent; skipped with a note where this host cannot run them. */
+static int compute_up(up_t *u) {
+    if (u->no_agent) {
+        printf("agent: not started (--no-agent)\n");
+        return 0;
+    }
+    const char *why = cli_compute_unavailable();
+    if (why != NULL) {
+        printf("agent: not started: %s; sessions stay PENDING until an agent joins\n", why);
+        return 0;
+    }
+    step(u, "reading the admin keypair", NULL, NULL);
+    json_error_t jerr;
+    json_t *keys = json_load_file(u->L.keys_json, 0, &jerr);
+    const char *ak = NULL, *sk = NULL, *host = "127.0.0.1", *pw = NULL;
+    long long port = u->redis_port;
+    char err[512];
+    if (keys == NULL ||
+        json_unpack_ex(keys, &jerr, 0, "{s:{s:s,s:s}}", "admin", "access_key", &ak, "secret_key",
+                       &sk) != 0) {
+        json_decref(keys);
+        return fail(u, "%s: line %d: no admin keypair", u->L.keys_json, jerr.line);
+    }
+    if (baic_config_get_string(u->conf, "redis.host", "127.0.0.1", &host, err, sizeof err) != 0 ||
+        baic_config_get_int(u->conf, "redis.port", 6379, &port, err, sizeof err) != 0 ||
+        baic_config_get_string(u->conf, "redis.password", NULL, &pw, err, sizeof err) != 0) {
+        json_decref(keys);
+        return fail(u, "%s", err);
+    }
+    cli_compute_t *c = &u->cc;
+    c->L = &u->L;
+    c->mgr_host = u->mgr_host;
+    c->mgr_port = u->mgr_port;
+    c->redis_host = host;
+    c->redis_port = (int)port;
+    c->redis_password = pw;
+    c->admin_ak = ak;
+    c->admin_sk = sk;
+    c->secret = u->secret;
+    c->no_python = u->no_python;
+    int rc = 0;
+    step(u, "starting the image registry", u->L.registry_log, NULL);
+    if (cli_registry_up(c) < 0)
+        rc = fail(u, "see above");
+    step(u, "building, pushing and rescanning the stock images", NULL, NULL);
+    if (rc == 0 && cli_images_up(c) < 0)
+        rc = fail(u, "see above");
+    step(u, "starting the agent", NULL, NULL);
+    if (rc == 0 && cli_agent_up(c) < 0)
+        rc = fail(u, "see above");
+    c->admin_ak = c->admin_sk = NULL;
+    json_decref(keys);
+    return rc;
+}
+
+/* The closing lines: how to reach what runs, with a request that works as printed. */
+static void print_usage(up_t *u, const char *version) {
+    printf("\nbaic is up: manager http://%s:%d%s%s%s\n", u->mgr_host, u->mgr_port,
+           version[0] ? " (" : "", version, version[0] ? ")" : "");
+    if (u->cc.registry_port > 0)
+        printf("  images: registry 127.0.0.1:%d, aliases busybox%s\n", u->cc.registry_port,
+               u->cc.python_ok ? ", python" : "");
+    printf("  admin:  source %s\n", u->L.admin_env);
+    printf("  user:   source %s\n", u->L.user_env);
+    printf("  logs:   %s\n", u->L.log);
+    printf("  stop:   baic down --data-dir %s\n", u->L.dir);
+    char call[PATH_MAX];
+    if (cli_find_share("tests/bench/admin_call.sh", call, sizeof call) < 0)
+        return;
+    if (u->cc.registry_port > 0) {
+        const char *img = u->cc.python_ok ? "python" : "busybox";
+        printf("\ntry a session (signed requests; any Backend.AI client works too):\n"
+               "  . %s\n"
+               "  sh %s POST /session '{\"image\": \"%s\", \"name\": \"hello\", "
+               "\"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"256m\"}}}'\n"
+               "  sh %s GET /session/hello\n"
+               "  sh %s DELETE /session/hello\n",
+               u->L.user_env, call, img, call, call);
+    } else {
+        printf("\ntry a signed request:\n  . %s\n  sh %s GET /config/resource-slots\n",
+               u->L.admin_env, call);
+    }
+}
+
 static int run_up(up_t *u) {
     char version[128] = "";
     /* Before anything starts: without a manager there is no point in its stores. */
@@ -925,6 +1052,8 @@ static int run_up(up_t *u) {
     if (cli_find_manager(u->manager_bin, sizeof u->manager_bin) < 0)
         return fail(u, "no baic-manager beside baic, in ../manager/ or in PATH (BAIC_MANAGER_BIN "
                        "names another)");
+    if (secret_up(u) < 0)
+        return -1;
     if (u->pg_private && postgres_up(u) < 0)
         return -1;
     if (!u->pg_private)
@@ -938,19 +1067,35 @@ static int run_up(up_t *u) {
     /* Fixtures need the migrated schema, which a running manager implies. */
     if (fixtures_up(u) < 0 || env_files(u) < 0)
         return -1;
-    printf("\nbaic is up: manager http://%s:%d%s%s%s\n", u->mgr_host, u->mgr_port,
-           version[0] ? " (" : "", version, version[0] ? ")" : "");
-    printf("  admin:  source %s\n", u->L.admin_env);
-    printf("  user:   source %s\n", u->L.user_env);
-    printf("  logs:   %s\n", u->L.log);
-    printf("  stop:   baic down --data-dir %s\n", u->L.dir);
+    if (compute_up(u) < 0)
+        return -1;
+    print_usage(u, version);
     return 0;
+}
+
+static int env_flag(const char *name) {
+    const char *v = getenv(name);
+    return v != NULL && *v != '\0' && strcmp(v, "0") != 0;
 }
 
 int cli_cmd_up(int argc, char **argv) {
     static up_t u; /* large (paths); one per process */
     memset(&u, 0, sizeof u);
-    int rc = cli_parse_data_dir_args(argc, argv, usage, &u.L);
+    /* up's own flags first; the rest are those every data-dir command takes. */
+    char *rest[argc + 1];
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "--no-python") == 0)
+            u.no_python = 1;
+        else if (i > 0 && strcmp(argv[i], "--no-agent") == 0)
+            u.no_agent = 1;
+        else
+            rest[nrest++] = argv[i];
+    }
+    rest[nrest] = NULL;
+    u.no_python |= env_flag("BAIC_NO_PYTHON");
+    u.no_agent |= env_flag("BAIC_NO_AGENT");
+    int rc = cli_parse_data_dir_args(nrest, rest, usage, &u.L);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
     /* A reader of our output that goes away must not kill us between two steps. */
@@ -972,6 +1117,7 @@ int cli_cmd_up(int argc, char **argv) {
                         "`baic up --data-dir %s` again\n", u.L.dir);
     }
     json_decref(u.conf);
+    explicit_bzero(u.secret, sizeof u.secret);
     close(lock);
     return rc < 0 ? 1 : 0;
 }
