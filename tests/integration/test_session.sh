@@ -35,14 +35,14 @@ trap cleanup EXIT
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
-"$BAIC" up --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
+"$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
 # Lifecycle settings: a cluster secret for the agent RPC, and short LOST timers so the
 # test need not wait the production 15 s / 60 s.
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nagent_lost_after_s = 5\nagent_lost_kernels_after_s = 3" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
-"$BAIC" up --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
+"$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
 . "$D/admin.env"
 ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
 EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
