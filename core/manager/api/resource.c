@@ -241,13 +241,14 @@ static void check_finish(check_t *c) {
     const char *dflt = json_string_value(json_object_get(json_array_get(c->res[Q_KEYPAIR], 0), "dflt"));
     json_t *kp_limits = fill_limits(kp_raw, known, dflt == NULL || strcmp(dflt, "UNLIMITED") == 0);
     json_t *kp_using_raw = col_json(c->res[Q_KP_USING], 0, "using");
-    json_t *kp_using = slots_sub(kp_using_raw, json_object(), known);
+    json_t *none = json_object();
+    json_t *kp_using = slots_sub(kp_using_raw, none, known);
     json_t *kp_remaining = slots_sub(kp_limits, kp_using, known);
     /* Project limits: an absent slot means no limit for projects. */
     json_t *g_raw = col_json(c->res[Q_GROUP], 0, "limits");
     json_t *g_limits = fill_limits(g_raw, known, 1);
     json_t *g_using_raw = col_json(c->res[Q_GROUP], 0, "using");
-    json_t *g_using = slots_sub(g_using_raw, json_object(), known);
+    json_t *g_using = slots_sub(g_using_raw, none, known);
     json_t *g_remaining = slots_sub(g_limits, g_using, known);
 
     /* Per resource group: sum of free capacity over its agents, and per agent. */
@@ -316,6 +317,7 @@ static void check_finish(check_t *c) {
                             "group_limits", g_limits, "group_using", g_using, "group_remaining",
                             g_remaining, "scaling_group_remaining", sg_remaining_total,
                             "scaling_groups", sgroups, "presets", presets);
+    json_decref(none);
     json_decref(known);
     json_decref(kp_raw);
     json_decref(kp_using_raw);
