@@ -10,6 +10,7 @@ libhttp-parser-dev libwslay-dev libjwt-dev libcurl4-openssl-dev libarchive-dev l
 postgresql-15 postgresql-client-15 redis-server
 python3 wrk nginx-light curl ca-certificates procps iproute2
 crun runc skopeo umoci docker-registry debootstrap busybox-static binutils
+docker.io
 "
 
 missing=""
