@@ -97,13 +97,23 @@ static void suite_setup(void) {
     if (sh("setsid dockerd --data-root %s/data --exec-root %s/exec --pidfile %s/dockerd.pid "
            "-H unix://%s --bridge=none --iptables=false --ip6tables=false --ip-masq=false "
            "--userland-proxy=false --containerd-namespace baic-test --log-level warn "
-           "</dev/null >%s/dockerd.log 2>&1 &",
-           g_dir, g_dir, g_dir, g_sock, g_dir) != 0) {
+           "</dev/null >%s/dockerd.log 2>&1 & echo $! >%s/spawn.pid",
+           g_dir, g_dir, g_dir, g_sock, g_dir, g_dir) != 0) {
         snprintf(g_skip, sizeof g_skip, "dockerd did not start: could not spawn it");
         return;
     }
-    int up = 0;
+    int up = 0, spawned = 0;
+    char p[300];
+    snprintf(p, sizeof p, "%s/spawn.pid", g_dir);
+    FILE *f = fopen(p, "r");
+    if (f == NULL || fscanf(f, "%d", &spawned) != 1)
+        spawned = 0;
+    if (f != NULL)
+        fclose(f);
     for (int i = 0; i < 300 && !up; i++) {
+        /* A daemon that died (no cgroups, no storage driver...) is not waited for. */
+        if (spawned > 1 && kill(spawned, 0) != 0)
+            break;
         up = sh("docker -H unix://%s version >/dev/null 2>&1", g_sock) == 0;
         if (!up) {
             struct timespec ts = {0, 50 * 1000 * 1000};
@@ -141,14 +151,17 @@ static void suite_teardown(void) {
         return;
     /* SIGTERM lets dockerd stop its containerd and unmount its layers; only then is
      * the directory safe to remove. */
-    char p[300];
-    snprintf(p, sizeof p, "%s/dockerd.pid", g_dir);
-    FILE *f = fopen(p, "r");
     int pid = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
+    /* The daemon's own pidfile, or the spawned pid when it never got that far. */
+    for (int i = 0; i < 2 && pid <= 1; i++) {
+        char p[300];
+        snprintf(p, sizeof p, "%s/%s", g_dir, i == 0 ? "dockerd.pid" : "spawn.pid");
+        FILE *f = fopen(p, "r");
+        if (f != NULL) {
+            if (fscanf(f, "%d", &pid) != 1)
+                pid = 0;
+            fclose(f);
+        }
     }
     if (pid > 1) {
         sh("docker -H unix://%s rm -f $(docker -H unix://%s ps -aq) >/dev/null 2>&1", g_sock, g_sock);
