@@ -438,6 +438,7 @@ static void agent_terminated_done(const baic_db_result_t *res, int err, const ch
 static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
     baic_manager_t *m = arg;
     json_t *b = ev->body;
+    baic_manager_observe_event(m, ev);
     const char *agent_id = json_string_value(json_object_get(b, "agent_id"));
     if (agent_id == NULL || strlen(agent_id) > 64) {
         BAIC_LOG_W("agent_event_invalid", "id=%s event=%s reason=\"no agent_id\"", ev->id,

@@ -193,6 +193,11 @@ void baic_slot_format(int64_t v, int bytes, char *buf, size_t n);
  * $1 = reference, $2 = architecture or NULL. */
 extern const char BAIC_IMAGE_RESOLVE_SQL[];
 
+/* Called for every event the manager consumes from the bus: records the bus lag
+ * (Redis entry id time to now) and hands the event to monitor plugins (on_event). */
+struct baic_bus_event;
+void baic_manager_observe_event(baic_manager_t *m, const struct baic_bus_event *ev);
+
 /* Current wall-clock time in milliseconds. */
 int64_t baic_wall_ms(void);
 

@@ -10,7 +10,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include <baic/monitor.h>
+
 #include "config/config.h"
+#include "events/bus.h"
 #include "log/log.h"
 #include "ratelimit.h"
 #include "util/strerror.h"
@@ -120,6 +123,31 @@ static void stats_tick(uv_timer_t *t) {
     }
     baic_metrics_set(mx, "baic_http_open_connections", "Open client connections", NULL,
                      baic_http_server_connections(m->http));
+}
+
+/* ---- events seen on the bus ---- */
+
+void baic_manager_observe_event(baic_manager_t *m, const baic_bus_event_t *ev) {
+    /* A stream entry id starts with the Redis server's clock in ms at XADD. */
+    long long added = strtoll(ev->id, NULL, 10);
+    if (added > 0) {
+        char labels[160];
+        snprintf(labels, sizeof labels, "stream=\"%.100s\"", ev->stream);
+        double lag = (double)(baic_wall_ms() - added) / 1000.0;
+        baic_metrics_observe(baic_host_ctx_metrics(m->host), "baic_bus_lag_seconds",
+                             "Time from an event's XADD to this manager handling it", labels,
+                             lag < 0 ? 0 : lag);
+    }
+    if (m->registry == NULL)
+        return;
+    for (size_t i = 0; i < baic_registry_count(m->registry); i++) {
+        const baic_plugin_t *p = baic_registry_at(m->registry, i);
+        if (p->kind != BAIC_KIND_MONITOR)
+            continue;
+        const baic_monitor_ops_t *ops = p->ops;
+        if (ops->on_event != NULL)
+            ops->on_event(p->state, ev->name, ev->body);
+    }
 }
 
 /* ---- start and stop ---- */
