@@ -37,8 +37,11 @@ else
 fi
 
 # Debian's docker-registry package enables a service listening on every address
-# without authentication; baic runs its own registry on loopback, so the packaged
-# one is stopped where systemd manages it.
+# without authentication, and docker.io a system dockerd with its own bridge and
+# iptables rules; baic runs private instances of both (the registry on loopback, a
+# dockerd per test), so the packaged services are stopped where systemd manages them.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    for unit in docker-registry docker.socket docker containerd; do
+        systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
 fi
