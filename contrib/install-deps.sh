@@ -39,9 +39,15 @@ fi
 # Debian's docker-registry package enables a service listening on every address
 # without authentication, and docker.io a system dockerd with its own bridge and
 # iptables rules; baic runs private instances of both (the registry on loopback, a
-# dockerd per test), so the packaged services are stopped where systemd manages them.
+# dockerd per test), so the services this run just installed are stopped where systemd
+# manages them. Services of packages that were already there are left alone.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for unit in docker-registry docker.socket docker containerd; do
-        systemctl disable --now "$unit" >/dev/null 2>&1 || true
-    done
+    case " $missing " in *" docker-registry "*)
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true ;;
+    esac
+    case " $missing " in *" docker.io "*)
+        for unit in docker.socket docker containerd; do
+            systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        done ;;
+    esac
 fi
