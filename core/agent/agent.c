@@ -119,51 +119,6 @@ static void heartbeat_tick(uv_timer_t *t) {
     outbox_flush(a);
 }
 
-/* ---- plugin-served HTTP (host->http_serve) ---- */
-
-struct baic_http_listener {
-    baic_http_server_t *srv;
-    baic_http_simple_handler handler;
-    void *arg;
-};
-
-static int simple_mw(baic_http_req_t *req, void *arg) {
-    baic_http_listener_t *l = arg;
-    size_t len;
-    const char *body = baic_http_body(req, &len);
-    baic_http_simple_request_t sreq = {baic_http_method(req), baic_http_raw_path(req), body, len};
-    baic_http_simple_response_t sres = {500, "text/plain", NULL, 0};
-    l->handler(&sreq, &sres, l->arg);
-    baic_http_respond(req, sres.status, sres.content_type, sres.body, sres.body_len);
-    free(sres.body);
-    return 1;
-}
-
-static int plugin_http_serve(void *arg, const char *addr, baic_http_simple_handler h, void *harg,
-                             baic_http_listener_t **out) {
-    agent_t *a = arg;
-    baic_http_listener_t *l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return -ENOMEM;
-    baic_http_config_t cfg = {.listen = addr, .max_connections = 64};
-    int rc = baic_http_server_new(a->uv, &cfg, &l->srv);
-    if (rc != 0) {
-        free(l);
-        return rc;
-    }
-    l->handler = h;
-    l->arg = harg;
-    baic_http_set_middleware(l->srv, simple_mw, l);
-    *out = l;
-    return 0;
-}
-
-static int plugin_http_stop(void *arg, baic_http_listener_t *l) {
-    (void)arg;
-    baic_http_server_close(l->srv, free, l);
-    return 0;
-}
-
 /* ---- start and stop ---- */
 
 static void on_recovered(agent_t *a, int status) {
@@ -347,7 +302,6 @@ int agent_serve(json_t *config) {
 
     if ((rc = baic_host_ctx_new(a->uv, config, &a->host)) != 0)
         goto fail;
-    baic_host_ctx_set_http(a->host, plugin_http_serve, plugin_http_stop, a);
     if ((rc = baic_host_registry_new(a->host, &a->reg)) != 0)
         goto fail;
     if ((rc = baic_registry_load_config(a->reg, config, err, sizeof err)) != 0) {

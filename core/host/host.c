@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "http/http.h"
 #include "log/log.h"
 #include "util/strerror.h"
 
@@ -42,9 +43,6 @@ struct baic_host_ctx {
     int dispatching;
     baic_event_sink sink;
     void *sink_arg;
-    baic_http_serve_impl http_serve;
-    baic_http_stop_impl http_stop;
-    void *http_arg;
 };
 
 typedef struct work_req {
@@ -230,19 +228,52 @@ static int h_event_unsubscribe(const baic_host_t *h, baic_subscription_t *sub) {
 
 static uint64_t h_now_ms(const baic_host_t *h) { return uv_now(ctx_of(h)->loop); }
 
+/* Plugin-served HTTP (e.g. monitor/prometheus's /metrics) on the daemon's loop,
+ * through the same HTTP layer the daemon's own API uses. */
+struct baic_http_listener {
+    baic_http_server_t *srv;
+    baic_http_simple_handler handler;
+    void *arg;
+};
+
+static int simple_mw(baic_http_req_t *req, void *arg) {
+    baic_http_listener_t *l = arg;
+    size_t len;
+    const char *body = baic_http_body(req, &len);
+    baic_http_simple_request_t sreq = {baic_http_method(req), baic_http_raw_path(req), body, len};
+    baic_http_simple_response_t sres = {500, "text/plain", NULL, 0};
+    l->handler(&sreq, &sres, l->arg);
+    baic_http_respond(req, sres.status, sres.content_type, sres.body, sres.body_len);
+    free(sres.body);
+    return 1;
+}
+
 static int h_http_serve(const baic_host_t *h, const char *addr, baic_http_simple_handler handler,
                         void *arg, baic_http_listener_t **out) {
-    baic_host_ctx_t *ctx = ctx_of(h);
-    if (ctx->http_serve == NULL)
-        return BAIC_ENOT_SUPPORTED;
-    return ctx->http_serve(ctx->http_arg, addr, handler, arg, out);
+    if (addr == NULL || handler == NULL || out == NULL)
+        return -EINVAL;
+    baic_http_listener_t *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return -ENOMEM;
+    baic_http_config_t cfg = {.listen = addr, .max_connections = 64};
+    int rc = baic_http_server_new(ctx_of(h)->loop, &cfg, &l->srv);
+    if (rc != 0) {
+        free(l);
+        return rc;
+    }
+    l->handler = handler;
+    l->arg = arg;
+    baic_http_set_middleware(l->srv, simple_mw, l);
+    *out = l;
+    return 0;
 }
 
 static int h_http_stop(const baic_host_t *h, baic_http_listener_t *l) {
-    baic_host_ctx_t *ctx = ctx_of(h);
-    if (ctx->http_stop == NULL)
-        return BAIC_ENOT_SUPPORTED;
-    return ctx->http_stop(ctx->http_arg, l);
+    (void)h;
+    if (l == NULL)
+        return -EINVAL;
+    baic_http_server_close(l->srv, free, l);
+    return 0;
 }
 
 int baic_host_ctx_new(uv_loop_t *loop, const json_t *config, baic_host_ctx_t **out) {
@@ -280,13 +311,6 @@ uv_loop_t *baic_host_ctx_loop(baic_host_ctx_t *ctx) { return ctx->loop; }
 void baic_host_ctx_set_event_sink(baic_host_ctx_t *ctx, baic_event_sink sink, void *arg) {
     ctx->sink = sink;
     ctx->sink_arg = arg;
-}
-
-void baic_host_ctx_set_http(baic_host_ctx_t *ctx, baic_http_serve_impl serve,
-                            baic_http_stop_impl stop, void *arg) {
-    ctx->http_serve = serve;
-    ctx->http_stop = stop;
-    ctx->http_arg = arg;
 }
 
 baic_host_t *baic_host_table_new(baic_host_ctx_t *ctx, const char *plugin_id) {

@@ -18,12 +18,6 @@ typedef struct baic_host_ctx baic_host_ctx_t;
  */
 typedef int (*baic_event_sink)(void *arg, const char *name, const json_t *body);
 
-/* Serves HTTP for a plugin (host->http_serve); installed by daemons that link the
- * HTTP layer. Without one, http_serve answers BAIC_ENOT_SUPPORTED. */
-typedef int (*baic_http_serve_impl)(void *arg, const char *addr, baic_http_simple_handler h,
-                                    void *harg, baic_http_listener_t **out);
-typedef int (*baic_http_stop_impl)(void *arg, baic_http_listener_t *l);
-
 /* config: the daemon's whole config tree (borrowed; must outlive ctx). */
 int baic_host_ctx_new(uv_loop_t *loop, const json_t *config, baic_host_ctx_t **out);
 /* Stops timers still running and frees subscriptions. Call after the registry is freed. */
@@ -31,8 +25,6 @@ void baic_host_ctx_free(baic_host_ctx_t *ctx);
 baic_metrics_t *baic_host_ctx_metrics(baic_host_ctx_t *ctx);
 uv_loop_t *baic_host_ctx_loop(baic_host_ctx_t *ctx);
 void baic_host_ctx_set_event_sink(baic_host_ctx_t *ctx, baic_event_sink sink, void *arg);
-void baic_host_ctx_set_http(baic_host_ctx_t *ctx, baic_http_serve_impl serve,
-                            baic_http_stop_impl stop, void *arg);
 /* Delivers an event to local subscribers (also used for events arriving from the bus). */
 void baic_host_ctx_dispatch(baic_host_ctx_t *ctx, const char *name, const json_t *body);
 

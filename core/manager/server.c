@@ -18,51 +18,6 @@
 #include "ratelimit.h"
 #include "util/strerror.h"
 
-/* ---- plugin-served HTTP (host->http_serve), e.g. monitor/prometheus's /metrics ---- */
-
-struct baic_http_listener {
-    baic_http_server_t *srv;
-    baic_http_simple_handler handler;
-    void *arg;
-};
-
-static int simple_mw(baic_http_req_t *req, void *arg) {
-    baic_http_listener_t *l = arg;
-    size_t len;
-    const char *body = baic_http_body(req, &len);
-    baic_http_simple_request_t sreq = {baic_http_method(req), baic_http_raw_path(req), body, len};
-    baic_http_simple_response_t sres = {500, "text/plain", NULL, 0};
-    l->handler(&sreq, &sres, l->arg);
-    baic_http_respond(req, sres.status, sres.content_type, sres.body, sres.body_len);
-    free(sres.body);
-    return 1;
-}
-
-static int plugin_http_serve(void *arg, const char *addr, baic_http_simple_handler h, void *harg,
-                             baic_http_listener_t **out) {
-    baic_manager_t *m = arg;
-    baic_http_listener_t *l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return -ENOMEM;
-    baic_http_config_t cfg = {.listen = addr, .max_connections = 64};
-    int rc = baic_http_server_new(m->uv, &cfg, &l->srv);
-    if (rc != 0) {
-        free(l);
-        return rc;
-    }
-    l->handler = h;
-    l->arg = harg;
-    baic_http_set_middleware(l->srv, simple_mw, l);
-    *out = l;
-    return 0;
-}
-
-static int plugin_http_stop(void *arg, baic_http_listener_t *l) {
-    (void)arg;
-    baic_http_server_close(l->srv, free, l);
-    return 0;
-}
-
 /* ---- request metrics ---- */
 
 static void observe(const baic_http_req_t *req, const char *pattern, int status,
@@ -274,7 +229,6 @@ int baic_manager_serve(json_t *config) {
     m->uv = baic_loop_uv(m->loop);
     if ((rc = baic_host_ctx_new(m->uv, config, &m->host)) != 0)
         goto fail;
-    baic_host_ctx_set_http(m->host, plugin_http_serve, plugin_http_stop, m);
     if ((rc = baic_host_registry_new(m->host, &m->registry)) != 0)
         goto fail;
     if ((rc = baic_registry_load_config(m->registry, config, err, sizeof err)) != 0) {
