@@ -60,15 +60,21 @@ static int hash_with_plugin(json_t *config, const char *password, char **out) {
     int rc = baic_host_ctx_new(&loop, config, &ctx);
     if (rc == 0)
         rc = baic_host_registry_new(ctx, &reg);
-    if (rc == 0 && (rc = baic_registry_load_config(reg, config, err, sizeof err)) != 0)
-        fprintf(stderr, "baic-manager: %s\n", err);
     const char *name = NULL;
     if (rc == 0)
         rc = baic_config_get_string(config, "manager.auth", "password", &name, err, sizeof err);
-    const baic_plugin_t *p = rc == 0 ? baic_registry_find(reg, BAIC_KIND_AUTH, name) : NULL;
-    if (rc == 0 && p == NULL) {
-        fprintf(stderr, "baic-manager: auth/%s is not loaded; add it to [plugins] load\n", name);
-        rc = BAIC_EPLUGIN_NOT_FOUND;
+    /* Only the auth plugin: the others (a metrics listener, say) have no business in a
+     * one-shot command and could collide with a running manager. */
+    char id[96];
+    const baic_plugin_t *p = NULL;
+    if (rc == 0) {
+        snprintf(id, sizeof id, "auth/%s", name);
+        const json_t *conf = json_object_get(json_object_get(config, "plugin"), id);
+        if ((rc = baic_registry_config_paths(reg, config, err, sizeof err)) != 0 ||
+            (rc = baic_registry_load(reg, id, conf, err, sizeof err)) != 0)
+            fprintf(stderr, "baic-manager: %s\n", err);
+        else
+            p = baic_registry_find(reg, BAIC_KIND_AUTH, name);
     }
     if (rc == 0) {
         const baic_auth_ops_t *ops = p->ops;

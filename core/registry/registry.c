@@ -435,7 +435,18 @@ int baic_registry_load(baic_registry_t *reg, const char *id, const json_t *conf,
     return BAIC_EPLUGIN_NOT_FOUND;
 }
 
-int baic_registry_load_config(baic_registry_t *reg, const json_t *root, char *err, size_t n) {
+/* Inserts dir at position pos of the search path. */
+static int insert_path(baic_registry_t *reg, size_t pos, const char *dir) {
+    int rc = baic_registry_add_path(reg, dir);
+    if (rc != 0)
+        return rc;
+    char *last = reg->paths[reg->npaths - 1];
+    memmove(&reg->paths[pos + 1], &reg->paths[pos], (reg->npaths - 1 - pos) * sizeof *reg->paths);
+    reg->paths[pos] = last;
+    return 0;
+}
+
+int baic_registry_config_paths(baic_registry_t *reg, const json_t *root, char *err, size_t n) {
     const json_t *sec = root ? json_object_get(root, "plugins") : NULL;
     if (sec == NULL)
         return 0;
@@ -443,12 +454,12 @@ int baic_registry_load_config(baic_registry_t *reg, const json_t *root, char *er
         snprintf(err, n, "[plugins] must be a table");
         return BAIC_ECONFIG_TYPE;
     }
+    /* The operator's directories come before the built-in ones, in the order given. */
     const json_t *paths = json_object_get(sec, "path");
     int rc;
-    if (json_is_string(paths)) {
-        if ((rc = baic_registry_add_path(reg, json_string_value(paths))) != 0)
-            return rc;
-    } else if (json_is_array(paths)) {
+    if (json_is_string(paths))
+        return insert_path(reg, 0, json_string_value(paths));
+    if (json_is_array(paths)) {
         size_t i;
         const json_t *p;
         json_array_foreach(paths, i, p) {
@@ -456,13 +467,25 @@ int baic_registry_load_config(baic_registry_t *reg, const json_t *root, char *er
                 snprintf(err, n, "plugins.path[%zu] must be a string", i);
                 return BAIC_ECONFIG_TYPE;
             }
-            if ((rc = baic_registry_add_path(reg, json_string_value(p))) != 0)
+            if ((rc = insert_path(reg, i, json_string_value(p))) != 0)
                 return rc;
         }
-    } else if (paths != NULL) {
+        return 0;
+    }
+    if (paths != NULL) {
         snprintf(err, n, "plugins.path must be a string or an array of strings");
         return BAIC_ECONFIG_TYPE;
     }
+    return 0;
+}
+
+int baic_registry_load_config(baic_registry_t *reg, const json_t *root, char *err, size_t n) {
+    int rc = baic_registry_config_paths(reg, root, err, n);
+    if (rc != 0)
+        return rc;
+    const json_t *sec = root ? json_object_get(root, "plugins") : NULL;
+    if (sec == NULL)
+        return 0;
     const json_t *load = json_object_get(sec, "load");
     if (load == NULL)
         return 0;

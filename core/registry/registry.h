@@ -60,10 +60,15 @@ int baic_registry_load_file(baic_registry_t *reg, const char *path, const char *
 
 /*
  * Reads the [plugins] section of a daemon config: `path` (string or array of
- * directories, searched before the built-in ones) and `load` (array of "kind/name").
+ * directories, searched before the ones already on the path) and `load` (array of
+ * "kind/name").
  * Each plugin's own table is root.plugin."kind/name". Stops at the first failure.
  */
 int baic_registry_load_config(baic_registry_t *reg, const json_t *root, char *err, size_t errlen);
+
+/* Puts the [plugins] path directories (string or array) at the front of the search
+ * path. Returns 0 or BAIC_ECONFIG_TYPE with a message. */
+int baic_registry_config_paths(baic_registry_t *reg, const json_t *root, char *err, size_t errlen);
 
 /* Adds the default search path: $BAIC_PLUGIN_DIR (colon-separated), then the
  * install directory, then the build tree's plugin directory. */

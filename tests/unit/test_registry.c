@@ -194,8 +194,12 @@ START_TEST(config_section_loads_in_order) {
                              "load", "scheduler/good", "compute/oldminor", "plugin",
                              "scheduler/good", "x", 1);
     char err[512] = "";
+    size_t before = baic_registry_npaths(reg);
     int rc = baic_registry_load_config(reg, conf, err, sizeof err);
     ck_assert_msg(rc == 0, "%s", err);
+    /* The operator's directory goes to the front of the search path. */
+    ck_assert_uint_eq(baic_registry_npaths(reg), before + 1);
+    ck_assert_str_eq(baic_registry_path_at(reg, 0), fixture_dir);
     ck_assert_uint_eq(baic_registry_count(reg), 2);
     ck_assert_str_eq(baic_registry_at(reg, 0)->id, "scheduler/good");
     ck_assert_str_eq(baic_registry_at(reg, 1)->id, "compute/oldminor");
