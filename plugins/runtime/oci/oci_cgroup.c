@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* runtime/oci: the per-kernel cgroup the plugin owns (limits, OOM counters, stats), v1 and v2. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,13 +117,25 @@ int oci_cgroup_remove(const oci_conf_t *c, const char *name) {
             rc = -errno;
         return rc;
     }
-    for (size_t i = 0; i < sizeof cg_v1_dirs / sizeof cg_v1_dirs[0]; i++) {
-        cg_v1_path(c, cg_v1_dirs[i], name, p, sizeof p);
+    /*
+     * The runtime creates <name>/c in every hierarchy it joins (blkio, cpuset, devices,
+     * freezer, the named systemd one, the unified tree of a hybrid host...) but removes
+     * only c on delete: <name> is ours to remove wherever it exists. A symlinked
+     * controller ("cpu" -> "cpu,cpuacct") is met twice; the second rmdir sees ENOENT.
+     */
+    DIR *d = opendir("/sys/fs/cgroup");
+    if (d == NULL)
+        return -errno;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.')
+            continue;
+        cg_v1_path(c, de->d_name, name, p, sizeof p);
         snprintf(q, sizeof q, "%s/c", p);
         rmdir(q); /* left behind only when the runtime lost track of it */
-        if (rmdir(p) != 0 && errno != ENOENT && rc == 0)
+        if (rmdir(p) != 0 && errno != ENOENT && errno != ENOTDIR && rc == 0)
             rc = -errno;
     }
+    closedir(d);
     return rc;
 }
 
