@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,6 +124,8 @@ typedef struct env {
     baic_rt_state_t item_state;
     int item_oom;
     char item_label[256];
+    const char *want_id; /* list: is this id among the items? */
+    int want_found;
     /* stats */
     baic_rt_stats_t stats;
 } env_t;
@@ -163,6 +168,9 @@ static void on_list(void *arg, int status, const baic_rt_info_t *const *items, s
     e->listed = 1;
     e->n_items = n;
     e->item_label[0] = '\0';
+    e->want_found = 0;
+    for (size_t i = 0; e->want_id != NULL && i < n; i++)
+        e->want_found |= strcmp(items[i]->id, e->want_id) == 0;
     if (n > 0) {
         e->item_state = items[0]->state;
         e->item_oom = items[0]->oom_killed;
@@ -236,6 +244,7 @@ typedef struct kspec {
     const char *script;
     int64_t memory;
     int64_t pids;
+    int64_t cpu; /* 1e-6 cores; 0 = one core */
     int as_root;
 } kspec_t;
 
@@ -256,7 +265,7 @@ static int create(env_t *e, const kspec_t *k) {
         .hostname = "main1",
         .uid = k->as_root ? 0 : 1000,
         .gid = k->as_root ? 0 : 1000,
-        .cpu_limit = 1000000,
+        .cpu_limit = k->cpu > 0 ? k->cpu : 1000000,
         .memory_bytes = k->memory > 0 ? k->memory : 128LL << 20,
         .pids_max = k->pids > 0 ? k->pids : 256,
         .net_mode = BAIC_RT_NET_NONE,
@@ -538,6 +547,350 @@ START_TEST(bad_input_refused) {
 }
 END_TEST
 
+/* ---- isolation: cpu quota, fork bomb, the filesystem view, what destroy frees ---- */
+
+#define CGROUP2_MAGIC 0x63677270
+
+static void pathf(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(k >= 0 && (size_t)k < n, "does not fit %zu bytes: %s", n, fmt);
+}
+
+static int host_cgroup_v2(void) {
+    struct statfs sf;
+    return statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_MAGIC;
+}
+
+/* Ids unique per test process: runs of this file in parallel share /sys/fs/cgroup. */
+static void unique_id(char *out, size_t n, const char *stem) {
+    pathf(out, n, "%s-%ld", stem, (long)getpid());
+}
+
+/* The runtime's cgroup of a kernel (cgroupsPath /baic-test/baic-<id>/c) in controller
+ * ctrl's v1 hierarchy, or in the unified tree. */
+static void rt_cgroup(const char *ctrl, const char *id, char *out, size_t n) {
+    if (host_cgroup_v2())
+        pathf(out, n, "/sys/fs/cgroup/baic-test/baic-%s/c", id);
+    else
+        pathf(out, n, "/sys/fs/cgroup/%s/baic-test/baic-%s/c", ctrl, id);
+}
+
+/* A cgroup file's number ("max" reads as INT64_MAX), or the value of "key N" in it;
+ * -1 when unreadable. */
+static int64_t cg_num(const char *dir, const char *file, const char *key) {
+    char p[1024];
+    pathf(p, sizeof p, "%s/%s", dir, file);
+    char *s = slurp(p);
+    if (s == NULL)
+        return -1;
+    int64_t v = -1;
+    char *at = s;
+    if (key != NULL) {
+        size_t kl = strlen(key);
+        for (at = s; at != NULL; at = strchr(at, '\n'), at = at != NULL ? at + 1 : NULL)
+            if (strncmp(at, key, kl) == 0 && at[kl] == ' ') {
+                at += kl + 1;
+                break;
+            }
+    }
+    if (at != NULL)
+        v = strncmp(at, "max", 3) == 0 ? INT64_MAX : strtoll(at, NULL, 10);
+    free(s);
+    return v;
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static int stop(env_t *e, const char *id, uint64_t timeout_ms) {
+    int rc = e->ops->stop(e->st, id, timeout_ms, on_done, e);
+    if (rc != 0)
+        return rc;
+    return wait_done(e, 10000);
+}
+
+/* Nothing of the kernel is left on the host: cgroups in every hierarchy, overlay,
+ * bundle, the runtime's state, the plugin's record, the list entry. */
+static void assert_freed(env_t *e, const char *id) {
+    char p[1024];
+    struct stat sb;
+    if (host_cgroup_v2()) {
+        pathf(p, sizeof p, "/sys/fs/cgroup/baic-test/baic-%s", id);
+        ck_assert_msg(stat(p, &sb) != 0, "cgroup left: %s", p);
+    } else {
+        /* every v1 hierarchy, the named systemd one and a hybrid host's unified tree */
+        DIR *d = opendir("/sys/fs/cgroup");
+        ck_assert_ptr_nonnull(d);
+        int hierarchies = 0;
+        for (struct dirent *de; (de = readdir(d)) != NULL;) {
+            if (de->d_name[0] == '.')
+                continue;
+            hierarchies++;
+            pathf(p, sizeof p, "/sys/fs/cgroup/%s/baic-test/baic-%s", de->d_name, id);
+            ck_assert_msg(stat(p, &sb) != 0, "cgroup left: %s", p);
+        }
+        closedir(d);
+        ck_assert_int_gt(hierarchies, 0);
+    }
+    pathf(p, sizeof p, "%s/state/bundles/%s", e->dir, id);
+    ck_assert_msg(!mounted(p), "overlay still mounted: %s", p);
+    ck_assert_msg(stat(p, &sb) != 0, "bundle left: %s", p);
+    pathf(p, sizeof p, "%s/rt-root/baic-%s", e->dir, id);
+    ck_assert_msg(stat(p, &sb) != 0, "runtime state left: %s", p);
+    pathf(p, sizeof p, "%s/state/containers/%s.json", e->dir, id);
+    ck_assert_msg(stat(p, &sb) != 0, "plugin record left: %s", p);
+    e->want_id = id;
+    ck_assert_int_eq(e->ops->list(e->st, on_list, e), 0);
+    ck_assert_int_eq(wait_done(e, 5000), 0);
+    ck_assert_msg(!e->want_found, "%s still listed", id);
+    e->want_id = NULL;
+}
+
+START_TEST(cpu_quota_honoured) {
+    SKIP_IF_UNAVAILABLE();
+    env_t e;
+    env_open(&e, runtimes[_i]);
+    char id[64], cpu[512], acct[512];
+    unique_id(id, sizeof id, "k-cpu");
+    kspec_t k = {.id = id, .cpu = 500000, .script = "while :; do :; done"};
+    ck_assert_int_eq(create(&e, &k), 0);
+    ck_assert_int_eq(start(&e, id), 0);
+    rt_cgroup("cpu", id, cpu, sizeof cpu);
+    rt_cgroup("cpuacct", id, acct, sizeof acct);
+    int v2 = host_cgroup_v2();
+    if (v2) {
+        char p[1024];
+        pathf(p, sizeof p, "%s/cpu.max", cpu);
+        char *s = slurp(p);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_str_eq(s, "50000 100000\n");
+        free(s);
+    } else {
+        ck_assert_int_eq(cg_num(cpu, "cpu.cfs_quota_us", NULL), 50000);
+        ck_assert_int_eq(cg_num(cpu, "cpu.cfs_period_us", NULL), 100000);
+    }
+    /* ns of CPU the kernel's cgroup has used */
+#define USAGE() (v2 ? cg_num(cpu, "cpu.stat", "usage_usec") * 1000 : cg_num(acct, "cpuacct.usage", NULL))
+    int64_t u0 = USAGE();
+    double t0 = now_s();
+    sleep_s(1.5);
+    int64_t u1 = USAGE();
+    double wall = now_s() - t0;
+#undef USAGE
+    ck_assert_int_ge(u0, 0);
+    double cores = (double)(u1 - u0) / 1e9 / wall;
+    fprintf(stderr, "runtime=%s cpu_limit=0.5 busy loop: %.3f s CPU in %.3f s wall = %.2f cores\n",
+            runtimes[_i], (double)(u1 - u0) / 1e9, wall, cores);
+    ck_assert_msg(cores <= 0.65, "%.2f cores used under a 0.5 quota", cores);
+    ck_assert_msg(cores >= 0.2, "%.2f cores: the loop did not run", cores);
+    /* the plugin's own stats read the same counter */
+    ck_assert_int_eq(e.ops->stats(e.st, id, on_stats, &e), 0);
+    ck_assert_int_eq(wait_done(&e, 5000), 0);
+    ck_assert_uint_ge(e.stats.cpu_used_ns, (uint64_t)u1);
+    ck_assert_int_eq(stop(&e, id, 0), 0);
+    ck_assert_int_eq(destroy(&e, id), 0);
+    assert_freed(&e, id);
+    env_close(&e);
+}
+END_TEST
+
+START_TEST(fork_bomb_contained) {
+    SKIP_IF_UNAVAILABLE();
+    env_t e;
+    env_open(&e, runtimes[_i]);
+    char id[64], pids[512];
+    unique_id(id, sizeof id, "k-bomb");
+    /* pid 1 lights the bomb once, then reaps orphans (jobs) without ever forking, so
+     * it survives the bomb and the bomb keeps its slots churning. */
+    kspec_t k = {.id = id, .pids = 32, .cpu = 500000,
+                 .script = "f() { f | f & }; f; while :; do jobs; done >/dev/null 2>&1"};
+    ck_assert_int_eq(create(&e, &k), 0);
+    ck_assert_int_eq(start(&e, id), 0);
+    rt_cgroup("pids", id, pids, sizeof pids);
+    ck_assert_int_eq(cg_num(pids, "pids.max", NULL), 32);
+    int64_t peak = 0, n = 0;
+    double worst_fork = 0, t0 = now_s();
+    while (now_s() - t0 < 1.0) {
+        int64_t cur = cg_num(pids, "pids.current", NULL);
+        ck_assert_int_ge(cur, 0);
+        peak = cur > peak ? cur : peak;
+        if (n++ % 50 == 0) {
+            /* the host still forks and execs promptly */
+            double f0 = now_s();
+            ck_assert_int_eq(system("exit 0"), 0);
+            worst_fork = now_s() - f0 > worst_fork ? now_s() - f0 : worst_fork;
+        }
+        sleep_s(0.002);
+    }
+    int64_t refused = cg_num(pids, "pids.events", "max");
+    fprintf(stderr, "runtime=%s fork bomb under pids_max=32: peak pids.current=%lld over %lld "
+            "samples, forks refused=%lld, slowest host fork+exec=%.3f s\n", runtimes[_i],
+            (long long)peak, (long long)n, (long long)refused, worst_fork);
+    ck_assert_int_le(peak, 32);
+    ck_assert_int_ge(peak, 16);
+    ck_assert_int_gt(refused, 0);
+    ck_assert_msg(worst_fork < 1.0, "host fork+exec took %.3f s", worst_fork);
+    /* Still running and answering: list sees it, stats reads it. These also run the
+     * loop, whose clock the sampling above left behind (stop's timer counts from it). */
+    e.want_id = id;
+    ck_assert_int_eq(e.ops->list(e.st, on_list, &e), 0);
+    ck_assert_int_eq(wait_done(&e, 5000), 0);
+    ck_assert(e.want_found);
+    ck_assert_int_eq(e.item_state, BAIC_RT_RUNNING);
+    e.want_id = NULL;
+    ck_assert_int_eq(e.exits, 0);
+    ck_assert_int_eq(e.ops->stats(e.st, id, on_stats, &e), 0);
+    ck_assert_int_eq(wait_done(&e, 5000), 0);
+    ck_assert_int_le(e.stats.pids, 32);
+    /* pid 1 of the namespace ignores SIGTERM: stop has to escalate, bomb or not */
+    double s0 = now_s();
+    ck_assert_int_eq(stop(&e, id, 200), 0);
+    double s1 = now_s();
+    ck_assert(baic_mock_host_log_contains(e.m, "signal=KILL"));
+    ck_assert_int_eq(e.ooms, 0);
+    ck_assert_int_eq(e.exits, 1);
+    ck_assert_int_eq(e.last_exit, 137);
+    ck_assert_int_eq(destroy(&e, id), 0);
+    double s2 = now_s();
+    fprintf(stderr, "runtime=%s fork bomb: stop=%.3f s destroy=%.3f s\n", runtimes[_i], s1 - s0,
+            s2 - s1);
+    ck_assert_msg(s1 - s0 < 5.0, "stop took %.3f s", s1 - s0);
+    ck_assert_msg(s2 - s1 < 5.0, "destroy took %.3f s", s2 - s1);
+    assert_freed(&e, id);
+    env_close(&e);
+}
+END_TEST
+
+/* A mount point of the kernel's own: its root, or one of the mounts config.json asks for. */
+static int own_mount_point(const char *mp) {
+    static const char *const roots[] = {"/proc", "/dev", "/sys", "/tmp", "/home/work", NULL};
+    if (strcmp(mp, "/") == 0)
+        return 1;
+    for (size_t i = 0; roots[i] != NULL; i++) {
+        size_t n = strlen(roots[i]);
+        if (strncmp(mp, roots[i], n) == 0 && (mp[n] == '\0' || mp[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+START_TEST(host_files_invisible) {
+    SKIP_IF_UNAVAILABLE();
+    env_t e;
+    env_open(&e, runtimes[_i]);
+    char a[64], b[64], marker[512], bfile[512], script[4096], p[1024];
+    unique_id(a, sizeof a, "k-look");
+    unique_id(b, sizeof b, "k-other");
+    pathf(marker, sizeof marker, "%s/host-marker", e.dir);
+    FILE *f = fopen(marker, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("host secret\n", f);
+    ck_assert_int_eq(fclose(f), 0);
+    home_path(&e, b, "other-file", bfile, sizeof bfile);
+    /* A looks as root (file modes hide nothing from it) for the host's marker and B's
+     * home file: at their host paths, through /proc/1/root, and by name anywhere. */
+    pathf(script, sizeof script,
+          "r=/home/work/found; : > $r; "
+          "for f in %s %s; do test -e $f && echo \"path $f\" >> $r; "
+          "test -e /proc/1/root$f && echo \"proc1 $f\" >> $r; done; "
+          "test -e /home/work/other-file && echo home >> $r; "
+          "find / \\( -path /proc -o -path /sys \\) -prune -o \\( -name host-marker -o "
+          "-name other-file \\) -print >> $r 2>/dev/null; "
+          "cat /proc/self/mountinfo > /home/work/mountinfo",
+          marker, bfile);
+    kspec_t ka = {.id = a, .as_root = 1, .script = script};
+    kspec_t kb = {.id = b, .script = "echo other secret > /home/work/other-file"};
+    ck_assert_int_eq(create(&e, &kb), 0);
+    ck_assert_int_eq(create(&e, &ka), 0);
+    ck_assert_int_eq(start(&e, b), 0);
+    wait_exit(&e, 20000);
+    ck_assert_int_eq(e.last_exit, 0);
+    struct stat sb;
+    ck_assert_int_eq(stat(bfile, &sb), 0); /* B's file is there, on the host */
+    e.exits = 0;
+    ck_assert_int_eq(start(&e, a), 0);
+    wait_exit(&e, 20000);
+    ck_assert_int_eq(e.last_exit, 0);
+
+    home_path(&e, a, "found", p, sizeof p);
+    char *s = slurp(p);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(s[0] == '\0', "visible in the kernel: %s", s);
+    free(s);
+    home_path(&e, a, "mountinfo", p, sizeof p);
+    ck_assert_ptr_nonnull(s = slurp(p));
+    int lines = 0, root_overlay = 0;
+    for (char *save = NULL, *line = strtok_r(s, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        /* id parent major:minor root mount-point options ... - fstype source ... */
+        char mp[512] = "", fstype[64] = "";
+        ck_assert_int_eq(sscanf(line, "%*s %*s %*s %*s %511s", mp), 1);
+        const char *dash = strstr(line, " - ");
+        ck_assert_ptr_nonnull(dash);
+        ck_assert_int_eq(sscanf(dash + 3, "%63s", fstype), 1);
+        ck_assert_msg(own_mount_point(mp), "host mount visible in the kernel: %s", line);
+        root_overlay |= strcmp(mp, "/") == 0 && strcmp(fstype, "overlay") == 0;
+        lines++;
+    }
+    free(s);
+    fprintf(stderr, "runtime=%s kernel sees %d mounts, none of the host's\n", runtimes[_i], lines);
+    ck_assert(root_overlay);
+    ck_assert_int_lt(lines, 40);
+    ck_assert_int_eq(destroy(&e, a), 0);
+    ck_assert_int_eq(destroy(&e, b), 0);
+    assert_freed(&e, a);
+    assert_freed(&e, b);
+    env_close(&e);
+}
+END_TEST
+
+START_TEST(destroy_frees_everything) {
+    SKIP_IF_UNAVAILABLE();
+    env_t e;
+    env_open(&e, runtimes[_i]);
+    /* never started, exited on its own, killed while running */
+    char fresh[64], done[64], live[64], p[1024];
+    unique_id(fresh, sizeof fresh, "k-fresh");
+    unique_id(done, sizeof done, "k-done");
+    unique_id(live, sizeof live, "k-live");
+    kspec_t kf = {.id = fresh, .script = "exit 0"};
+    kspec_t kd = {.id = done, .script = "exit 0"};
+    kspec_t kl = {.id = live, .script = "exec sleep 100"};
+    ck_assert_int_eq(create(&e, &kf), 0);
+    ck_assert_int_eq(create(&e, &kd), 0);
+    ck_assert_int_eq(create(&e, &kl), 0);
+    /* create leaves nothing running: the kernel's cgroup holds no process yet */
+    if (host_cgroup_v2())
+        pathf(p, sizeof p, "/sys/fs/cgroup/baic-test/baic-%s/cgroup.procs", fresh);
+    else
+        pathf(p, sizeof p, "/sys/fs/cgroup/memory/baic-test/baic-%s/cgroup.procs", fresh);
+    char *s = slurp(p);
+    ck_assert_msg(s != NULL, "no cgroup after create: %s", p);
+    ck_assert_str_eq(s, "");
+    free(s);
+    ck_assert_int_eq(start(&e, done), 0);
+    wait_exit(&e, 20000);
+    ck_assert_int_eq(start(&e, live), 0);
+    ck_assert_int_eq(stop(&e, live, 0), 0);
+    double t0 = now_s();
+    ck_assert_int_eq(destroy(&e, fresh), 0);
+    ck_assert_int_eq(destroy(&e, done), 0);
+    ck_assert_int_eq(destroy(&e, live), 0);
+    fprintf(stderr, "runtime=%s three destroys took %.3f s\n", runtimes[_i], now_s() - t0);
+    assert_freed(&e, fresh);
+    assert_freed(&e, done);
+    assert_freed(&e, live);
+    env_close(&e);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("runtime_oci");
     BAIC_TCASE(s, tc, "oci", 240);
@@ -549,6 +902,10 @@ static Suite *suite(void) {
     tcase_add_loop_test(tc, two_kernels_separate, 0, 2);
     tcase_add_loop_test(tc, exec_stats_stop_recover, 0, 2);
     tcase_add_loop_test(tc, bad_input_refused, 0, 1);
+    tcase_add_loop_test(tc, cpu_quota_honoured, 0, 2);
+    tcase_add_loop_test(tc, fork_bomb_contained, 0, 2);
+    tcase_add_loop_test(tc, host_files_invisible, 0, 2);
+    tcase_add_loop_test(tc, destroy_frees_everything, 0, 2);
     return s;
 }
 
