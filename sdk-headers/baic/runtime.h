@@ -145,16 +145,25 @@ typedef struct baic_runtime_ops {
     /* ---- ABI 1.0 ---- */
 
     /*
-     * create (mandatory): prepares the container from spec (bundle, cgroup,
-     * namespaces) without running its process. Returns 0 and later cb(arg, 0) or
-     * cb(arg, code); or returns BAIC_EEXISTS / BAIC_EBAD_INPUT / another code at once
-     * and cb never runs. Loop thread; the work runs off the loop.
+     * create (mandatory): prepares what the container needs from spec (image,
+     * root filesystem, bundle, limits it can set ahead) and leaves nothing running:
+     * no process of the container exists when cb runs. Whether namespaces and the
+     * cgroup the process will live in exist yet is the runtime's choice (oci makes
+     * only its parent cgroup with the memory limit here; the runtime binary makes
+     * the namespaces and its own cgroup at start). Returns 0 and later cb(arg, 0) or
+     * cb(arg, code); or returns BAIC_EEXISTS / BAIC_EBAD_INPUT / another code at
+     * once and cb never runs. A failed create leaves nothing behind. Loop thread;
+     * the work runs off the loop.
      */
     int (*create)(void *state, const baic_container_spec_t *spec, baic_rt_done_cb cb,
                   void *arg);
 
-    /* start (mandatory): starts the created container's process. Same contract;
-     * BAIC_ENOT_FOUND for an unknown id. */
+    /*
+     * start (mandatory): runs the created container's process, creating whatever
+     * create left to it (namespaces, the process's cgroup with the cpu and pids
+     * limits). cb(arg, 0) once the process runs or has already ended (its EXIT event
+     * follows). Same return contract as create; BAIC_ENOT_FOUND for an unknown id.
+     */
     int (*start)(void *state, const char *id, baic_rt_done_cb cb, void *arg);
 
     /*
@@ -166,7 +175,8 @@ typedef struct baic_runtime_ops {
                 void *arg);
 
     /* destroy (mandatory): removes a non-running container and everything the
-     * runtime kept for it (the bundle_dir contents it wrote, cgroup, state). */
+     * runtime kept for it (the bundle_dir contents it wrote, its mounts, its cgroups
+     * in every hierarchy, device access, state); UV_EBUSY while it runs. */
     int (*destroy)(void *state, const char *id, baic_rt_done_cb cb, void *arg);
 
     /*
