@@ -16,6 +16,9 @@ extern const char kr_driver_py[]; /* driver.py, embedded by CMake */
 
 /* A run's console is sent early once it holds this much, whatever the flush interval. */
 #define KR_FLUSH_BYTES ((size_t)256 << 10)
+/* Output waits this long for more before a `continued` carries it, so a burst (a print's
+ * text and its newline) is not cut in two. */
+#define KR_COALESCE_MS 50
 /* After the shell exits, how long its pipes may stay open (a background job holding them). */
 #define KR_PIPE_GRACE_MS 200
 #define KR_STARTUP_OUTPUT ((size_t)1 << 20)
@@ -30,6 +33,7 @@ struct kr_run {
     unsigned conn;
     struct kr_console con;
     int64_t last_flush;
+    int64_t pending_since; /* when the oldest unsent output arrived */
     int waiting_input;
     /* the shell child of a shell or batch run */
     pid_t pid;
@@ -70,6 +74,8 @@ static void run_emit(struct kr *kr, const char *status, int code, int final, jso
 static void run_output(struct kr *kr, int kind, const char *p, size_t n)
 {
     struct kr_run *r = kr->run;
+    if (r->con.n == 0)
+        r->pending_since = kr_now_ms();
     kr_console_text(&r->con, kind, p, n);
     if (r->con.bytes >= KR_FLUSH_BYTES)
         run_emit(kr, "continued", INT32_MIN, 0, NULL);
@@ -692,11 +698,16 @@ int64_t kr_exec_timeout(struct kr *kr, int64_t now)
         sh_phase_done(kr);
         return kr_exec_timeout(kr, kr_now_ms());
     }
-    if (r->con.n > 0 && !r->waiting_input && now >= r->last_flush + kr->conf.flush_ms)
+    int64_t due = r->last_flush + kr->conf.flush_ms;
+    if (due < r->pending_since + KR_COALESCE_MS)
+        due = r->pending_since + KR_COALESCE_MS;
+    if (r->con.bytes > 0 && !r->waiting_input && now >= due) {
         run_emit(kr, "continued", INT32_MIN, 0, NULL);
+        due = r->last_flush + kr->conf.flush_ms;
+    }
     int64_t next = -1;
-    if (r->con.n > 0 && !r->waiting_input)
-        next = r->last_flush + kr->conf.flush_ms;
+    if (r->con.bytes > 0 && !r->waiting_input)
+        next = due;
     if (r->reaped && (next < 0 || r->grace_at < next))
         next = r->grace_at;
     if (r->deadline > 0 && r->kind != RUN_PY && (next < 0 || r->deadline < next))

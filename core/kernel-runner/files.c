@@ -94,6 +94,10 @@ static int walk_open(int root, char *rel, int flags, mode_t mode, int mkparents)
             break;
         *slash = '\0';
         int next = openat(cur, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (next < 0 && errno == ENOTDIR && fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode))
+            errno = ELOOP;
         if (next < 0 && errno == ENOENT && mkparents) {
             if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST) {
                 int e = -errno;
