@@ -175,6 +175,56 @@ int baic_http_sse_send(baic_http_req_t *req, const char *event, const char *id,
                        const char *data);
 int baic_http_sse_end(baic_http_req_t *req);
 
+/* ---- streaming bodies (request and response) ---- */
+
+/*
+ * A route whose request body is not buffered: the handler runs as soon as the headers
+ * are in (before the body), and receives the body through baic_http_body_read().
+ * There is no body limit (the handler enforces its own). The middleware, if any, runs
+ * first as for other routes, also at the end of the headers; it must not keep the
+ * request past its return (respond or return 0) on such a route.
+ */
+typedef int (*baic_http_body_cb)(baic_http_req_t *req, const void *data, size_t len, void *arg);
+typedef void (*baic_http_body_end_cb)(baic_http_req_t *req, void *arg);
+int baic_http_route_stream(baic_http_server_t *srv, const char *method, const char *pattern,
+                           baic_http_handler_t handler, void *arg);
+
+/*
+ * Starts delivering the body of a streaming-route request: on_data(req, data, len, arg)
+ * for every piece as it is parsed (data valid during the call only; its return value
+ * is ignored, use pause), then on_end(req, arg) once the body is complete (also for an
+ * empty body, then on the next loop turn at the latest). The handler must call this
+ * (or finish the request) before it returns, or bytes that arrive are dropped.
+ * If the client goes away mid-body, the abort callback runs and on_end never does.
+ * Finishing the request before on_end closes the connection after the answer.
+ * Returns 0, or UV_EINVAL when req is not on a streaming route or already reading.
+ */
+int baic_http_body_read(baic_http_req_t *req, baic_http_body_cb on_data,
+                        baic_http_body_end_cb on_end, void *arg);
+/* Backpressure: pause stops reading the socket (bytes already read, at most one read
+ * buffer of 64 KiB, may still be delivered); resume starts it again. Loop thread. */
+void baic_http_body_pause(baic_http_req_t *req);
+void baic_http_body_resume(baic_http_req_t *req);
+
+/*
+ * Response streaming without copies and with completion: begin sends the head, with
+ * Content-Length: content_length when >= 0, else chunked (close-delimited for
+ * HTTP/1.0). write queues len bytes that are NOT copied: data must stay valid until
+ * cb(req, status, arg) runs, once, when the kernel took them (status 0) or they will
+ * never be written (negative: connection gone). cb runs even after an abort, and always
+ * later, never inside write. end finishes the request; with a Content-Length it must
+ * come after exactly that many bytes (fewer: the connection is closed). Not for HEAD
+ * requests (write returns UV_EINVAL; send only the head with respond). Return 0,
+ * UV_ECONNRESET after an abort (cb will not run), UV_EINVAL out of order or when write
+ * would pass the Content-Length.
+ */
+typedef void (*baic_http_write_cb)(baic_http_req_t *req, int status, void *arg);
+int baic_http_stream_begin(baic_http_req_t *req, int status, const char *content_type,
+                           int64_t content_length);
+int baic_http_stream_write(baic_http_req_t *req, const void *data, size_t len,
+                           baic_http_write_cb cb, void *arg);
+int baic_http_stream_end(baic_http_req_t *req);
+
 /* ---- WebSocket (see websocket.h for the handle's functions) ---- */
 
 /* Called for every complete (reassembled) text or binary message; data valid during

@@ -56,6 +56,7 @@ typedef struct http_route {
     baic_http_handler_t handler;
     void *arg;
     size_t max_body;
+    bool stream;             /* body handed over as it arrives (baic_http_route_stream) */
 } http_route_t;
 
 /* ---- output pieces ---- */
@@ -69,6 +70,8 @@ typedef struct http_out {
     unsigned nbufs;
     bool heap;                   /* the piece (and its data) was malloc'd */
     char *tls_data;              /* ciphertext being written, malloc'd */
+    baic_http_write_cb done;     /* baic_http_stream_write: runs once the piece is written */
+    void *done_arg;
 } http_out_t;
 
 typedef struct {
@@ -122,6 +125,15 @@ struct baic_http_req {
     char *allow;                   /* Allow list when the path matched another method */
     uv_timer_t *sse_timer;         /* malloc'd; closed asynchronously */
     unsigned sse_keepalive_ms;
+
+    /* streaming request body (routes added with baic_http_route_stream) */
+    bool body_stream;              /* dispatched at the end of the headers */
+    bool body_done;                /* the whole body was delivered */
+    baic_http_body_cb body_cb;
+    baic_http_body_end_cb body_end_cb;
+    void *body_arg;
+    int64_t stream_left;           /* fixed-length response bytes still to write; -1 = chunked */
+    uv_timer_t *late_end;          /* reports a body that ended before baic_http_body_read */
 };
 
 typedef struct http_conn {
@@ -150,6 +162,7 @@ typedef struct http_conn {
     bool overloaded;               /* over max_connections: answer 503 and close */
     bool in_flush, flush_again;
     bool in_feed;
+    bool body_hold;                /* a streaming body's reader paused the socket */
     int wpending;
     int handles_open;
     struct baic_http_req *upgrade_req; /* parsed upgrade waiting for dispatch */
@@ -192,6 +205,8 @@ void http_conn_kick(http_conn_t *c);
 void http_conn_feed(http_conn_t *c, const char *data, size_t len);
 void http_conn_resume_reading(http_conn_t *c);
 int http_conn_start_read(http_conn_t *c);
+/* (Re)starts the timer that bounds the arrival of the request being parsed. */
+void http_conn_arm_read_timeout(http_conn_t *c);
 void http_req_free(baic_http_req_t *req);
 void http_dispatch(baic_http_req_t *req);
 int http_server_adopt(baic_http_server_t *srv, uv_stream_t *stream, bool is_pipe);
@@ -204,6 +219,16 @@ int http_req_fail(baic_http_req_t *req, int status, const char *slug, const char
                   const char *msg);
 void http_req_finish(baic_http_req_t *req);
 void http_write_cb(uv_write_t *wr, int status);
+/* Status line and headers; content_length < 0: none (chunked or close-delimited per
+ * req->chunked). Returns the length (the head is in the arena at *out), 0 on OOM. */
+size_t http_build_head(baic_http_req_t *req, int status, const char *ctype,
+                       int64_t content_length, char **out);
+
+/* stream.c */
+/* A streaming request ended early (finished before its body did): stop parsing it. */
+void http_stream_body_detach(baic_http_req_t *req);
+/* Calls the done callbacks of pieces that will never be written. */
+void http_out_cancel(http_out_t *o);
 
 /* router.c */
 http_route_t *http_route_match(baic_http_server_t *srv, baic_http_req_t *req, char *allow,

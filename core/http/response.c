@@ -52,6 +52,8 @@ void http_write_cb(uv_write_t *wr, int status) {
     http_out_t *o = wr->data;
     http_conn_t *c = o->conn;
     baic_http_req_t *r = o->req;
+    if (o->done != NULL)
+        o->done(r, status < 0 ? status : 0, o->done_arg);
     free(o->tls_data);
     if (o->heap)
         free(o);
@@ -113,6 +115,7 @@ void http_flush(http_conn_t *c) {
                 if (r->out_head == NULL)
                     r->out_tail = NULL;
                 if (http_conn_write(c, o) < 0) {
+                    http_out_cancel(o);
                     if (o->heap)
                         free(o);
                     c->in_flush = false;
@@ -186,8 +189,8 @@ static char *put_uint(char *p, uint64_t v) {
 
 /* Builds the status line and headers. content_length < 0: no Content-Length (chunked
  * or close-delimited per req->chunked). Returns the length, or 0 on OOM. */
-static size_t build_head(baic_http_req_t *r, int status, const char *ctype, int64_t content_length,
-                         char **out) {
+size_t http_build_head(baic_http_req_t *r, int status, const char *ctype, int64_t content_length,
+                       char **out) {
     baic_http_server_t *srv = r->srv;
     refresh_date(srv);
     const char *reason = baic_http_status_text(status);
@@ -218,6 +221,8 @@ static size_t build_head(baic_http_req_t *r, int status, const char *ctype, int6
     } else if (r->chunked) {
         p = PUTS(p, "Transfer-Encoding: chunked\r\n");
     }
+    if (r->body_stream && !r->body_done)
+        r->close_after = true; /* the rest of the body is not read */
     if (status == 101) {
         p = PUTS(p, "Connection: Upgrade\r\n");
     } else if (r->close_after || !r->keep_alive || srv->closing) {
@@ -257,6 +262,8 @@ int baic_http_add_header(baic_http_req_t *r, const char *name, const char *value
 
 /* The handler is done; the request is freed once its output is written. */
 void http_req_finish(baic_http_req_t *r) {
+    if (r->body_stream && !r->body_done && !r->aborted)
+        http_stream_body_detach(r);
     r->finished = true;
     r->final_queued = true;
     if (r->sse_timer != NULL) {
@@ -298,7 +305,7 @@ int baic_http_respond(baic_http_req_t *r, int status, const char *ctype, const v
     bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
     http_out_t *o = http_arena_alloc(&r->arena, sizeof(*o));
     char *head = NULL;
-    size_t hl = o ? build_head(r, status, no_body ? NULL : ctype, no_body ? -1 : (int64_t)len,
+    size_t hl = o ? http_build_head(r, status, no_body ? NULL : ctype, no_body ? -1 : (int64_t)len,
                                &head)
                   : 0;
     if (hl == 0) {
@@ -367,6 +374,12 @@ int baic_http_respond_problem(baic_http_req_t *r, int status, const char *slug, 
 int http_req_fail(baic_http_req_t *r, int status, const char *slug, const char *title,
                   const char *msg) {
     http_conn_t *c = r->conn;
+    if (r->body_stream && r->dispatched) {
+        /* The handler owns a streaming request from its headers on: a broken or stalled
+         * body aborts it (its abort callback runs) instead of answering behind its back. */
+        http_conn_close(c);
+        return UV_ECONNRESET;
+    }
     r->dispatched = true;
     r->close_after = true;
     if (r->url == NULL)
@@ -414,7 +427,7 @@ int baic_http_chunk_begin(baic_http_req_t *r, int status, const char *ctype) {
         r->chunked = true;
     http_out_t *o = http_arena_alloc(&r->arena, sizeof(*o));
     char *head = NULL;
-    size_t hl = o ? build_head(r, status, ctype, -1, &head) : 0;
+    size_t hl = o ? http_build_head(r, status, ctype, -1, &head) : 0;
     if (hl == 0)
         return UV_ENOMEM;
     memset(o, 0, sizeof(*o));

@@ -50,9 +50,12 @@ void http_req_free(baic_http_req_t *r) {
         uv_close((uv_handle_t *)r->sse_timer, (uv_close_cb)free);
         r->sse_timer = NULL;
     }
+    if (r->late_end != NULL)
+        r->late_end->data = NULL;
     http_out_t *o, *next;
     for (o = r->out_head; o != NULL; o = next) {
         next = o->next;
+        http_out_cancel(o);
         if (o->heap)
             free(o);
     }
@@ -77,6 +80,10 @@ static void conn_timer_cb(uv_timer_t *t) {
     }
     BAIC_LOG_D("http.idle_close", "remote=%s", c->remote);
     http_conn_close(c);
+}
+
+void http_conn_arm_read_timeout(http_conn_t *c) {
+    uv_timer_start(&c->timer, conn_timer_cb, c->srv->cfg.read_timeout_ms, 0);
 }
 
 static void arm_timer(http_conn_t *c) {
@@ -217,7 +224,7 @@ void http_conn_kick(http_conn_t *c) {
             start_graceful_close(c);
         return;
     }
-    if (c->bp_paused && c->nreqs < c->srv->cfg.max_pipeline)
+    if (c->bp_paused && c->nreqs < c->srv->cfg.max_pipeline && !c->body_hold)
         http_conn_resume_reading(c);
     if (!c->closing)
         arm_timer(c);
@@ -346,11 +353,14 @@ static int on_headers_complete(http_parser *p) {
     }
     r->max_body = r->route && r->route->max_body ? r->route->max_body : srv->cfg.max_body_bytes;
     bool has_cl = (p->flags & F_CONTENTLENGTH) && p->content_length != ULLONG_MAX;
+    r->body_stream = r->route != NULL && r->route->stream && !p->upgrade;
+    if (r->body_stream)
+        r->max_body = SIZE_MAX; /* the handler takes the body and sets its own limit */
     if (has_cl && p->content_length > r->max_body) {
         http_req_fail(r, 413, "request-too-large", "Request entity too large.", NULL);
         return 0;
     }
-    if (has_cl && p->content_length > 0) {
+    if (has_cl && p->content_length > 0 && !r->body_stream) {
         r->body_cap = (size_t)p->content_length + 1;
         r->body = http_arena_alloc(&r->arena, r->body_cap);
         if (r->body == NULL)
@@ -372,12 +382,25 @@ static int on_headers_complete(http_parser *p) {
     }
     if (r->upgrade)
         r->close_after = true; /* unless a WebSocket accept takes the connection over */
+    if (r->body_stream) {
+        if (!r->keep_alive)
+            r->close_after = true;
+        http_dispatch(r);
+    }
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t n) {
     http_conn_t *c = p->data;
     baic_http_req_t *r = c->cur;
+    if (r->body_stream) {
+        /* The read timeout becomes an inactivity timeout: a big upload may take long. */
+        if (!c->body_hold)
+            http_conn_arm_read_timeout(c);
+        if (r->body_cb != NULL && !r->finished)
+            r->body_cb(r, at, n, r->body_arg);
+        return 0;
+    }
     if (r->body_len + n > r->max_body) {
         http_req_fail(r, 413, "request-too-large", "Request entity too large.", NULL);
         return 0;
@@ -419,7 +442,14 @@ static int on_message_complete(http_parser *p) {
             return 0;
         }
     }
-    http_dispatch(r);
+    if (r->body_stream) {
+        /* Dispatched at the end of the headers; this is the end of its body. */
+        r->body_done = true;
+        if (r->body_end_cb != NULL && !r->finished)
+            r->body_end_cb(r, r->body_arg);
+    } else {
+        http_dispatch(r);
+    }
     if (!c->closing && c->nreqs >= c->srv->cfg.max_pipeline)
         http_parser_pause(p, 1);
     return 0;
@@ -543,7 +573,7 @@ void http_conn_resume_reading(http_conn_t *c) {
     if (n)
         http_conn_feed(c, p, n);
     free(p);
-    if (!c->bp_paused && !c->stop_parse && !c->closing && c->ssl == NULL)
+    if (!c->bp_paused && !c->stop_parse && !c->closing && c->ssl == NULL && !c->body_hold)
         http_conn_start_read(c);
 }
 
