@@ -185,11 +185,12 @@ static void py_event(struct kr *kr, char kind, const char *p, size_t n)
     case 'c':
         if (py->cid != NULL) {
             json_t *res = json_loadb(p, n, 0, NULL);
-            kr_send(kr, py->cconn,
-                    json_pack("{s:O,s:b,s:o}", "id", py->cid, "ok", 1, "result",
-                              json_is_array(res) ? res : json_array()));
-            if (!json_is_array(res))
+            if (!json_is_array(res)) {
                 json_decref(res);
+                res = json_array();
+            }
+            kr_send(kr, py->cconn,
+                    json_pack("{s:O,s:b,s:o}", "id", py->cid, "ok", 1, "result", res));
             json_decref(py->cid);
             py->cid = NULL;
         }

@@ -299,6 +299,17 @@ if failures:
 print('all passed')
 PYEOF
 rc=$?
+# A clean stop on SIGTERM (exit 0; in an ASan build this is also where leaks would show).
+for i in "${!PIDS[@]}"; do
+    kill "${PIDS[$i]}" 2>/dev/null
+    wait "${PIDS[$i]}"
+    st=$?
+    if [ $st -ne 0 ]; then
+        echo "FAIL runner ${PIDS[$i]} exited with $st on SIGTERM"
+        rc=1
+    fi
+done
+PIDS=()
 if [ $rc -ne 0 ]; then
     for n in main walk batch; do echo "--- $n log"; cat "$TMP/$n/log"; done
 fi
