@@ -1,8 +1,731 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Client uploads: the tus 1.0.0 subset aiotusclient uses (PATCH, HEAD, OPTIONS), streamed to disk. */
+/* Client uploads: the tus 1.0.0 subset aiotusclient uses (PATCH, HEAD, OPTIONS), streamed to disk with quota checks. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <baic/errors.h>
+
+#include "log/log.h"
 #include "proxy.h"
 
-int sp_upload_init(sp_t *sp) {
-    (void)sp;
+#define UP_BUF (4u << 20)
+#define UP_SLACK (256u << 10)
+#define UP_DIR ".upload"
+
+typedef struct sp_upload {
+    struct sp_upload *next;        /* sp->uploads */
+    sp_t *sp;
+    baic_http_req_t *req;
+    sp_volume_t *v;
+    sp_token_t tok;
+    char scope[160];               /* quota scope of the folder */
+    char tmp[64];                  /* ".upload/<hex>" inside the folder */
+    int64_t size;                  /* Upload-Length (token) */
+    int64_t offset;                /* where this PATCH starts */
+    int64_t recv;                  /* body bytes taken so far */
+    int64_t limit, allowance;      /* quota; allowance -1 = unlimited */
+    int64_t wpos;                  /* file position of the next write */
+    int fd;
+    char *buf[2];
+    size_t fill[2], cap[2];
+    int cur, writing;              /* buffer being filled; buffer being written or -1 */
+    uv_fs_t wreq;
+    int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
+} sp_upload_t;
+
+static void up_drive(sp_upload_t *u);
+
+/* ---- helpers ---- */
+
+static void tus_headers(baic_http_req_t *req) {
+    baic_http_add_header(req, "Tus-Resumable", "1.0.0");
+}
+
+static void up_unlink(sp_upload_t *u) {
+    for (sp_upload_t **pp = &u->sp->uploads; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == u) {
+            *pp = u->next;
+            return;
+        }
+    }
+}
+
+static void up_free(sp_upload_t *u) {
+    if (!u->req_done)
+        baic_http_req_release(u->req); /* aborted (or dropped): nothing to answer */
+    u->req_done = 1;
+    up_unlink(u);
+    free(u->buf[0]);
+    free(u->buf[1]);
+    json_decref(u->tok.claims);
+    free(u);
+}
+
+/* The temp file's name: a digest of what the token names, so a retry finds it again. */
+static int tmp_name(const sp_token_t *t, char *out, size_t n) {
+    unsigned char d[32];
+    unsigned int dl = 0;
+    char in[8192];
+    int len = snprintf(in, sizeof in, "%s\n%s\n%s\n%s", t->volume, t->vfid, t->relpath,
+                       t->session ? t->session : "");
+    if (len < 0 || (size_t)len >= sizeof in ||
+        EVP_Digest(in, (size_t)len, d, &dl, EVP_sha256(), NULL) != 1)
+        return -1;
+    static const char hex[] = "0123456789abcdef";
+    char h[33];
+    for (int i = 0; i < 16; i++) {
+        h[2 * i] = hex[d[i] >> 4];
+        h[2 * i + 1] = hex[d[i] & 15];
+    }
+    h[32] = '\0';
+    int r = snprintf(out, n, "%s/%s", UP_DIR, h);
+    return r > 0 && (size_t)r < n ? 0 : -1;
+}
+
+/* Backend.AI folder ids are "<quota-scope>/<folder>"; a bare id has the default scope. */
+static void scope_of(const char *vfid, char *out, size_t n) {
+    const char *slash = strchr(vfid, '/');
+    size_t l = slash ? (size_t)(slash - vfid) : 0;
+    if (l == 0 || l >= n)
+        snprintf(out, n, "_");
+    else {
+        memcpy(out, vfid, l);
+        out[l] = '\0';
+    }
+}
+
+/* ---- ending ---- */
+
+static void up_tmp_removed(void *arg, int status) {
+    sp_upload_t *u = arg;
+    if (status != 0 && status != BAIC_ENOT_FOUND)
+        BAIC_LOG_W("upload_tmp_left", "vfid=%s tmp=%s error=%d", u->tok.vfid, u->tmp, status);
+    up_free(u);
+}
+
+/* Nothing is in flight any more: close the file, remove the temp file if asked, free. */
+static void up_close_out(sp_upload_t *u) {
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    if (u->remove_tmp && !u->sp->closing) {
+        const char *p[1] = {u->tmp};
+        if (u->v->ops->delete_files(u->v->plugin->state, u->v->vol, u->tok.vfid, p, 1, 0,
+                                    up_tmp_removed, u) == 0)
+            return;
+    }
+    up_free(u);
+}
+
+static void up_fail(sp_upload_t *u, int status, const char *slug, const char *title,
+                    const char *msg, int remove_tmp) {
+    if (u->failed)
+        return;
+    u->failed = 1;
+    u->remove_tmp = remove_tmp;
+    BAIC_LOG_W("upload_failed", "volume=%s vfid=%s relpath=%s status=%d msg=\"%s\"",
+               u->v->name, u->tok.vfid, u->tok.relpath, status, msg);
+    if (!u->req_done) {
+        u->req_done = 1;
+        tus_headers(u->req);
+        baic_http_respond_problem(u->req, status, slug, title, msg, NULL);
+    }
+    up_drive(u);
+}
+
+static void up_fail_code(sp_upload_t *u, int code, const char *what, int remove_tmp) {
+    if (u->failed)
+        return;
+    u->failed = 1;
+    u->remove_tmp = remove_tmp;
+    BAIC_LOG_W("upload_failed", "volume=%s vfid=%s relpath=%s what=%s error=%d", u->v->name,
+               u->tok.vfid, u->tok.relpath, what, code);
+    if (!u->req_done) {
+        u->req_done = 1;
+        tus_headers(u->req);
+        sp_fail_code(u->req, code, what);
+    }
+    up_drive(u);
+}
+
+static void respond_offset(sp_upload_t *u, int64_t off) {
+    char v[32];
+    snprintf(v, sizeof v, "%" PRId64, off);
+    tus_headers(u->req);
+    baic_http_add_header(u->req, "Upload-Offset", v);
+    u->req_done = 1;
+    baic_http_respond(u->req, 204, NULL, NULL, 0);
+}
+
+/* ---- moving the finished file into place ---- */
+
+static void fin_renamed(void *arg, int status) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (status != 0) {
+        up_fail_code(u, status, "rename into place", 1);
+        return;
+    }
+    BAIC_LOG_I("upload_done", "volume=%s vfid=%s relpath=%s bytes=%" PRId64, u->v->name,
+               u->tok.vfid, u->tok.relpath, u->size);
+    if (!u->req_done)
+        respond_offset(u, u->size);
+    up_close_out(u);
+}
+
+static void fin_rename(sp_upload_t *u) {
+    int rc = u->v->ops->rename(u->v->plugin->state, u->v->vol, u->tok.vfid, u->tmp,
+                               u->tok.relpath, fin_renamed, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "rename into place", 1);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+static void fin_old_removed(void *arg, int status) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (status != 0 && status != BAIC_ENOT_FOUND) {
+        up_fail_code(u, status, "replace existing file", 1);
+        return;
+    }
+    fin_rename(u);
+}
+
+static void fin_stat(void *arg, int status, const baic_file_stat_t *st) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (status == BAIC_ENOT_FOUND) {
+        fin_rename(u);
+        return;
+    }
+    if (status != 0) {
+        up_fail_code(u, status, "stat target", 1);
+        return;
+    }
+    if (st->type == BAIC_FILE_DIRECTORY || st->type == BAIC_FILE_SYMLINK) {
+        /* Checked at the start too; this catches one that appeared meanwhile. */
+        if (st->type == BAIC_FILE_SYMLINK)
+            up_fail(u, 403, "generic-forbidden", "Forbidden operation.",
+                    "the target path is a symlink", 1);
+        else
+            up_fail(u, 409, "storage/already-exists", "Already exists.",
+                    "the target path is a directory", 1);
+        return;
+    }
+    /* An upload replaces the file, as the official proxy does. */
+    const char *p[1] = {u->tok.relpath};
+    int rc = u->v->ops->delete_files(u->v->plugin->state, u->v->vol, u->tok.vfid, p, 1, 0,
+                                     fin_old_removed, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "replace existing file", 1);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+static void fin_parent(void *arg, int status) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (status != 0 && status != BAIC_EEXISTS) {
+        up_fail_code(u, status, "create parent directories", 1);
+        return;
+    }
+    int rc = u->v->ops->stat(u->v->plugin->state, u->v->vol, u->tok.vfid, u->tok.relpath, fin_stat,
+                             u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "stat target", 1);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+static void up_finalize(sp_upload_t *u) {
+    u->finalizing = 1;
+    if (u->fd >= 0)
+        close(u->fd);
+    u->fd = -1;
+    const char *slash = strrchr(u->tok.relpath, '/');
+    if (slash == NULL) {
+        fin_parent(u, 0);
+        return;
+    }
+    size_t n = (size_t)(slash - u->tok.relpath);
+    char *parent = malloc(n + 1);
+    if (parent == NULL) {
+        up_fail_code(u, -ENOMEM, "finalize", 1);
+        return;
+    }
+    memcpy(parent, u->tok.relpath, n);
+    parent[n] = '\0';
+    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, parent, 1, fin_parent,
+                              u);
+    free(parent);
+    if (rc != 0) {
+        up_fail_code(u, rc, "create parent directories", 1);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+/* ---- the body, buffered and written ---- */
+
+static void up_wrote(uv_fs_t *fr) {
+    sp_upload_t *u = fr->data;
+    ssize_t res = fr->result;
+    uv_fs_req_cleanup(fr);
+    int i = u->writing;
+    u->writing = -1;
+    if (res < 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "writing the file failed: %s", uv_strerror((int)res));
+        u->fill[i] = 0;
+        if (res == UV_ENOSPC || res == -EDQUOT)
+            up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
+        else
+            up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", msg, 0);
+        up_drive(u);
+        return;
+    }
+    u->wpos += res;
+    if ((size_t)res < u->fill[i]) {
+        /* Short write: keep the rest at the front and write it next. */
+        memmove(u->buf[i], u->buf[i] + res, u->fill[i] - (size_t)res);
+        u->fill[i] -= (size_t)res; /* i is the buffer not being filled: up_drive sends it first */
+    } else {
+        u->fill[i] = 0;
+    }
+    up_drive(u);
+}
+
+static int up_submit(sp_upload_t *u, int i) {
+    uv_buf_t b = uv_buf_init(u->buf[i], (unsigned)u->fill[i]);
+    u->wreq.data = u;
+    int rc = uv_fs_write(u->sp->uv, &u->wreq, u->fd, &b, 1, u->wpos, up_wrote);
+    if (rc == 0)
+        u->writing = i;
+    return rc;
+}
+
+static void up_drive(sp_upload_t *u) {
+    if (u->writing >= 0 || u->op_pending)
+        return;
+    int other = u->cur ^ 1;
+    if (u->failed) {
+        up_close_out(u);
+        return;
+    }
+    if (u->finalizing)
+        return;
+    if (u->fd < 0)
+        return; /* still opening; bytes wait in the buffer */
+    /* A short write left bytes in the other buffer: they go first. */
+    if (u->fill[other] > 0) {
+        if (up_submit(u, other) != 0)
+            up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
+        return;
+    }
+    int flush = u->body_ended || u->aborted;
+    if (u->fill[u->cur] >= UP_BUF || (flush && u->fill[u->cur] > 0)) {
+        int i = u->cur;
+        u->cur = other;
+        if (up_submit(u, i) != 0) {
+            up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
+            return;
+        }
+    }
+    if (u->paused && u->fill[u->cur] < UP_BUF && !u->aborted) {
+        u->paused = 0;
+        baic_http_body_resume(u->req);
+    }
+    if (u->writing >= 0)
+        return;
+    if (u->aborted) {
+        /* What arrived before the cut is on disk: a HEAD reports it and PATCH resumes. */
+        BAIC_LOG_I("upload_cut", "volume=%s vfid=%s relpath=%s offset=%" PRId64, u->v->name,
+                   u->tok.vfid, u->tok.relpath, u->wpos);
+        up_close_out(u);
+        return;
+    }
+    if (u->body_ended) {
+        if (u->wpos == u->size)
+            up_finalize(u);
+        else if (!u->req_done) {
+            respond_offset(u, u->wpos);
+            up_close_out(u);
+        }
+    }
+}
+
+static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    if (u->failed || u->aborted)
+        return 0;
+    if (u->offset + u->recv + (int64_t)len > u->size) {
+        up_fail(u, 413, "invalid-api-params", "Request entity too large.",
+                "the body goes past Upload-Length (the token's size)", 0);
+        return 0;
+    }
+    if (u->allowance >= 0 && u->recv + (int64_t)len > u->allowance) {
+        up_fail(u, 412, "quota-exceeded", "Quota exceeded.",
+                "the upload would pass the quota scope's limit", 1);
+        return 0;
+    }
+    int i = u->cur;
+    if (u->fill[i] + len > u->cap[i]) {
+        size_t ncap = u->cap[i] ? u->cap[i] : UP_BUF + UP_SLACK;
+        while (ncap < u->fill[i] + len)
+            ncap *= 2;
+        char *nb = realloc(u->buf[i], ncap);
+        if (nb == NULL) {
+            up_fail(u, 500, "internal-server-error", "Internal server error.", "out of memory", 0);
+            return 0;
+        }
+        u->buf[i] = nb;
+        u->cap[i] = ncap;
+    }
+    memcpy(u->buf[i] + u->fill[i], data, len);
+    u->fill[i] += len;
+    u->recv += (int64_t)len;
+    if (u->fill[i] >= UP_BUF) {
+        if (u->writing < 0 && u->fd >= 0 && !u->op_pending) {
+            up_drive(u);
+        } else if (!u->paused) {
+            u->paused = 1;
+            baic_http_body_pause(u->req);
+        }
+    }
     return 0;
+}
+
+static void up_end(baic_http_req_t *req, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    u->body_ended = 1;
+    up_drive(u);
+}
+
+static void up_abort(baic_http_req_t *req, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    u->aborted = 1;
+    up_drive(u);
+}
+
+/* ---- PATCH set-up: open, offset, quota ---- */
+
+static void up_usage(void *arg, int status, int64_t used, int64_t files) {
+    sp_upload_t *u = arg;
+    (void)files;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status != 0) {
+        up_fail_code(u, status, "quota scope usage", 0);
+        return;
+    }
+    int64_t need = u->size - u->offset;
+    if (used + need > u->limit) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the upload needs %" PRId64 " bytes; the quota scope uses %" PRId64
+                 " of %" PRId64, need, used, u->limit);
+        up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
+        return;
+    }
+    u->allowance = u->limit - used;
+    up_drive(u);
+}
+
+static void up_quota(void *arg, int status, int64_t limit) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status != 0 || limit <= 0) {
+        up_drive(u); /* no quota on this scope */
+        return;
+    }
+    u->limit = limit;
+    int rc = u->v->ops->usage(u->v->plugin->state, u->v->vol, u->scope, up_usage, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "quota scope usage", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+static void up_opened(void *arg, int status, int fd) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    u->fd = fd;
+    if (status != 0) {
+        up_fail_code(u, status, "open", 0);
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        up_fail_code(u, -errno, "stat", 0);
+        return;
+    }
+    if (st.st_size != u->offset) {
+        if (u->offset != 0) {
+            char v[32], msg[128];
+            snprintf(v, sizeof v, "%" PRId64, (int64_t)st.st_size);
+            snprintf(msg, sizeof msg, "Upload-Offset must be %" PRId64, (int64_t)st.st_size);
+            if (!u->req_done)
+                baic_http_add_header(u->req, "Upload-Offset", v);
+            up_fail(u, 409, "invalid-api-params", "Upload offset mismatch.", msg, 0);
+            return;
+        }
+        /* The client starts over at 0 (aiotusclient always does): drop the old bytes. */
+        if (ftruncate(fd, 0) != 0) {
+            up_fail_code(u, -errno, "truncate", 0);
+            return;
+        }
+    }
+    u->wpos = u->offset;
+    if (u->aborted) {
+        up_drive(u);
+        return;
+    }
+    if ((u->v->caps & BAIC_STORAGE_CAP_QUOTA) && u->v->ops->quota_get != NULL &&
+        u->v->ops->quota_get(u->v->plugin->state, u->v->vol, u->scope, up_quota, u) == 0) {
+        u->op_pending = 1;
+        return;
+    }
+    up_drive(u);
+}
+
+static void up_dir_ready(void *arg, int status) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status != 0 && status != BAIC_EEXISTS) {
+        up_fail_code(u, status, "upload directory", 0);
+        return;
+    }
+    int rc = u->v->ops->open(u->v->plugin->state, u->v->vol, u->tok.vfid, u->tmp,
+                             BAIC_OPEN_WRITE | BAIC_OPEN_CREATE, up_opened, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "open", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+static void up_target_checked(void *arg, int status, const baic_file_stat_t *st) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status != 0 && status != BAIC_ENOT_FOUND) {
+        up_fail_code(u, status, "upload target", 0);
+        return;
+    }
+    if (status == 0 && st->type == BAIC_FILE_SYMLINK) {
+        up_fail(u, 403, "generic-forbidden", "Forbidden operation.", "the target path is a symlink",
+                0);
+        return;
+    }
+    if (status == 0 && st->type == BAIC_FILE_DIRECTORY) {
+        up_fail(u, 409, "storage/already-exists", "Already exists.",
+                "the target path is a directory", 0);
+        return;
+    }
+    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, UP_DIR, 1,
+                              up_dir_ready, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "upload directory", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+/* Token, volume, offset and headers; 0 and *out, or the request is answered. */
+static int up_prepare(sp_t *sp, baic_http_req_t *req, sp_upload_t **out) {
+    const char *tr = baic_http_header(req, "Tus-Resumable");
+    if (tr != NULL && strcmp(tr, "1.0.0") != 0) {
+        tus_headers(req);
+        baic_http_add_header(req, "Tus-Version", "1.0.0");
+        sp_fail(req, 412, "invalid-api-params", "Unsupported tus version.", "Tus-Resumable: 1.0.0");
+        return -1;
+    }
+    sp_upload_t *u = calloc(1, sizeof *u);
+    if (u == NULL) {
+        sp_fail(req, 500, "internal-server-error", "Internal server error.", "out of memory");
+        return -1;
+    }
+    u->sp = sp;
+    u->req = req;
+    u->fd = -1;
+    u->writing = -1;
+    u->allowance = -1;
+    if (sp_token_check(sp, req, "upload", &u->tok) != 0) {
+        free(u);
+        return -1;
+    }
+    u->v = sp_volume_find(sp, u->tok.volume);
+    if (u->v == NULL || u->tok.size < 0 || u->tok.size > sp->max_upload ||
+        tmp_name(&u->tok, u->tmp, sizeof u->tmp) != 0) {
+        if (u->v == NULL)
+            sp_fail(req, 404, "object-not-found", "No such volume.", "volume %s is not served here",
+                    u->tok.volume);
+        else
+            sp_fail(req, 403, "generic-forbidden", "Forbidden operation.",
+                    "the token's size is missing or above the limit");
+        json_decref(u->tok.claims);
+        free(u);
+        return -1;
+    }
+    u->size = u->tok.size;
+    scope_of(u->tok.vfid, u->scope, sizeof u->scope);
+    *out = u;
+    return 0;
+}
+
+static void on_patch(baic_http_req_t *req, void *arg) {
+    sp_t *sp = arg;
+    sp_upload_t *u;
+    if (up_prepare(sp, req, &u) != 0)
+        return;
+    const char *ct = baic_http_header(req, "Content-Type");
+    const char *off = baic_http_header(req, "Upload-Offset");
+    char *end = NULL;
+    long long o = off ? strtoll(off, &end, 10) : -1;
+    const char *bad = NULL;
+    int st = 400;
+    if (ct != NULL && strcmp(ct, "application/offset+octet-stream") != 0) {
+        bad = "Content-Type must be application/offset+octet-stream";
+        st = 415;
+    } else if (off == NULL || *end != '\0' || o < 0) {
+        bad = "Upload-Offset must be a non-negative integer";
+    } else if (o > u->size) {
+        bad = "Upload-Offset is past Upload-Length";
+        st = 409;
+    }
+    for (sp_upload_t *x = sp->uploads; bad == NULL && x != NULL; x = x->next)
+        if (x->v == u->v && strcmp(x->tmp, u->tmp) == 0 && strcmp(x->tok.vfid, u->tok.vfid) == 0) {
+            bad = "another PATCH of this upload is in progress";
+            st = 409;
+        }
+    if (bad != NULL) {
+        tus_headers(req);
+        sp_fail(req, st, "invalid-api-params", "Invalid upload request.", "%s", bad);
+        json_decref(u->tok.claims);
+        free(u);
+        return;
+    }
+    u->offset = o;
+    u->next = sp->uploads;
+    sp->uploads = u;
+    /* The body may start arriving now; it waits in the buffer until the file is open. */
+    baic_http_body_read(req, up_data, up_end, u);
+    baic_http_body_pause(req);
+    u->paused = 1;
+    baic_http_req_on_abort(req, up_abort, u);
+    /* The target is checked before a byte is stored: a path that leaves the folder or
+     * names a symlink or a directory is refused now, not after the whole body. */
+    int rc = u->v->ops->stat(u->v->plugin->state, u->v->vol, u->tok.vfid, u->tok.relpath,
+                             up_target_checked, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "upload target", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+/* ---- HEAD and OPTIONS ---- */
+
+static void head_opened(void *arg, int status, int fd) {
+    sp_upload_t *u = arg;
+    struct stat st;
+    int64_t off = 0;
+    if (status == 0 && fstat(fd, &st) == 0)
+        off = st.st_size;
+    if (fd >= 0)
+        close(fd);
+    if (u->aborted) {
+        up_free(u);
+        return;
+    }
+    if (status != 0 && status != BAIC_ENOT_FOUND) {
+        u->req_done = 1;
+        sp_fail_code(u->req, status, "upload offset");
+        up_free(u);
+        return;
+    }
+    char v[32], l[32];
+    snprintf(v, sizeof v, "%" PRId64, off);
+    snprintf(l, sizeof l, "%" PRId64, u->size);
+    tus_headers(u->req);
+    baic_http_add_header(u->req, "Upload-Offset", v);
+    baic_http_add_header(u->req, "Upload-Length", l);
+    baic_http_add_header(u->req, "Cache-Control", "no-store");
+    u->req_done = 1;
+    baic_http_respond(u->req, 200, NULL, NULL, 0);
+    up_free(u);
+}
+
+static void head_abort(baic_http_req_t *req, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    u->aborted = 1;
+}
+
+static void on_head(baic_http_req_t *req, void *arg) {
+    sp_t *sp = arg;
+    sp_upload_t *u;
+    if (up_prepare(sp, req, &u) != 0)
+        return;
+    baic_http_req_on_abort(req, head_abort, u);
+    int rc = u->v->ops->open(u->v->plugin->state, u->v->vol, u->tok.vfid, u->tmp, BAIC_OPEN_READ,
+                             head_opened, u);
+    if (rc != 0) {
+        u->req_done = 1;
+        sp_fail_code(req, rc, "upload offset");
+        up_free(u);
+    }
+}
+
+static void on_options(baic_http_req_t *req, void *arg) {
+    sp_t *sp = arg;
+    char max[32];
+    snprintf(max, sizeof max, "%" PRId64, sp->max_upload);
+    tus_headers(req);
+    baic_http_add_header(req, "Tus-Version", "1.0.0");
+    baic_http_add_header(req, "Tus-Max-Size", max);
+    baic_http_add_header(req, "Tus-Extension", "");
+    baic_http_add_header(req, "Access-Control-Allow-Methods", "HEAD, PATCH, OPTIONS");
+    baic_http_add_header(req, "Access-Control-Allow-Headers",
+                         "Tus-Resumable, Upload-Offset, Upload-Length, Content-Type");
+    baic_http_add_header(req, "Access-Control-Expose-Headers",
+                         "Tus-Resumable, Upload-Offset, Upload-Length");
+    baic_http_respond(req, 204, NULL, NULL, 0);
+}
+
+int sp_upload_init(sp_t *sp) {
+    int rc = baic_http_route_stream(sp->cli_http, "PATCH", "/upload", on_patch, sp);
+    if (rc == 0)
+        rc = baic_http_route(sp->cli_http, "HEAD", "/upload", on_head, sp, 0);
+    if (rc == 0)
+        rc = baic_http_route(sp->cli_http, "OPTIONS", "/upload", on_options, sp, 0);
+    return rc;
 }

@@ -683,13 +683,8 @@ static void job_done(void *arg, int status) {
         ((baic_storage_stat_cb)j->cb)(j->arg, status, status == 0 ? &j->st : NULL);
         break;
     case J_OPEN:
-        if (status == 0 && (j->flag & BAIC_OPEN_WRITE) && f != NULL) {
-            if (f->known) {
-                f->bytes += j->size_after - j->size_before;
-                f->files += j->created;
-            }
-            vfs_writer_add(vol, f, j->fd, j->size_after);
-        }
+        if (status == 0 && (j->flag & BAIC_OPEN_WRITE) && f != NULL)
+            vfs_writer_add(vol, f, j->fd, j->size_before, j->size_after, j->created);
         ((baic_storage_open_cb)j->cb)(j->arg, status, status == 0 ? j->fd : -1);
         break;
     }

@@ -101,8 +101,10 @@ vfs_folder_t *vfs_folder_get(vfs_volume_t *vol, const char *key);
 void vfs_folder_forget(vfs_volume_t *vol, const char *key);
 /* Folds the growth of files open for writing into their folders' usage. */
 void vfs_writers_reconcile(vfs_volume_t *vol, vfs_folder_t *f);
-/* Remembers fd (opened for writing with initial size size) for reconciling. */
-void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t size);
+/* Accounts an open for writing (the file had before bytes, has after now, created: new)
+ * and remembers fd to fold in later growth. */
+void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t before, int64_t after,
+                    int created);
 void vfs_writers_free(vfs_folder_t *f);
 void vfs_tick(baic_timer_t *t, void *arg);
 /* Ensures the folder's (or with f NULL, every folder of scope's) usage is known, then

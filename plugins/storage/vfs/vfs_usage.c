@@ -73,8 +73,30 @@ void vfs_folder_forget(vfs_volume_t *vol, const char *key) {
     }
 }
 
-void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t size) {
+void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t before, int64_t after,
+                    int created) {
     (void)vol;
+    struct stat nst, wst;
+    vfs_writer_t *same = NULL;
+    if (fstat(fd, &nst) == 0) {
+        /* One watcher per file: a second writer of the same inode (a resumed upload)
+         * must not count the growth twice. */
+        for (vfs_writer_t *w = f->writers; w != NULL && same == NULL; w = w->next)
+            if (fstat(w->fd, &wst) == 0 && wst.st_ino == nst.st_ino && wst.st_dev == nst.st_dev)
+                same = w;
+    }
+    if (same != NULL && f->known)
+        f->bytes += before - same->last_size; /* what it grew by up to this open */
+    if (f->known) {
+        f->bytes += after - before;
+        f->files += created;
+    }
+    if (same != NULL) {
+        same->last_size = after;
+        same->idle_ticks = 0;
+        return;
+    }
+    int64_t size = after;
     vfs_writer_t *w = calloc(1, sizeof *w);
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (w == NULL || dup < 0) {
