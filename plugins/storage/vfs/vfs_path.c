@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -155,10 +156,15 @@ static int open_walk(int dirfd, const char *path, int flags, mode_t mode) {
         int fd = last ? openat(cur, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)
                       : openat(cur, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         int e = errno;
+        struct stat st;
+        /* O_NOFOLLOW fails on a link with ELOOP, or ENOTDIR when a directory was asked
+         * for: either way a link is refused, not reported missing. */
+        if (fd < 0 && fstatat(cur, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = ELOOP;
         if (cur != dirfd)
             close(cur);
         if (fd < 0)
-            return vfs_errno(e == ENOTDIR && !last ? ELOOP : e);
+            return vfs_errno(e);
         if (last)
             return fd;
         cur = fd;
