@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Agent start-up and shutdown: config, plugins, Redis bus, heartbeats, RPC server, recovery. */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +272,81 @@ static int find_plugins(agent_t *a) {
     return 0;
 }
 
+/* 1 for an ELF executable without an interpreter (static), 0 for a dynamic one, -1 when
+ * unreadable or not ELF. Only a static runner works in every image. */
+static int elf_static(const char *path) {
+    unsigned char buf[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < (ssize_t)sizeof(Elf64_Ehdr) || memcmp(buf, ELFMAG, SELFMAG) != 0 ||
+        buf[EI_CLASS] != ELFCLASS64)
+        return -1;
+    Elf64_Ehdr eh;
+    memcpy(&eh, buf, sizeof eh);
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        size_t off = (size_t)eh.e_phoff + i * eh.e_phentsize;
+        Elf64_Phdr ph;
+        if (eh.e_phentsize < sizeof ph || off + sizeof ph > (size_t)n)
+            return -1;
+        memcpy(&ph, buf + off, sizeof ph);
+        if (ph.p_type == PT_INTERP)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * [agent] kernel_runner: a configured path is used when the file is there ("" turns the
+ * runner off); without the key, a static baic-kernel-runner next to baic-agent (install)
+ * or in the build tree (core/kernel-runner/) is used, for runtimes that run containers.
+ */
+static void resolve_runner(agent_t *a) {
+    const char *conf = a->kernel_runner;
+    a->kernel_runner = NULL;
+    if (conf != NULL) {
+        if (*conf == '\0')
+            return;
+        if (access(conf, R_OK) != 0) {
+            BAIC_LOG_W("kernel_runner_missing", "path=%s msg=\"containers run an idle command\"",
+                       conf);
+            return;
+        }
+        snprintf(a->runner_path, sizeof a->runner_path, "%s", conf);
+        a->kernel_runner = a->runner_path;
+        return;
+    }
+    if (strcmp(a->runtime->id, "runtime/dummy") == 0)
+        return;
+    char exe[2048];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash == NULL)
+        return;
+    *slash = '\0';
+    const char *rel[] = {"baic-kernel-runner", "../kernel-runner/baic-kernel-runner"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", exe, rel[i]);
+        if (access(p, X_OK) != 0)
+            continue;
+        if (elf_static(p) != 1) {
+            BAIC_LOG_I("kernel_runner_skipped", "path=%s reason=not-static", p);
+            continue;
+        }
+        char *real = realpath(p, NULL);
+        snprintf(a->runner_path, sizeof a->runner_path, "%s", real ? real : p);
+        free(real);
+        a->kernel_runner = a->runner_path;
+        return;
+    }
+}
+
 int agent_serve(json_t *config) {
     agent_t agent, *a = &agent;
     memset(a, 0, sizeof *a);
@@ -310,6 +387,7 @@ int agent_serve(json_t *config) {
     }
     if ((rc = find_plugins(a)) != 0 || (rc = agent_slots_collect(a)) != 0)
         goto fail;
+    resolve_runner(a);
     if ((rc = baic_bus_new(a->uv, redis_host, (int)redis_port, redis_pw, &a->bus)) != 0) {
         BAIC_LOG_E("redis_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
@@ -333,8 +411,9 @@ int agent_serve(json_t *config) {
         goto fail;
     }
     BAIC_LOG_I("agent_started", "agent=%s listen=%s runtime=%s compute=%zu slots=%zu "
-               "data_dir=%s redis=%s:%lld pid=%d version=%s", a->id, a->listen, a->runtime->id,
-               a->ncompute, a->nslots, a->data_dir, redis_host, redis_port, (int)getpid(),
+               "data_dir=%s kernel_runner=%s redis=%s:%lld pid=%d version=%s", a->id, a->listen,
+               a->runtime->id, a->ncompute, a->nslots, a->data_dir,
+               a->kernel_runner ? a->kernel_runner : "none", redis_host, redis_port, (int)getpid(),
                AGENT_VERSION);
     baic_loop_run(a->loop);
     rc = 0;

@@ -61,6 +61,9 @@ typedef struct agent_kernel {
     int oom;
     char reason[32];          /* kernel_terminated reason once decided */
     char msg[160];
+    int use_runner;           /* the container's command is the kernel runner */
+    int started_sent;         /* kernel_started was published (or recovery found it RUNNING) */
+    struct agent_runner *runner; /* the connection to its runner, NULL without one */
 } agent_kernel_t;
 
 struct agent {
@@ -78,6 +81,7 @@ struct agent {
 
     char id[AGENT_ID_MAX];
     const char *listen, *addr, *region, *scaling_group, *secret, *data_dir, *kernel_runner;
+    char runner_path[4096];   /* resolved kernel runner host path, kernel_runner points here */
     char arch[72];
     uint64_t hb_ms;
 
@@ -140,6 +144,27 @@ void agent_kernels_free_all(agent_t *a);
 /* Adopts a recovered container (state from the runtime) for record rec. */
 int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info);
 /* A kernel with resources re-booked but whose fate is decided by recovery. */
+
+/* The runner of k said hello: kernel_started goes out if it has not yet. */
+void agent_kernel_runner_ready(agent_kernel_t *k);
+/* The runner never said hello: the kernel fails to start (msg says why). */
+void agent_kernel_runner_failed(agent_kernel_t *k, const char *msg);
+
+/* ---- runner.c ---- */
+/* data_dir/kernels/<id>/sock, the directory mounted at /opt/backend.ai/run. */
+void agent_runner_dir(const agent_t *a, const char *id, char *buf, size_t len);
+/* Creates the socket directory of a kernel. Returns 0 or a negative errno. */
+int agent_runner_dir_make(const agent_t *a, const char *id);
+/* Removes the socket directory of a kernel (its socket file included). */
+void agent_runner_dir_remove(const agent_t *a, const char *id);
+/* Starts connecting to k's runner (retrying until 10 s have passed) and waits for its
+ * hello; agent_kernel_runner_ready or _failed follows. */
+int agent_runner_attach(agent_kernel_t *k);
+/* Drops the connection: pending calls are answered 502, the memory goes once the
+ * handles are closed. k->runner is NULL afterwards. */
+void agent_runner_detach(agent_kernel_t *k);
+/* Routes of the execution relay. */
+int agent_runner_routes(agent_t *a);
 
 /* ---- spec.c ---- */
 /* Builds the spec for k and calls rt->create with cb. Returns what create returned,

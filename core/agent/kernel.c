@@ -48,6 +48,8 @@ static void kernel_free_allocs(agent_kernel_t *k) {
 }
 
 static void kernel_free(agent_kernel_t *k) {
+    if (k->runner != NULL)
+        agent_runner_detach(k);
     free(k->id);
     free(k->session_id);
     free(k->image);
@@ -141,6 +143,8 @@ static void on_stopped(void *arg, int status) {
 static void kernel_teardown(agent_kernel_t *k) {
     agent_t *a = k->a;
     k->state = KS_TERMINATING;
+    if (k->runner != NULL)
+        agent_runner_detach(k); /* pending relayed calls are answered now */
     if (!k->created || k->exited) {
         kernel_do_destroy(k);
         return;
@@ -161,9 +165,20 @@ static void kernel_failed(agent_kernel_t *k, const char *msg) {
     kernel_teardown(k);
 }
 
+static void kernel_publish_started(agent_kernel_t *k) {
+    k->state = KS_RUNNING;
+    k->started_sent = 1;
+    agent_record_save(k);
+    json_t *body = kernel_event_body(k);
+    json_object_set_new(body, "container_id", json_string(k->id));
+    json_object_set_new(body, "service_ports", json_array());
+    BAIC_LOG_I("kernel_started", "kernel=%s session=%s runner=%d", k->id, k->session_id,
+               k->use_runner);
+    agent_publish(k->a, "kernel_started", body);
+}
+
 static void on_started(void *arg, int status) {
     agent_kernel_t *k = arg;
-    agent_t *a = k->a;
     k->op_pending = 0;
     if (status != 0 && !k->stop_wanted) {
         char msg[160];
@@ -172,18 +187,39 @@ static void on_started(void *arg, int status) {
         return;
     }
     if (status == 0) {
-        k->state = KS_RUNNING;
         json_decref(k->create);
         k->create = NULL;
-        agent_record_save(k);
-        json_t *body = kernel_event_body(k);
-        json_object_set_new(body, "container_id", json_string(k->id));
-        json_object_set_new(body, "service_ports", json_array());
-        BAIC_LOG_I("kernel_started", "kernel=%s session=%s", k->id, k->session_id);
-        agent_publish(a, "kernel_started", body);
+        if (k->use_runner && !k->stop_wanted && !k->exited) {
+            /* RUNNING once the runner said hello (agent_kernel_runner_ready). */
+            agent_record_save(k);
+            int rc = agent_runner_attach(k);
+            if (rc != 0) {
+                char msg[160];
+                snprintf(msg, sizeof msg, "kernel runner: %s", baic_strerror(rc));
+                kernel_failed(k, msg);
+            }
+            return;
+        }
+        kernel_publish_started(k);
     }
     if (k->stop_wanted || k->exited)
         kernel_teardown(k);
+}
+
+void agent_kernel_runner_ready(agent_kernel_t *k) {
+    if (k->state != KS_CREATING || k->op_pending || k->stop_wanted)
+        return; /* an adopted kernel that was RUNNING already, or one on its way out */
+    kernel_publish_started(k);
+}
+
+void agent_kernel_runner_failed(agent_kernel_t *k, const char *msg) {
+    if (k->started_sent) {
+        BAIC_LOG_W("runner_unreachable", "kernel=%s msg=\"%s\"", k->id, msg);
+        return;
+    }
+    if (k->state != KS_CREATING || k->op_pending || k->stop_wanted)
+        return;
+    kernel_failed(k, msg);
 }
 
 static void kernel_start(agent_kernel_t *k) {
@@ -292,6 +328,10 @@ void agent_kernel_on_rt_event(void *arg, const baic_rt_event_t *ev) {
         return;
     k->exited = 1;
     k->exit_code = ev->exit_code;
+    if (k->use_runner && !k->started_sent && k->reason[0] == '\0' && !k->stop_wanted) {
+        snprintf(k->reason, sizeof k->reason, "failed-to-start");
+        snprintf(k->msg, sizeof k->msg, "the container exited before its kernel runner said hello");
+    }
     BAIC_LOG_I("kernel_exited", "kernel=%s session=%s exit_code=%d", k->id, k->session_id,
                ev->exit_code);
     if (k->op_pending || k->state == KS_TERMINATING)
@@ -485,6 +525,9 @@ int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info
     k->slots = json_is_object(k->slots) ? json_incref(k->slots) : json_object();
     k->allocs = calloc(a->ncompute ? a->ncompute : 1, sizeof *k->allocs);
     k->created = 1;
+    k->use_runner = json_is_true(json_object_get(rec, "runner"));
+    k->started_sent = json_is_true(json_object_get(rec, "started")) ||
+                      !k->use_runner; /* older records: RUNNING meant started */
     if (k->id == NULL || k->session_id == NULL || k->image == NULL || k->allocs == NULL) {
         kernel_free(k);
         return UV_ENOMEM;
@@ -515,8 +558,15 @@ int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info
                (int)info->state);
     switch (info->state) {
     case BAIC_RT_RUNNING:
-        k->state = KS_RUNNING;
+        k->state = k->started_sent ? KS_RUNNING : KS_CREATING;
         agent_record_save(k);
+        if (k->use_runner) {
+            /* Connect again and wait for hello; kernel_started follows if it never went. */
+            int rc = agent_runner_attach(k);
+            if (rc != 0)
+                BAIC_LOG_W("runner_attach_failed", "kernel=%s error=\"%s\"", k->id,
+                           baic_strerror(rc));
+        }
         break;
     case BAIC_RT_CREATED:
         /* The agent died between create and start: finish what it began. */

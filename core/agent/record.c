@@ -66,10 +66,11 @@ int agent_record_save(agent_kernel_t *k) {
             desc = json_null(); /* recovery allocates the requested slots again */
         json_object_set_new(allocs, a->compute[p]->id, desc);
     }
-    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:b}", "kernel_id", k->id,
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o, s:b, s:b, s:b}", "kernel_id", k->id,
                             "session_id", k->session_id, "image", k->image, "status",
                             agent_kstate_name(k->state), "resource_slots", k->slots, "allocs",
-                            allocs, "created", k->created);
+                            allocs, "created", k->created, "runner", k->use_runner,
+                            "started", k->started_sent);
     if (rec == NULL)
         return -ENOMEM;
     char path[4096], tmp[4200];
@@ -90,6 +91,7 @@ void agent_record_remove(agent_t *a, const char *id) {
     record_path(a, id, "", path, sizeof path);
     if (unlink(path) != 0 && errno != ENOENT)
         BAIC_LOG_W("record_remove_failed", "kernel=%s error=\"%s\"", id, baic_strerror(-errno));
+    agent_runner_dir_remove(a, id);
     agent_bundle_path(a, id, path, sizeof path);
     rmdir(path); /* the runtime emptied it; a non-empty one is kept for inspection */
 }

@@ -15,6 +15,8 @@
 /* Where runtime/oci puts it too (its kernel_runner_target default): set the path in one place only. */
 #define KERNEL_RUNNER_TARGET "/opt/backend.ai/bin/baic-kernel-runner"
 #define DEFAULT_PIDS_MAX 4096
+/* The per-kernel socket directory inside the container. */
+#define RUNNER_RUN_DIR "/opt/backend.ai/run"
 
 /* The needs builder's storage; every string is a copy, freed with the spec. */
 struct baic_container_needs {
@@ -191,6 +193,29 @@ static int add_backendai_env(agent_kernel_t *k, baic_container_needs_t *n) {
     return rc;
 }
 
+/* What the kernel runner reads (docs/kernel-runner.md): its socket, the image's runtime
+ * labels, and the startup command and bootstrap script of the request. */
+static int add_runner_env(agent_kernel_t *k, baic_container_needs_t *n) {
+    const json_t *ks = json_object_get(k->create, "kernel");
+    const json_t *labels = json_object_get(json_object_get(ks, "image"), "labels");
+    const char *map[][2] = {{"ai.backend.runtime-type", "BACKENDAI_RUNTIME_TYPE"},
+                            {"ai.backend.runtime-path", "BACKENDAI_RUNTIME_PATH"},
+                            {"ai.backend.service-ports", "BACKENDAI_SERVICE_PORTS"}};
+    int rc = needs_add_env(n, "BACKENDAI_RUNNER_SOCKET", RUNNER_RUN_DIR "/runner.sock");
+    for (size_t i = 0; rc == 0 && i < sizeof map / sizeof map[0]; i++) {
+        const char *v = json_string_value(json_object_get(labels, map[i][0]));
+        if (v != NULL && *v != '\0')
+            rc = needs_add_env(n, map[i][1], v);
+    }
+    const char *startup = json_string_value(json_object_get(ks, "startup_command"));
+    const char *boot = json_string_value(json_object_get(ks, "bootstrap_script"));
+    if (rc == 0 && startup != NULL && *startup != '\0')
+        rc = needs_add_env(n, "BACKENDAI_STARTUP_COMMAND", startup);
+    if (rc == 0 && boot != NULL && *boot != '\0')
+        rc = needs_add_env(n, "BACKENDAI_BOOTSTRAP_SCRIPT", boot);
+    return rc;
+}
+
 int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t msglen) {
     agent_t *a = k->a;
     const json_t *ks = json_object_get(k->create, "kernel");
@@ -220,8 +245,20 @@ int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t m
         rc = needs_add_env(&needs, name, json_string_value(v));
     }
     struct stat sb;
-    if (rc == 0 && a->kernel_runner != NULL && stat(a->kernel_runner, &sb) == 0)
-        rc = needs_add_mount(&needs, a->kernel_runner, KERNEL_RUNNER_TARGET, 1);
+    char sockdir[4096];
+    k->use_runner = 0;
+    if (rc == 0 && a->kernel_runner != NULL && stat(a->kernel_runner, &sb) == 0) {
+        where = "kernel runner";
+        rc = agent_runner_dir_make(a, k->id);
+        agent_runner_dir(a, k->id, sockdir, sizeof sockdir);
+        if (rc == 0)
+            rc = needs_add_mount(&needs, a->kernel_runner, KERNEL_RUNNER_TARGET, 1);
+        if (rc == 0)
+            rc = needs_add_mount(&needs, sockdir, RUNNER_RUN_DIR, 0);
+        if (rc == 0)
+            rc = add_runner_env(k, &needs);
+        k->use_runner = rc == 0;
+    }
     if (rc != 0) {
         snprintf(msg, msglen, "container needs (%s): %s", where, baic_strerror(rc));
         needs_free(&needs);
@@ -235,6 +272,10 @@ int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t m
                            "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done", NULL};
     if (startup != NULL && *startup != '\0')
         argv[2] = startup;
+    if (k->use_runner) {
+        argv[0] = KERNEL_RUNNER_TARGET; /* the startup command went in as its variable */
+        argv[1] = NULL;
+    }
 
     int64_t cpu = 0, mem = 0;
     const char *sv = json_string_value(json_object_get(k->slots, "cpu"));
