@@ -656,7 +656,9 @@ static void conn_lost(runner_t *r, const char *why) {
     conn_drop(r);
     r->hello = 0;
     fail_pending(r, 502, "backend-error", "the connection to the kernel runner was lost");
-    r->deadline = now_ms(r->a) + CONNECT_DEADLINE_MS;
+    /* A kernel still waiting for its first hello keeps its first deadline. */
+    if (r->k->started_sent || r->deadline == 0)
+        r->deadline = now_ms(r->a) + CONNECT_DEADLINE_MS;
     r->backoff = 100;
     schedule_retry(r);
 }
@@ -965,6 +967,12 @@ static void h_execute(baic_http_req_t *req, void *arg) {
             return;
         }
         run_free(u); /* an old, finished run of the same id */
+    }
+    /* One run at a time: finished runs nobody collected are stale now. */
+    for (run_t *o = r->runs, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o->done && o->waiter == NULL)
+            run_free(o);
     }
     char idbuf[64];
     if (rid == NULL) {
