@@ -38,6 +38,8 @@ typedef struct sp_upload {
     int cur, writing;              /* buffer being filled; buffer being written or -1 */
     uv_fs_t wreq;
     int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
+    unsigned npauses;              /* reading stopped for the disk (logged: a slow volume shows) */
+    uint64_t t0;
 } sp_upload_t;
 
 static void up_drive(sp_upload_t *u);
@@ -173,8 +175,9 @@ static void fin_renamed(void *arg, int status) {
         up_fail_code(u, status, "rename into place", 1);
         return;
     }
-    BAIC_LOG_I("upload_done", "volume=%s vfid=%s relpath=%s bytes=%" PRId64, u->v->name,
-               u->tok.vfid, u->tok.relpath, u->size);
+    BAIC_LOG_I("upload_done", "volume=%s vfid=%s relpath=%s bytes=%" PRId64 " ms=%llu pauses=%u",
+               u->v->name, u->tok.vfid, u->tok.relpath, u->size,
+               (unsigned long long)((uv_hrtime() - u->t0) / 1000000), u->npauses);
     if (!u->req_done)
         respond_offset(u, u->size);
     up_close_out(u);
@@ -401,6 +404,7 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
             up_drive(u);
         } else if (!u->paused) {
             u->paused = 1;
+            u->npauses++;
             baic_http_body_pause(u->req);
         }
     }
@@ -634,6 +638,7 @@ static void on_patch(baic_http_req_t *req, void *arg) {
         return;
     }
     u->offset = o;
+    u->t0 = uv_hrtime();
     u->next = sp->uploads;
     sp->uploads = u;
     /* The body may start arriving now; it waits in the buffer until the file is open. */
