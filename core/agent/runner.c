@@ -440,19 +440,18 @@ static int error_status(const char *err) {
         return 502;
     if (strcmp(err, "run-in-progress") == 0 || strcmp(err, "not-waiting-input") == 0)
         return 409;
-    if (strcmp(err, "no-such-run") == 0 || strcmp(err, "not-found") == 0)
+    if (strcmp(err, "no-such-run") == 0)
         return 404;
-    if (strcmp(err, "too-large") == 0)
-        return 413;
     if (strcmp(err, "failed") == 0)
         return 502;
     return 400;
 }
 
-static void respond_runner_error(baic_http_req_t *req, const json_t *m) {
+/* Files calls: every refusal is the caller's (400), as the protocol says. */
+static void respond_runner_error(baic_http_req_t *req, const json_t *m, int files) {
     const char *err = json_string_value(json_object_get(m, "error"));
     const char *msg = json_string_value(json_object_get(m, "msg"));
-    int st = error_status(err);
+    int st = files ? 400 : error_status(err);
     baic_http_respond_problem(req, st, err ? err : "backend-error",
                               st == 502 ? "The kernel runner failed." : "The kernel runner refused the request.",
                               msg ? msg : err, NULL);
@@ -469,7 +468,7 @@ static void on_answer(runner_t *r, call_t *c, json_t *m) {
             if (u->waiter != NULL) {
                 baic_http_req_t *req = u->waiter;
                 u->waiter = NULL;
-                respond_runner_error(req, m);
+                respond_runner_error(req, m, 0);
             }
             if (c->kind == C_EXEC)
                 run_free(u); /* the runner never started it */
@@ -481,7 +480,7 @@ static void on_answer(runner_t *r, call_t *c, json_t *m) {
         if (c->req == NULL)
             break;
         if (!ok) {
-            respond_runner_error(c->req, m);
+            respond_runner_error(c->req, m, c->kind == C_FILES);
         } else if (c->kind == C_INTERRUPT) {
             baic_http_respond(c->req, 204, NULL, NULL, 0);
         } else if (c->kind == C_COMPLETE) {
