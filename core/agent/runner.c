@@ -622,6 +622,10 @@ static void fail_pending(runner_t *r, int status, const char *slug, const char *
     r->ptys = NULL;
 }
 
+static void on_retry(uv_timer_t *t) {
+    try_connect(t->data);
+}
+
 static void schedule_retry(runner_t *r) {
     unsigned ms;
     if (r->deadline == 0) {
@@ -632,7 +636,7 @@ static void schedule_retry(runner_t *r) {
             r->backoff = 500;
         ms = r->backoff;
     }
-    uv_timer_start(&r->retry, (uv_timer_cb)try_connect, ms, 0);
+    uv_timer_start(&r->retry, on_retry, ms, 0);
 }
 
 /* The deadline passed without a hello. */

@@ -133,7 +133,8 @@ create_body() {   # create_body SESSION KERNEL [EXTRA-KERNEL-FIELDS-JSON]
 start_agent
 check "agent uses the configured runner" grep -q "kernel_runner=$RUNNER" "$LOG"
 
-st=$(rpc POST /rpc/create_kernels "$(create_body es1 ek1)")
+# The bootstrap script delays the runner's socket: the agent has to retry its connect.
+st=$(rpc POST /rpc/create_kernels "$(create_body es1 ek1 '{"bootstrap_script":"echo booted > /home/work/boot.txt; sleep 1.5"}')")
 check "create_kernels -> 202" [ "$st" = 202 ]
 wait_for "event_seen kernel_started '.kernel_id == \"ek1\"' || event_seen kernel_terminated '.kernel_id == \"ek1\"'" 60
 check "kernel_started" event_seen kernel_started '.kernel_id == "ek1"'
@@ -141,6 +142,8 @@ check "hello logged before kernel_started" bash -c \
     "grep -nE 'event=(runner_hello|kernel_started) .*kernel=ek1' '$LOG' | head -1 | grep -q runner_hello"
 check "socket directory on the host" [ -S "$TMP/data/kernels/ek1/sock/runner.sock" ]
 
+st=$(exec_rpc ek1 query 'cat boot.txt; echo $BACKENDAI_RUNTIME_TYPE' r0)
+check "bootstrap ran, runtime type from the label" j '.console == [["stdout","booted\napp\n"]]'
 st=$(exec_rpc nope query 'echo hi' r0)
 check "execute on an unknown kernel -> 404" [ "$st" = 404 ]
 
@@ -267,6 +270,18 @@ not_seen() { ! event_seen "$@"; }
 check "no kernel_started for it" not_seen kernel_started '.kernel_id == "ek2"'
 check "its container is gone" bash -c "! crun --root '$TMP/crun-root' list -q 2>/dev/null | grep -qx ek2"
 check "its socket directory is gone" [ ! -e "$TMP/data/kernels/ek2" ]
+
+# The runner dies (SIGTERM to PID 1) while a caller waits: an answer, then the kernel ends.
+st=$(rpc POST /rpc/create_kernels "$(create_body es3 ek3)")
+check "create third kernel -> 202" [ "$st" = 202 ]
+check "third kernel started" wait_for "event_seen kernel_started '.kernel_id == \"ek3\"'" 60
+st=$(exec_rpc ek3 query 'kill -TERM 1; sleep 5' r8 15000)
+check "execute whose runner dies -> 409/502 problem JSON" bash -c \
+    "[ $st = 502 ] || [ $st = 409 ] && jq -e '.type' '$TMP/out' >/dev/null"
+check "kernel with a dead runner self-terminated" wait_for \
+    "event_seen kernel_terminated '.kernel_id == \"ek3\" and .reason == \"self-terminated\"'" 20
+st=$(exec_rpc ek3 query 'echo x' r9)
+check "its RPCs answer 404 afterwards" [ "$st" = 404 ]
 
 # kill -9, restart: the adopted kernel's runner is connected again.
 kill -9 "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null; AGENT_PID=
