@@ -282,12 +282,14 @@ static void console_merge(json_t *dst, const json_t *src) {
         const char *ltext = json_string_value(json_array_get(last, 1));
         if (last != NULL && kind != NULL && text != NULL && lkind != NULL && ltext != NULL &&
             strcmp(kind, lkind) == 0 && (strcmp(kind, "stdout") == 0 || strcmp(kind, "stderr") == 0)) {
-            size_t a = strlen(ltext), b = strlen(text);
+            /* Lengths from jansson: the text may hold NUL characters. */
+            size_t a = json_string_length(json_array_get(last, 1));
+            size_t b = json_string_length(json_array_get(item, 1));
             char *joined = malloc(a + b + 1);
             if (joined != NULL) {
                 memcpy(joined, ltext, a);
-                memcpy(joined + a, text, b + 1);
-                json_array_set_new(last, 1, json_string(joined));
+                memcpy(joined + a, text, b);
+                json_array_set_new(last, 1, json_stringn(joined, a + b));
                 free(joined);
                 continue;
             }
