@@ -356,6 +356,16 @@ static void on_file_info(baic_http_req_t *req, void *arg) {
 /* mkdir of one or many paths: {"results": {"success": [...], "failed": [...]}}, 207 when some failed. */
 static void mkdir_next(mctx_t *m);
 
+static const char *mkdir_msg(int status) {
+    if (status == BAIC_EPERMISSION)
+        return "the path leaves the folder or crosses a symlink";
+    if (status == BAIC_EEXISTS)
+        return "already exists";
+    if (status == BAIC_ENOT_FOUND)
+        return "a parent directory is missing (use parents)";
+    return "failed";
+}
+
 static void mkdir_one_done(void *arg, int status) {
     mctx_t *m = arg;
     json_t *paths = json_object_get(m->body, "relpath");
@@ -364,13 +374,7 @@ static void mkdir_one_done(void *arg, int status) {
         status = 0;
     json_t *res = json_object_get(m->acc, status == 0 ? "success" : "failed");
     json_array_append_new(res, json_pack("{s:O, s:s?}", "item", item, "msg",
-                                         status == 0 ? NULL : baic_http_status_text(500)));
-    if (status != 0)
-        json_object_set_new(json_array_get(res, json_array_size(res) - 1), "msg",
-                            json_string(status == BAIC_EPERMISSION
-                                            ? "the path leaves the folder or crosses a symlink"
-                                            : status == BAIC_EEXISTS ? "already exists"
-                                                                     : "failed"));
+                                         status == 0 ? NULL : mkdir_msg(status)));
     m->i++;
     mkdir_next(m);
 }
@@ -386,9 +390,7 @@ static void mkdir_next(mctx_t *m) {
             return;
         json_array_append_new(json_object_get(m->acc, "failed"),
                               json_pack("{s:O, s:s}", "item", item, "msg",
-                                        rc == BAIC_EPERMISSION
-                                            ? "the path leaves the folder or crosses a symlink"
-                                            : "invalid path"));
+                                        rc == BAIC_EPERMISSION ? mkdir_msg(rc) : "invalid path"));
         m->i++;
     }
     int failed = json_array_size(json_object_get(m->acc, "failed")) > 0;

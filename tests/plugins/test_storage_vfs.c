@@ -176,7 +176,7 @@ START_TEST(folders_and_files) {
     ck_assert_int_eq(vt_wait(t, OPS->usage(S, V, F1, on_usage, t)), 0);
     ck_assert_int_eq(t->a, 140);
     const char *one[] = {"x"};
-    ck_assert_int_eq(vt_wait(t, OPS->delete_files(S, V, F1, one, 1, 0, on_done, t)), BAIC_EEXISTS);
+    ck_assert_int_eq(vt_wait(t, OPS->delete_files(S, V, F1, one, 1, 0, on_done, t)), UV_ENOTEMPTY);
     ck_assert_int_eq(vt_wait(t, OPS->delete_files(S, V, F1, one, 1, 1, on_done, t)), 0);
     ck_assert_int_eq(vt_wait(t, OPS->usage(S, V, F1, on_usage, t)), 0);
     ck_assert_int_eq(t->a, 40);

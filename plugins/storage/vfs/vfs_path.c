@@ -22,7 +22,6 @@ int vfs_errno(int e) {
     case ENOTDIR:
         return BAIC_ENOT_FOUND;
     case EEXIST:
-    case ENOTEMPTY:
         return BAIC_EEXISTS;
     case EXDEV:
     case ELOOP:

@@ -26,13 +26,13 @@ trap cleanup EXIT INT TERM
 
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 now() { date +%s%N; }
-# best OUTVAR CMD...: runs CMD $runs times (after a setup hook `pre`), keeps the fastest in ns
+# best OUTVAR PRE CMD...: runs PRE then CMD, $runs times; keeps CMD's fastest time in ns
 best() {
-    var=$1; shift
+    var=$1; pre=$2; shift 2
     b=
     i=0
     while [ $i -lt "$runs" ]; do
-        pre
+        $pre
         t0=$(now); "$@"; t1=$(now)
         t=$((t1 - t0))
         if [ -z "$b" ] || [ "$t" -lt "$b" ]; then b=$t; fi
@@ -97,7 +97,11 @@ tok() { m "/folder/file/$1" "{\"volume\":\"bench\",\"vfid\":\"$vf\",\"relpath\":
 utok=$(tok upload)
 dtok=$(tok download)
 
-pre() { rm -f "$work/cp.bin" "$work/dl.bin" "$work/dav/up.bin"; }
+# Every peer writes a new file: the previous run's output goes first (outside the timing).
+pre_cp() { rm -f "$work/cp.bin"; }
+pre_up() { rm -f "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin"; }
+pre_dl() { rm -f "$work/dl.bin"; }
+pre_put() { rm -f "$work/dav/up.bin"; }
 cp_run() { cp "$work/src.bin" "$work/cp.bin"; }
 cat_run() { cat "$work/src.bin" >"$work/cp.bin"; }  # the same copy through user space
 up_run() { curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
@@ -107,15 +111,15 @@ down_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$cport/download?token=
 nput_run() { curl -sf -o /dev/null -T "$work/src.bin" "http://127.0.0.1:$nport/dav/up.bin"; }
 nget_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$nport/src.bin"; }
 
-best t_cp cp_run
-best t_cat cat_run
-best t_up up_run
+best t_cp pre_cp cp_run
+best t_cat pre_cp cat_run
+best t_up pre_up up_run
 cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
     { echo "uploaded bytes differ" >&2; exit 1; }
-best t_down down_run
+best t_down pre_dl down_run
 cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ" >&2; exit 1; }
-best t_nput nput_run
-best t_nget nget_run
+best t_nput pre_put nput_run
+best t_nget pre_dl nget_run
 
 echo "file: $mib MiB, best of $runs, $(nproc) cores; cp, proxy and nginx on the same disk ($work)"
 printf '%-28s %8s MiB/s\n' "cp" "$(mibs "$t_cp")"
