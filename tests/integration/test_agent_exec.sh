@@ -67,7 +67,7 @@ rpc() {
     bh=$(printf '%s' "$body" | openssl dgst -sha256 -r | cut -d' ' -f1)
     mac=$(printf '%s\n%s\n%s\n%s' "$method" "$path" "$date" "$bh" |
         openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
-    curl -s -m 70 -o "$TMP/out" -w '%{http_code}' -X "$method" -H "Date: $date" \
+    curl -s -m "${RPC_MAX_TIME:-70}" -o "$TMP/out" -w '%{http_code}' -X "$method" -H "Date: $date" \
         -H "X-BaiC-Cluster-Auth: $mac" -H 'Content-Type: application/json' \
         ${body:+--data-binary "$body"} "http://127.0.0.1:$APORT$path"
 }
@@ -177,6 +177,13 @@ st=$(rpc POST /rpc/kernels/ek1/interrupt '{}')
 check "interrupt -> 204" [ "$st" = 204 ]
 st=$(exec_rpc ek1 continue '' r4 5000)
 check "interrupted run finished with a signal status" j '.status == "finished" and .exitCode >= 128'
+
+# A caller that goes away while it waits leaves the run to the next one.
+st=$(exec_rpc ek1 query 'sleep 1.5; echo done' r10 100)
+check "short wait -> continued" j '.status == "continued"'
+( RPC_MAX_TIME=0.3; export RPC_MAX_TIME; exec_rpc ek1 continue '' r10 5000 >/dev/null )
+st=$(exec_rpc ek1 continue '' r10 5000)
+check "after an aborted wait the run still finishes" j '.status == "finished" and .console == [["stdout","done\n"]]'
 
 st=$(rpc POST /rpc/kernels/ek1/complete '{"code":"pri","options":{}}')
 check "complete -> 200 result" bash -c "[ $st = 200 ] && jq -e '.result | type == \"array\"' '$TMP/out' >/dev/null"
