@@ -15,7 +15,11 @@
 #include "log/log.h"
 #include "proxy.h"
 
-#define UP_BUF (4u << 20)
+/* A ring of 1 MiB buffers: the socket fills one while the thread pool writes another.
+ * Writes of 1 MiB reach the page cache several times faster here than 4 MiB ones, and
+ * four of them keep reading going while a write waits for a pool thread. */
+#define UP_BUF (1u << 20)
+#define UP_NBUF 4
 #define UP_SLACK (256u << 10)
 #define UP_DIR ".upload"
 
@@ -33,9 +37,9 @@ typedef struct sp_upload {
     int64_t limit, allowance;      /* quota; allowance -1 = unlimited */
     int64_t wpos;                  /* file position of the next write */
     int fd;
-    char *buf[2];
-    size_t fill[2], cap[2];
-    int cur, writing;              /* buffer being filled; buffer being written or -1 */
+    char *buf[UP_NBUF];
+    size_t fill[UP_NBUF], cap[UP_NBUF];
+    int cur, wr, writing;          /* buffer being filled; oldest with data; a write in flight */
     uv_fs_t wreq;
     int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
     unsigned npauses;              /* reading stopped for the disk (logged: a slow volume shows) */
@@ -64,8 +68,8 @@ static void up_free(sp_upload_t *u) {
         baic_http_req_release(u->req); /* aborted (or dropped): nothing to answer */
     u->req_done = 1;
     up_unlink(u);
-    free(u->buf[0]);
-    free(u->buf[1]);
+    for (int i = 0; i < UP_NBUF; i++)
+        free(u->buf[i]);
     json_decref(u->tok.claims);
     free(u);
 }
@@ -285,12 +289,11 @@ static void up_wrote(uv_fs_t *fr) {
     sp_upload_t *u = fr->data;
     ssize_t res = fr->result;
     uv_fs_req_cleanup(fr);
-    int i = u->writing;
-    u->writing = -1;
+    int i = u->wr;
+    u->writing = 0;
     if (res < 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "writing the file failed: %s", uv_strerror((int)res));
-        u->fill[i] = 0;
         if (res == UV_ENOSPC || res == -EDQUOT)
             up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
         else
@@ -300,56 +303,53 @@ static void up_wrote(uv_fs_t *fr) {
     }
     u->wpos += res;
     if ((size_t)res < u->fill[i]) {
-        /* Short write: keep the rest at the front and write it next. */
+        /* Short write: the rest moves to the front and goes next. */
         memmove(u->buf[i], u->buf[i] + res, u->fill[i] - (size_t)res);
-        u->fill[i] -= (size_t)res; /* i is the buffer not being filled: up_drive sends it first */
+        u->fill[i] -= (size_t)res;
     } else {
         u->fill[i] = 0;
+        u->wr = (i + 1) % UP_NBUF;
     }
     up_drive(u);
 }
 
-static int up_submit(sp_upload_t *u, int i) {
+static int up_submit(sp_upload_t *u) {
+    int i = u->wr;
     uv_buf_t b = uv_buf_init(u->buf[i], (unsigned)u->fill[i]);
     u->wreq.data = u;
     int rc = uv_fs_write(u->sp->uv, &u->wreq, u->fd, &b, 1, u->wpos, up_wrote);
     if (rc == 0)
-        u->writing = i;
+        u->writing = 1;
     return rc;
 }
 
+/* Buffers from wr to cur (ring order) hold data, the others are empty; one write at a
+ * time keeps the file's bytes in order. */
 static void up_drive(sp_upload_t *u) {
-    if (u->writing >= 0 || u->op_pending)
+    if (u->writing || u->op_pending)
         return;
-    int other = u->cur ^ 1;
     if (u->failed) {
         up_close_out(u);
         return;
     }
-    if (u->finalizing)
-        return;
-    if (u->fd < 0)
-        return; /* still opening; bytes wait in the buffer */
-    /* A short write left bytes in the other buffer: they go first. */
-    if (u->fill[other] > 0) {
-        if (up_submit(u, other) != 0)
-            up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
-        return;
-    }
+    if (u->finalizing || u->fd < 0)
+        return; /* still opening: bytes wait in the buffers */
     int flush = u->body_ended || u->aborted;
-    if (u->fill[u->cur] >= UP_BUF || (flush && u->fill[u->cur] > 0)) {
-        int i = u->cur;
-        u->cur = other;
-        if (up_submit(u, i) != 0) {
+    if (u->fill[u->wr] > 0 && (u->wr != u->cur || flush || u->fill[u->cur] >= UP_BUF)) {
+        if (u->wr == u->cur)
+            u->cur = (u->cur + 1) % UP_NBUF; /* the others are empty: filling moves on */
+        if (up_submit(u) != 0) {
             up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
             return;
         }
     }
+    if (u->fill[u->cur] >= UP_BUF && u->fill[(u->cur + 1) % UP_NBUF] == 0)
+        u->cur = (u->cur + 1) % UP_NBUF; /* a write freed the next buffer */
     if (u->paused && u->fill[u->cur] < UP_BUF && !u->aborted) {
         u->paused = 0;
         baic_http_body_resume(u->req);
     }
-    if (u->writing >= 0)
+    if (u->writing)
         return;
     if (u->aborted) {
         /* What arrived before the cut is on disk: a HEAD reports it and PATCH resumes. */
@@ -400,13 +400,16 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
     u->fill[i] += len;
     u->recv += (int64_t)len;
     if (u->fill[i] >= UP_BUF) {
-        if (u->writing < 0 && u->fd >= 0 && !u->op_pending) {
-            up_drive(u);
-        } else if (!u->paused) {
+        int next = (i + 1) % UP_NBUF;
+        if (u->fill[next] == 0)
+            u->cur = next;
+        else if (!u->paused) {
+            /* Every buffer holds data: the disk is behind, stop reading the socket. */
             u->paused = 1;
             u->npauses++;
             baic_http_body_pause(u->req);
         }
+        up_drive(u);
     }
     return 0;
 }
@@ -580,7 +583,6 @@ static int up_prepare(sp_t *sp, baic_http_req_t *req, sp_upload_t **out) {
     u->sp = sp;
     u->req = req;
     u->fd = -1;
-    u->writing = -1;
     u->allowance = -1;
     if (sp_token_check(sp, req, "upload", &u->tok) != 0) {
         free(u);
