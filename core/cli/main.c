@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/api.h"
 #include "cli/cli.h"
 
 /* One row per verb; a new verb is a new file plus a row here. */
@@ -13,6 +14,8 @@ static const struct {
 } commands[] = {
     {"up", cli_cmd_up, "start a private manager (and PostgreSQL, Redis) in a data directory"},
     {"down", cli_cmd_down, "stop everything `baic up` started in a data directory"},
+    {"run", cli_cmd_run, "run code in a new session of an image and print its output"},
+    {"session", cli_cmd_session, "create, list, inspect, exec in, remove sessions; events"},
 };
 
 static void usage(FILE *out) {

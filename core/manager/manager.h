@@ -152,6 +152,26 @@ void baic_scheduler_fini(baic_manager_t *m);
 void baic_scheduler_wake(baic_manager_t *m);
 int baic_api_session_init(baic_manager_t *m);
 int baic_api_images_init(baic_manager_t *m);
+/* Execution and files (api/execute.c), websocket streams (api/stream.c), SSE (api/events.c). */
+int baic_api_execute_init(baic_manager_t *m);
+int baic_api_stream_init(baic_manager_t *m);
+int baic_api_events_init(baic_manager_t *m);
+
+/* The main kernel of a caller's live session (api/execute.c). */
+typedef struct baic_kref {
+    char session_id[40], session_name[72], status[32];
+    char kernel_id[40], kstatus[32], addr[256]; /* kernel fields "" when none */
+} baic_kref_t;
+/* k NULL: no live session by that name or id for access_key (err 0) or a database error. */
+typedef void (*baic_kref_cb)(const baic_kref_t *k, int err, void *arg);
+int baic_kernel_lookup(baic_manager_t *m, const char *ref, const char *access_key,
+                       baic_kref_cb cb, void *arg);
+/* The access key a session call acts for (owner_access_key for admins); NULL after 403. */
+const char *baic_api_owner_key(baic_http_req_t *req, const baic_caller_t *who);
+/* Answers a failed agent RPC as problem JSON (transport error, agent without relay, ...). */
+void baic_api_agent_error(baic_http_req_t *req, int status, const json_t *answer, int err);
+/* The api-contract §3 execute result from an agent's execute answer. */
+json_t *baic_exec_result(const json_t *answer, const char *run_id);
 
 /* Publishes a session or kernel event on BAIC_SESSION_EVENTS (SSE body keys of
  * api-contract §3). kernel_id NULL for session events; reason may be NULL. */

@@ -274,7 +274,8 @@ int baic_manager_serve(json_t *config) {
     if ((rc = baic_api_root_init(m)) || (rc = baic_api_config_init(m)) ||
         (rc = baic_api_resource_init(m)) || (rc = baic_api_auth_init(m)) ||
         (rc = baic_api_admin_init(m)) || (rc = baic_api_session_init(m)) ||
-        (rc = baic_api_images_init(m))) {
+        (rc = baic_api_images_init(m)) || (rc = baic_api_execute_init(m)) ||
+        (rc = baic_api_stream_init(m)) || (rc = baic_api_events_init(m))) {
         BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `baic run IMAGE (-c CODE | FILE) [--rm]`: create a session, run code in it, print its output, exit with its code. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/api.h"
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: baic run IMAGE (-c CODE | FILE) [--rm] [--name NAME] [-r SLOT=AMOUNT]...\n"
+    "  Creates a session of IMAGE (waits until it runs), executes CODE (or FILE's text) in\n"
+    "  query mode, prints stdout/stderr as they arrive and exits with the code's exit code.\n"
+    "  --rm deletes the session afterwards. Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY,\n"
+    "  BACKEND_SECRET_KEY.\n";
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    size_t r;
+    while (s && (r = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n - 1 == 0) {
+            char *ns = realloc(s, cap * 2);
+            if (ns == NULL) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = ns;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s)
+        s[n] = '\0';
+    return s;
+}
+
+/* Creates (or reuses) a session and waits for RUNNING; 0 or 1 (printed). */
+int cli_session_create(const cli_api_t *api, const char *image, const char *name,
+                       json_t *resources) {
+    json_t *body = json_pack("{s:s, s:s, s:{s:O}, s:b, s:i, s:s}", "image", image, "name", name,
+                             "config", "resources", resources ? resources : json_object(),
+                             "enqueueOnly", 0, "maxWaitSeconds", 0, "type", "interactive");
+    int status;
+    json_t *ans;
+    int rc = cli_api_json(api, "POST", "/session", body, 600000, &status, &ans);
+    json_decref(body);
+    if (rc != 0)
+        return 1;
+    const char *st = json_string_value(json_object_get(ans, "status"));
+    if (status / 100 != 2) {
+        cli_api_print_error("create session", status, ans);
+        json_decref(ans);
+        return 1;
+    }
+    if (st == NULL || strcmp(st, "RUNNING") != 0) {
+        fprintf(stderr, "baic: session %s is %s, not RUNNING\n", name, st ? st : "unknown");
+        json_decref(ans);
+        return 1;
+    }
+    json_decref(ans);
+    return 0;
+}
+
+int cli_session_delete(const cli_api_t *api, const char *name) {
+    char esc[300], path[400];
+    cli_api_escape(name, esc, sizeof esc);
+    snprintf(path, sizeof path, "/session/%s", esc);
+    int status;
+    json_t *ans;
+    if (cli_api_json(api, "DELETE", path, NULL, 60000, &status, &ans) != 0)
+        return 1;
+    if (status != 200) {
+        cli_api_print_error("delete session", status, ans);
+        json_decref(ans);
+        return 1;
+    }
+    json_decref(ans);
+    return 0;
+}
+
+int cli_cmd_run(int argc, char **argv) {
+    const char *image = NULL, *code = NULL, *file = NULL, *name = NULL;
+    int rm = 0;
+    json_t *res = json_object();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            json_decref(res);
+            return 0;
+        } else if (strcmp(a, "--rm") == 0) {
+            rm = 1;
+        } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--code") == 0) && i + 1 < argc) {
+            code = argv[++i];
+        } else if ((strcmp(a, "--name") == 0 || strcmp(a, "-t") == 0) && i + 1 < argc) {
+            name = argv[++i];
+        } else if ((strcmp(a, "-r") == 0 || strcmp(a, "--resources") == 0) && i + 1 < argc) {
+            char *kv = argv[++i], *eq = strchr(kv, '=');
+            if (eq == NULL) {
+                fprintf(stderr, "baic run: -r wants SLOT=AMOUNT\n");
+                json_decref(res);
+                return 2;
+            }
+            *eq = '\0';
+            json_object_set_new(res, kv, json_string(eq + 1));
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "baic run: unknown option %s\n%s", a, usage);
+            json_decref(res);
+            return 2;
+        } else if (image == NULL) {
+            image = a;
+        } else if (file == NULL) {
+            file = a;
+        } else {
+            fprintf(stderr, "%s", usage);
+            json_decref(res);
+            return 2;
+        }
+    }
+    if (image == NULL || (code == NULL) == (file == NULL)) {
+        fprintf(stderr, "%s", usage);
+        json_decref(res);
+        return 2;
+    }
+    cli_api_t api;
+    if (cli_api_from_env(&api) != 0) {
+        json_decref(res);
+        return 2;
+    }
+    char *text = NULL;
+    if (file != NULL) {
+        text = read_file(file);
+        if (text == NULL) {
+            fprintf(stderr, "baic run: cannot read %s: %s\n", file, strerror(errno));
+            json_decref(res);
+            return 2;
+        }
+        code = text;
+    }
+    char gen[64];
+    if (name == NULL) {
+        srand((unsigned)(time(NULL) ^ getpid()));
+        snprintf(gen, sizeof gen, "baic-run-%08x", (unsigned)rand());
+        name = gen;
+    }
+    int rc = cli_session_create(&api, image, name, res);
+    json_decref(res);
+    if (rc != 0) {
+        free(text);
+        return 1;
+    }
+    int exit_code = cli_exec_code(&api, name, "query", code);
+    free(text);
+    if (rm && cli_session_delete(&api, name) != 0 && exit_code == 0)
+        exit_code = 1;
+    return exit_code;
+}
