@@ -1039,6 +1039,9 @@ static void print_usage(up_t *u, const char *version) {
                "  sh %s GET /session/hello\n"
                "  sh %s DELETE /session/hello\n",
                u->L.user_env, call, img, call, call);
+        printf("\nor run code in a new session with the baic CLI (same user.env):\n  %s\n",
+               u->cc.python_ok ? "baic run python -c 'print(1)' --rm"
+                               : "baic run busybox -c 'echo 1' --rm");
     } else {
         printf("\ntry a signed request:\n  . %s\n  sh %s GET /config/resource-slots\n",
                u->L.admin_env, call);
