@@ -95,31 +95,39 @@ static void rpc_done(int status, const baic_http_header_t *headers, const char *
     free(r);
 }
 
-int baic_agent_rpc(baic_manager_t *m, const char *addr, const char *method, const char *path,
-                   json_t *body, unsigned timeout_ms, baic_agent_rpc_cb cb, void *arg) {
-    if (addr == NULL || *addr == '\0')
-        return -EINVAL;
-    char url[512], date[32], bhash[65], mac_hex[65];
-    snprintf(url, sizeof url, "%s%s%s", strncmp(addr, "http://", 7) == 0 ? "" : "http://", addr,
-             path);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    size_t tlen = text ? strlen(text) : 0;
+void baic_agent_auth(baic_manager_t *m, const char *method, const char *path, const void *body,
+                     size_t len, char date[32], char mac_hex[65]) {
+    char bhash[65];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    strftime(date, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
     unsigned char dig[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)(text ? text : ""), tlen, dig);
+    SHA256((const unsigned char *)(body ? body : ""), len, dig);
     hex(dig, sizeof dig, bhash);
     /* MAC over METHOD \n PATH \n DATE \n hex(sha256(body)), as docs/agent-protocol.md. */
     char sts[1024];
     int sl = snprintf(sts, sizeof sts, "%s\n%s\n%s\n%s", method, path, date, bhash);
+    if (sl < 0 || (size_t)sl >= sizeof sts)
+        sl = (int)sizeof sts - 1;
     const char *secret = m->cluster_secret ? m->cluster_secret : "";
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned mlen = 0;
     HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)sts, (size_t)sl, mac,
          &mlen);
     hex(mac, mlen, mac_hex);
+}
+
+int baic_agent_rpc(baic_manager_t *m, const char *addr, const char *method, const char *path,
+                   json_t *body, unsigned timeout_ms, baic_agent_rpc_cb cb, void *arg) {
+    if (addr == NULL || *addr == '\0')
+        return -EINVAL;
+    char url[512], date[32], mac_hex[65];
+    snprintf(url, sizeof url, "%s%s%s", strncmp(addr, "http://", 7) == 0 ? "" : "http://", addr,
+             path);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t tlen = text ? strlen(text) : 0;
+    baic_agent_auth(m, method, path, text, tlen, date, mac_hex);
     baic_http_header_t hdrs[] = {
         {"Date", date},
         {"X-BaiC-Cluster-Auth", mac_hex},

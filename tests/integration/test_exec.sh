@@ -252,6 +252,55 @@ while True:
 assert status == "finished" and ec == 4 and out == "ws\n", (status, ec, out)
 EOF
 
+# --- websocket terminal, relayed to the agent's pty websocket ---
+"$PY" - "$EP" "$USER_AK" "$USER_SK" "$SIGN" <<'EOF' && ok "websocket pty: stdin in, output out" || bad "websocket pty"
+import base64, json, os, socket, subprocess, sys, time
+ep, ak, sk, sign = sys.argv[1:5]
+host = ep[len("http://"):]
+path = "/stream/session/exec-1/pty"
+hdrs = subprocess.run(["sh", sign, "GET", path, host, ak, sk], capture_output=True, text=True).stdout
+h, p = host.rsplit(":", 1)
+s = socket.create_connection((h, int(p)), timeout=20)
+key = base64.b64encode(os.urandom(16)).decode()
+req = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n" + hdrs.replace("\n", "\r\n") + "\r\n"
+s.sendall(req.encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+head, buf = buf.split(b"\r\n\r\n", 1)
+assert b" 101 " in head.split(b"\r\n")[0], head
+def send(text):
+    data = text.encode(); mask = os.urandom(4)
+    hdr = bytes([0x81]) + (bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big"))
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+def recv():
+    global buf
+    while True:
+        if len(buf) >= 2:
+            op, ln = buf[0] & 15, buf[1] & 127; off = 2
+            if ln == 126: ln = int.from_bytes(buf[2:4], "big"); off = 4
+            elif ln == 127: ln = int.from_bytes(buf[2:10], "big"); off = 10
+            if len(buf) >= off + ln:
+                data, buf = buf[off:off + ln], buf[off + ln:]
+                return op, data
+        d = s.recv(65536)
+        if not d: return None, b""
+        buf += d
+send(json.dumps({"type": "resize", "rows": 24, "cols": 80}))
+send(json.dumps({"type": "stdin", "chars": base64.b64encode(b"echo pty-$((6*7))\n").decode()}))
+out, end = b"", time.time() + 15
+while time.time() < end and b"pty-42" not in out:
+    op, data = recv()
+    if op in (None, 8): break
+    if op == 2:
+        m = json.loads(data)
+        assert m["type"] == "out", m
+        out += base64.b64decode(m["data"])
+assert b"pty-42" in out, out
+send(json.dumps({"type": "stdin", "chars": base64.b64encode(b"exit\n").decode()}))
+EOF
+
 # --- SSE: the events of a session's life, and resume with Last-Event-ID ---
 curl_sse() {
     local path=$1; shift

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* WebSocket streams of a session: execute (relayed by polling the agent's execute RPC); pty is not relayed yet. */
+/* WebSocket streams of a session: execute (by polling the agent's execute RPC) and pty (relayed to the agent's pty websocket). */
 #include "manager.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "http/websocket.h"
 #include "log/log.h"
+#include "ws_client.h"
 
 /*
  * GET /stream/session/{ref}/execute (api-contract §3): the client's first text frame is
@@ -142,6 +144,178 @@ static void on_close(baic_http_ws_t *ws, int code, void *arg) {
     xs_maybe_free(x);
 }
 
+/*
+ * GET /stream/session/{ref}/pty: the client's text frames {"type":"stdin","chars":b64},
+ * {"type":"resize","rows","cols"} ({"type":"ping"} and "restart" are ignored) go to the
+ * agent's GET /rpc/kernels/{id}/pty websocket as binary input / the resize text frame;
+ * the agent's binary output frames come back as binary {"type":"out","data":b64}.
+ */
+
+typedef struct frame {
+    struct frame *next;
+    int is_text;
+    size_t len;
+    unsigned char data[];
+} frame_t;
+
+typedef struct pty {
+    baic_http_ws_t *ws;        /* client side; NULL once closed */
+    baic_ws_client_t *agent;   /* agent side; NULL once closed */
+    int agent_open;
+    frame_t *pending, **tail;  /* input that came before the agent's side opened */
+    size_t pending_bytes;
+} pty_t;
+
+static void pty_maybe_free(pty_t *p) {
+    if (p->ws != NULL || p->agent != NULL)
+        return;
+    for (frame_t *f = p->pending, *n; f; f = n) {
+        n = f->next;
+        free(f);
+    }
+    free(p);
+}
+
+static void to_agent(pty_t *p, int is_text, const void *data, size_t len) {
+    if (p->agent_open) {
+        baic_ws_client_send(p->agent, is_text, data, len);
+        return;
+    }
+    if (p->pending_bytes + len > 1024 * 1024)
+        return;
+    frame_t *f = malloc(sizeof *f + len);
+    if (f == NULL)
+        return;
+    f->next = NULL;
+    f->is_text = is_text;
+    f->len = len;
+    memcpy(f->data, data, len);
+    *p->tail = f;
+    p->tail = &f->next;
+    p->pending_bytes += len;
+}
+
+static void agent_opened(baic_ws_client_t *c, int err, int status, void *arg) {
+    pty_t *p = arg;
+    (void)c;
+    if (err != 0) {
+        BAIC_LOG_W("pty_relay_failed", "status=%d error=%d", status, err);
+        p->agent = NULL;
+        if (p->ws)
+            baic_http_ws_close(p->ws, 1011, "the agent's terminal is not reachable");
+        pty_maybe_free(p);
+        return;
+    }
+    p->agent_open = 1;
+    for (frame_t *f = p->pending, *n; f; f = n) {
+        n = f->next;
+        baic_ws_client_send(p->agent, f->is_text, f->data, f->len);
+        free(f);
+    }
+    p->pending = NULL;
+    p->tail = &p->pending;
+}
+
+static void agent_message(baic_ws_client_t *c, int is_text, const void *data, size_t len,
+                          void *arg) {
+    pty_t *p = arg;
+    (void)c;
+    if (is_text || p->ws == NULL)
+        return;
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    if (b64 == NULL)
+        return;
+    EVP_EncodeBlock((unsigned char *)b64, data, (int)len);
+    json_t *m = json_pack("{s:s, s:s}", "type", "out", "data", b64);
+    char *t = json_dumps(m, JSON_COMPACT);
+    if (t)
+        baic_http_ws_send_binary(p->ws, t, strlen(t));
+    free(t);
+    json_decref(m);
+    free(b64);
+}
+
+static void agent_closed(baic_ws_client_t *c, void *arg) {
+    pty_t *p = arg;
+    (void)c;
+    p->agent = NULL;
+    if (p->ws)
+        baic_http_ws_close(p->ws, 1000, NULL);
+    pty_maybe_free(p);
+}
+
+static void pty_client_message(baic_http_ws_t *ws, int is_text, const void *data, size_t len,
+                               void *arg) {
+    pty_t *p = arg;
+    (void)ws;
+    if (p->agent == NULL)
+        return;
+    json_t *j = is_text ? json_loadb(data, len, 0, NULL) : NULL;
+    const char *type = json_string_value(json_object_get(j, "type"));
+    if (type && strcmp(type, "stdin") == 0) {
+        const char *b64 = json_string_value(json_object_get(j, "chars"));
+        size_t bl = b64 ? strlen(b64) : 0;
+        unsigned char *raw = bl % 4 == 0 ? malloc(bl / 4 * 3 + 1) : NULL;
+        int n = raw ? EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)bl) : -1;
+        if (n >= 0) {
+            if (bl >= 1 && b64[bl - 1] == '=')
+                n--;
+            if (bl >= 2 && b64[bl - 2] == '=')
+                n--;
+            to_agent(p, 0, raw, (size_t)n);
+        }
+        free(raw);
+    } else if (type && strcmp(type, "resize") == 0) {
+        json_t *rows = json_object_get(j, "rows"), *cols = json_object_get(j, "cols");
+        json_t *r = json_pack("{s:s, s:I, s:I}", "type", "resize", "rows",
+                              (json_int_t)(json_is_integer(rows) ? json_integer_value(rows) : 24),
+                              "cols",
+                              (json_int_t)(json_is_integer(cols) ? json_integer_value(cols) : 80));
+        char *t = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        if (t)
+            to_agent(p, 1, t, strlen(t));
+        free(t);
+        json_decref(r);
+    }
+    json_decref(j);
+}
+
+static void pty_client_closed(baic_http_ws_t *ws, int code, void *arg) {
+    pty_t *p = arg;
+    (void)ws;
+    (void)code;
+    p->ws = NULL;
+    if (p->agent)
+        baic_ws_client_close(p->agent); /* agent_closed follows */
+    else
+        pty_maybe_free(p);
+}
+
+static void start_pty(baic_http_req_t *req, baic_manager_t *m, const baic_kref_t *k) {
+    pty_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        baic_api_internal(req, "Out of memory.");
+        return;
+    }
+    p->tail = &p->pending;
+    char path[160], date[32], mac[65];
+    snprintf(path, sizeof path, "/rpc/kernels/%s/pty", k->kernel_id);
+    baic_agent_auth(m, "GET", path, NULL, 0, date, mac);
+    baic_http_header_t hdrs[] = {{"Date", date}, {"X-BaiC-Cluster-Auth", mac}, {NULL, NULL}};
+    if (baic_ws_client_connect(m->uv, k->addr, path, hdrs, agent_opened, agent_message,
+                               agent_closed, p, &p->agent) != 0) {
+        free(p);
+        baic_http_respond_problem(req, 503, "instance-not-available",
+                                  "There is no available instance.",
+                                  "The agent holding the kernel is not reachable.", NULL);
+        return;
+    }
+    if (baic_http_ws_accept(req, pty_client_message, pty_client_closed, p, &p->ws) != 0) {
+        p->ws = NULL;
+        baic_ws_client_close(p->agent);
+    }
+}
+
 typedef struct upg {
     baic_api_op_t *op;
     int pty;
@@ -169,10 +343,7 @@ static void found(const baic_kref_t *k, int err, void *arg) {
         return;
     }
     if (u->pty) {
-        baic_http_respond_problem(req, 400, "not-implemented",
-                                  "This feature is not implemented.",
-                                  "The terminal stream is not relayed by this manager yet.",
-                                  NULL);
+        start_pty(req, op->m, k);
         return;
     }
     xs_t *x = calloc(1, sizeof *x);
