@@ -97,11 +97,12 @@ tok() { m "/folder/file/$1" "{\"volume\":\"bench\",\"vfid\":\"$vf\",\"relpath\":
 utok=$(tok upload)
 dtok=$(tok download)
 
-# Every peer writes a new file: the previous run's output goes first (outside the timing).
-pre_cp() { rm -f "$work/cp.bin"; }
-pre_up() { rm -f "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin"; }
-pre_dl() { rm -f "$work/dl.bin"; }
-pre_put() { rm -f "$work/dav/up.bin"; }
+# Every peer writes a new file: the previous run's output goes first, and sync makes each
+# run start without another's dirty pages being written back under it (outside the timing).
+pre_cp() { rm -f "$work/cp.bin"; sync; }
+pre_up() { rm -f "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin"; sync; }
+pre_dl() { rm -f "$work/dl.bin"; sync; }
+pre_put() { rm -f "$work/dav/up.bin"; sync; }
 cp_run() { cp "$work/src.bin" "$work/cp.bin"; }
 cat_run() { cat "$work/src.bin" >"$work/cp.bin"; }  # the same copy through user space
 up_run() { curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
@@ -110,6 +111,9 @@ up_run() { curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-O
 down_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$cport/download?token=$dtok"; }
 nput_run() { curl -sf -o /dev/null -T "$work/src.bin" "http://127.0.0.1:$nport/dav/up.bin"; }
 nget_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$nport/src.bin"; }
+# The same downloads into /dev/null: the servers' ceiling, without the client's disk writes.
+down0_run() { curl -sf -o /dev/null "http://127.0.0.1:$cport/download?token=$dtok"; }
+nget0_run() { curl -sf -o /dev/null "http://127.0.0.1:$nport/src.bin"; }
 
 best t_cp pre_cp cp_run
 best t_cat pre_cp cat_run
@@ -120,6 +124,8 @@ best t_down pre_dl down_run
 cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ" >&2; exit 1; }
 best t_nput pre_put nput_run
 best t_nget pre_dl nget_run
+best t_down0 pre_dl down0_run
+best t_nget0 pre_dl nget0_run
 
 echo "file: $mib MiB, best of $runs, $(nproc) cores; cp, proxy and nginx on the same disk ($work)"
 printf '%-28s %8s MiB/s\n' "cp" "$(mibs "$t_cp")"
@@ -128,4 +134,6 @@ printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy upload" "$(mibs "$t_up
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT (dav)" "$(mibs "$t_nput")" "$(ratio "$t_nput" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy download" "$(mibs "$t_down")" "$(ratio "$t_down" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET (sendfile)" "$(mibs "$t_nget")" "$(ratio "$t_nget" "$t_cp")"
-echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget")"
+printf '%-28s %8s MiB/s  (%s x nginx)\n' "proxy download, /dev/null" "$(mibs "$t_down0")" "$(ratio "$t_down0" "$t_nget0")"
+printf '%-28s %8s MiB/s\n' "nginx GET, /dev/null" "$(mibs "$t_nget0")"
+echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0")"
