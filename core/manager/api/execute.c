@@ -364,11 +364,12 @@ static void post_execute(baic_http_req_t *req, baic_manager_t *m, const baic_cal
     const char *cs = json_string_value(code);
     if (strcmp(mode, "complete") == 0) {
         k->mode_complete = 1;
-        k->body = json_pack("{s:s, s:O}", "code", cs ? cs : "", "options",
-                            json_is_object(opts) ? opts : json_object());
+        k->body = json_pack("{s:s, s:o}", "code", cs ? cs : "", "options",
+                            json_is_object(opts) ? json_incref(opts) : json_object());
     } else {
-        k->body = json_pack("{s:s, s:s, s:s, s:O}", "mode", mode, "code", cs ? cs : "", "runId",
-                            k->run_id, "options", json_is_object(opts) ? opts : json_object());
+        k->body = json_pack("{s:s, s:s, s:s, s:o}", "mode", mode, "code", cs ? cs : "", "runId",
+                            k->run_id, "options",
+                            json_is_object(opts) ? json_incref(opts) : json_object());
     }
     json_decref(b);
     kop_go(k);
@@ -407,7 +408,7 @@ static void complete_done(int status, json_t *answer, int err, void *arg) {
     } else {
         json_t *r = json_object_get(answer, "result");
         baic_http_respond_json(k->op->req, 200,
-                               json_pack("{s:O}", "result", r ? r : json_array()));
+                               json_pack("{s:o}", "result", r ? json_incref(r) : json_array()));
     }
     kop_free(k);
 }
@@ -428,8 +429,8 @@ static void post_complete(baic_http_req_t *req, baic_manager_t *m, const baic_ca
         json_decref(b);
         return;
     }
-    k->body = json_pack("{s:s, s:O}", "code", code ? code : "", "options",
-                        json_is_object(opts) ? opts : json_object());
+    k->body = json_pack("{s:s, s:o}", "code", code ? code : "", "options",
+                        json_is_object(opts) ? json_incref(opts) : json_object());
     json_decref(b);
     kop_go(k);
 }

@@ -87,8 +87,8 @@ static void exec_answer(int status, json_t *answer, int err, void *arg) {
 static void call(xs_t *x, const char *mode, const char *code, json_t *opts) {
     char path[160];
     snprintf(path, sizeof path, "/rpc/kernels/%s/execute", x->ref.kernel_id);
-    json_t *b = json_pack("{s:s, s:s, s:s, s:O}", "mode", mode, "code", code, "runId", x->run_id,
-                          "options", opts ? opts : json_object());
+    json_t *b = json_pack("{s:s, s:s, s:s, s:o}", "mode", mode, "code", code, "runId", x->run_id,
+                          "options", opts ? json_incref(opts) : json_object());
     x->inflight = 1;
     int rc = baic_agent_rpc(x->m, x->ref.addr, "POST", path, b, 60000, exec_answer, x);
     json_decref(b);
