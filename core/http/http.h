@@ -212,7 +212,8 @@ void baic_http_body_resume(baic_http_req_t *req);
  * HTTP/1.0). write queues len bytes that are NOT copied: data must stay valid until
  * cb(req, status, arg) runs, once, when the kernel took them (status 0) or they will
  * never be written (negative: connection gone). cb runs even after an abort, and always
- * later, never inside write. end finishes the request; with a Content-Length it must
+ * later, never inside write; with a negative status the request may already be finished
+ * and freed, so cb must not use req then. end finishes the request; with a Content-Length it must
  * come after exactly that many bytes (fewer: the connection is closed). Not for HEAD
  * requests (write returns UV_EINVAL; send only the head with respond). Return 0,
  * UV_ECONNRESET after an abort (cb will not run), UV_EINVAL out of order or when write

@@ -129,12 +129,25 @@ void http_conn_close(http_conn_t *c) {
     c->closing = true;
     uv_timer_stop(&c->timer);
     baic_http_req_t *r = c->qhead, *aborted = NULL, *atail = NULL, *next;
+    http_out_t *orphans = NULL;
     c->qhead = c->qtail = c->cur = NULL;
     c->nreqs = 0;
     for (; r != NULL; r = next) {
         next = r->next;
         r->next = NULL;
         if (r->dispatched && !r->finished) {
+            /* Streamed pieces never handed to the socket will never be written: their
+             * callbacks run below, after the abort callbacks, when the handler may already
+             * have let the request go (so the pieces must not stay in its list). */
+            http_out_t *o = r->out_head, *onext;
+            r->out_head = r->out_tail = NULL;
+            for (; o != NULL; o = onext) {
+                onext = o->next;
+                if (o->heap) {
+                    o->next = orphans;
+                    orphans = o;
+                }
+            }
             r->aborted = true;
             r->conn = NULL;
             r->srv = NULL;
@@ -157,6 +170,11 @@ void http_conn_close(http_conn_t *c) {
         r->next = NULL;
         if (r->abort_cb != NULL)
             r->abort_cb(r, r->abort_arg);
+    }
+    for (http_out_t *o = orphans, *onext; o != NULL; o = onext) {
+        onext = o->next;
+        http_out_cancel(o);
+        free(o);
     }
     if (c->ws != NULL)
         http_ws_conn_gone(c->ws);

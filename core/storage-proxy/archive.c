@@ -108,7 +108,9 @@ static int ar_close(struct archive *ar, void *arg) {
     return ARCHIVE_OK;
 }
 
-static int ar_add_dir(ar_t *a, struct archive *ar, int dirfd, const char *prefix, int depth) {
+/* buf (64 KiB) outlives the archive: zlib may still point into the last block written. */
+static int ar_add_dir(ar_t *a, struct archive *ar, int dirfd, const char *prefix, int depth,
+                      char *buf) {
     if (depth > AR_MAX_DEPTH)
         return -ELOOP;
     int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
@@ -120,11 +122,6 @@ static int ar_add_dir(ar_t *a, struct archive *ar, int dirfd, const char *prefix
     }
     struct dirent *e;
     int rc = 0;
-    char *buf = malloc(65536);
-    if (buf == NULL) {
-        closedir(d);
-        return -ENOMEM;
-    }
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
@@ -169,11 +166,10 @@ static int ar_add_dir(ar_t *a, struct archive *ar, int dirfd, const char *prefix
         }
         archive_entry_free(ent);
         if (rc == 0 && S_ISDIR(st.st_mode))
-            rc = ar_add_dir(a, ar, cfd, path, depth + 1);
+            rc = ar_add_dir(a, ar, cfd, path, depth + 1, buf);
         close(cfd);
         free(path);
     }
-    free(buf);
     closedir(d);
     return rc;
 }
@@ -181,17 +177,24 @@ static int ar_add_dir(ar_t *a, struct archive *ar, int dirfd, const char *prefix
 static void ar_thread(void *arg) {
     ar_t *a = arg;
     struct archive *ar = archive_write_new();
+    char *buf = malloc(65536);
     int rc = -ENOMEM;
-    if (ar != NULL) {
+    if (ar != NULL && buf != NULL) {
         archive_write_set_format_zip(ar);
         archive_write_set_bytes_per_block(ar, 0); /* no padding: hand each write on */
         rc = archive_write_open(ar, a, NULL, ar_write, ar_close) == ARCHIVE_OK ? 0 : -EIO;
         if (rc == 0)
-            rc = ar_add_dir(a, ar, a->dirfd, a->top, 0);
+            rc = ar_add_dir(a, ar, a->dirfd, a->top, 0, buf);
+        /* Closed even after a failure: that is what frees the compressor's state (its
+         * last flush fails fast on a cancelled stream, while buf still exists). */
         if (archive_write_close(ar) != ARCHIVE_OK && rc == 0)
             rc = -EIO;
-        archive_write_free(ar);
     }
+    if (ar != NULL)
+        archive_write_free(ar);
+    free(buf);
+    free(a->cur); /* a chunk the failure left half filled */
+    a->cur = NULL;
     uv_mutex_lock(&a->mu);
     a->thread_done = 1;
     a->status = rc;

@@ -180,6 +180,19 @@ st=$(tail -c +$((OFF + 1)) "$TMP/r.bin" | curl -s -o /dev/null -D "$TMP/up.hdr" 
 check "resumed PATCH: 204" test "$st" = 204
 check "resumed upload: same bytes" cmp -s "$TMP/r.bin" "$FDIR/r.bin"
 
+# ---- clients that go away mid-download (pipelined too): nothing may leak or hang ----
+"$PY" - "$CPORT" "$(token download a/big)" "$(token download a/one)" "$(token download a)" <<'PYEOF'
+import socket, sys
+port, big, one, dir_ = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+for reqs in ([big], [big, one, big], [one, big], [dir_ + "&archive=true"]):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"".join(("GET /download?token=%s HTTP/1.1\r\nHost: x\r\n\r\n" % t).encode() for t in reqs))
+    s.recv(300000)
+    s.close()
+PYEOF
+st=$(download a/one "$TMP/after-cut")
+check "proxy serves after clients cut downloads" test "$st" = 200
+
 # ---- tokens ----
 tu() { curl -s -o "$TMP/tok.out" -w '%{http_code}' "$C/download?token=$1"; }
 check "no token: 401" test "$(curl -s -o /dev/null -w '%{http_code}' "$C/download")" = 401
