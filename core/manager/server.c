@@ -141,8 +141,11 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
         return;
     baic_scheduler_fini(m);
     baic_agents_fini(m);
-    uv_timer_stop(&m->stats_timer);
-    uv_close((uv_handle_t *)&m->stats_timer, NULL);
+    /* Start-up may have failed before the timer existed. */
+    if (m->stats_timer.data != NULL) {
+        uv_timer_stop(&m->stats_timer);
+        uv_close((uv_handle_t *)&m->stats_timer, NULL);
+    }
     if (m->http)
         baic_http_server_close(m->http, NULL, NULL);
     /* Plugins stop their own listeners and timers in fini. */
