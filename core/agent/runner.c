@@ -633,9 +633,12 @@ static void schedule_retry(runner_t *r) {
     if (r->deadline == 0) {
         ms = SLOW_RETRY_MS;
     } else {
-        r->backoff = r->backoff ? r->backoff * 2 : 50;
-        if (r->backoff > 500)
-            r->backoff = 500;
+        /* The runner usually listens within tens of milliseconds of the start, and
+         * every millisecond here is session start latency: begin at 2 ms, grow
+         * gently, and cap low; a connect attempt on a unix socket is cheap. */
+        r->backoff = r->backoff ? r->backoff + r->backoff / 2 + 1 : 2;
+        if (r->backoff > 100)
+            r->backoff = 100;
         ms = r->backoff;
     }
     uv_timer_start(&r->retry, on_retry, ms, 0);
