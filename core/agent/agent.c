@@ -429,7 +429,6 @@ done:
     if (a->loop != NULL)
         baic_loop_free(a->loop);
     baic_host_ctx_free(a->host);
-    agent_auth_free();
     free(a->compute);
     free(a->slots);
     json_decref(a->outbox);

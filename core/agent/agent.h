@@ -118,7 +118,6 @@ int agent_slots_collect(agent_t *a);
 /* ---- auth.c ---- */
 /* Checks the cluster HMAC of req; 0 when good, else a short reason in *why. */
 int agent_auth_check(const agent_t *a, baic_http_req_t *req, const char **why);
-void agent_auth_free(void);
 
 /* ---- rpc.c ---- */
 int agent_rpc_init(agent_t *a);

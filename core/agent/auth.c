@@ -15,5 +15,3 @@ int agent_auth_check(const agent_t *a, baic_http_req_t *req, const char **why) {
                                (int64_t)time(NULL), why);
 }
 
-/* Kept for the agent's shutdown sequence; the MAC holds no cached state. */
-void agent_auth_free(void) {}

@@ -9,9 +9,6 @@
 #include "auth/cluster.h"
 #include "proxy.h"
 
-/* The MAC holds no cached state any more (core/auth/cluster.c). */
-void sp_auth_free(void) {}
-
 static int check_hmac(const sp_t *sp, baic_http_req_t *req, const char *given, const char **why) {
     size_t blen = 0;
     const char *body = baic_http_body(req, &blen);

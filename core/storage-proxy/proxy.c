@@ -287,7 +287,6 @@ done:
     if (sp->loop != NULL)
         baic_loop_free(sp->loop);
     baic_host_ctx_free(sp->host);
-    sp_auth_free();
     BAIC_LOG_I("storage_proxy_stopped", "status=%d", rc);
     return rc == 0 ? 0 : 1;
 }

@@ -63,7 +63,6 @@ int sp_fail_code(baic_http_req_t *req, int code, const char *what);
 
 /* auth.c: the manager-facing API's authentication. 0 when the request may proceed. */
 int sp_auth_check(const sp_t *sp, baic_http_req_t *req, const char **why);
-void sp_auth_free(void);
 
 /* token.c */
 /* Verifies token (HS256, exp) and that its op is want_op. Returns 0, or answers the
