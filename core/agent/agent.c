@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "config/config.h"
+#include "config/daemon.h"
 #include "log/log.h"
 #include "util/strerror.h"
 
@@ -184,38 +185,22 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
         agent_finish(a); /* Redis is away: publishing cannot start now */
 }
 
-static int cfg_str(const json_t *root, const char *path, const char *def, const char **out) {
-    char err[256];
-    int rc = baic_config_get_string(root, path, def, out, err, sizeof err);
-    if (rc != 0)
-        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
-    return rc;
-}
-
-static int cfg_int(const json_t *root, const char *path, long long def, long long *out) {
-    char err[256];
-    int rc = baic_config_get_int(root, path, def, out, err, sizeof err);
-    if (rc != 0)
-        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
-    return rc;
-}
-
 static int read_config(agent_t *a, const char **redis_host, long long *redis_port,
                        const char **redis_pw) {
     const json_t *c = a->config;
     const char *id = NULL;
     long long hb = 0;
     char addr[512];
-    if (cfg_str(c, "agent.id", NULL, &id) || cfg_str(c, "agent.listen", "127.0.0.1:6011",
+    if (baic_cfg_str(c, "agent.id", NULL, &id) || baic_cfg_str(c, "agent.listen", "127.0.0.1:6011",
                                                       &a->listen) ||
-        cfg_str(c, "agent.addr", NULL, &a->addr) || cfg_str(c, "agent.region", "local", &a->region) ||
-        cfg_str(c, "agent.scaling_group", "default", &a->scaling_group) ||
-        cfg_str(c, "agent.cluster_secret", NULL, &a->secret) ||
-        cfg_str(c, "agent.data_dir", "/var/lib/baic/agent", &a->data_dir) ||
-        cfg_str(c, "agent.kernel_runner", NULL, &a->kernel_runner) ||
-        cfg_int(c, "agent.heartbeat_interval_ms", 3000, &hb) ||
-        cfg_str(c, "redis.host", "127.0.0.1", redis_host) ||
-        cfg_int(c, "redis.port", 6379, redis_port) || cfg_str(c, "redis.password", NULL, redis_pw))
+        baic_cfg_str(c, "agent.addr", NULL, &a->addr) || baic_cfg_str(c, "agent.region", "local", &a->region) ||
+        baic_cfg_str(c, "agent.scaling_group", "default", &a->scaling_group) ||
+        baic_cfg_str(c, "agent.cluster_secret", NULL, &a->secret) ||
+        baic_cfg_str(c, "agent.data_dir", "/var/lib/baic/agent", &a->data_dir) ||
+        baic_cfg_str(c, "agent.kernel_runner", NULL, &a->kernel_runner) ||
+        baic_cfg_int(c, "agent.heartbeat_interval_ms", 3000, &hb) ||
+        baic_cfg_str(c, "redis.host", "127.0.0.1", redis_host) ||
+        baic_cfg_int(c, "redis.port", 6379, redis_port) || baic_cfg_str(c, "redis.password", NULL, redis_pw))
         return BAIC_ECONFIG_TYPE;
     if (a->secret == NULL || strlen(a->secret) < 16) {
         BAIC_LOG_E("config_error", "msg=\"[agent] cluster_secret is required (16 characters "

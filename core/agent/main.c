@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "config/config.h"
+#include "config/daemon.h"
 #include "log/log.h"
 
 static void usage(FILE *f) {
@@ -14,15 +15,6 @@ static void usage(FILE *f) {
                "\n"
                "FILE defaults to $BAIC_AGENT_CONFIG, else ./agent.toml, else\n"
                "/etc/baic/agent.toml.\n");
-}
-
-static const char *default_config(void) {
-    const char *env = getenv("BAIC_AGENT_CONFIG");
-    if (env != NULL && *env != '\0')
-        return env;
-    if (access("agent.toml", R_OK) == 0)
-        return "agent.toml";
-    return "/etc/baic/agent.toml";
 }
 
 int main(int argc, char **argv) {
@@ -42,19 +34,10 @@ int main(int argc, char **argv) {
         }
     }
     if (config_path == NULL)
-        config_path = default_config();
+        config_path = baic_daemon_config_path("BAIC_AGENT_CONFIG", "agent.toml");
     json_t *config = NULL;
-    char err[1024];
-    if (baic_config_parse_file(config_path, &config, err, sizeof err) != 0) {
-        fprintf(stderr, "baic-agent: %s\n", err);
+    if (baic_daemon_config_load("baic-agent", config_path, "agent", &config) != 0)
         return 2;
-    }
-    const char *level = NULL;
-    baic_log_level_t lvl;
-    if (baic_config_get_string(config, "agent.log_level", NULL, &level, err, sizeof err) == 0 &&
-        level != NULL && getenv("BAIC_LOG_LEVEL") == NULL &&
-        baic_log_parse_level(level, &lvl) == 0)
-        baic_log_set_level(lvl);
     int status = agent_serve(config);
     json_decref(config);
     return status;

@@ -13,6 +13,7 @@
 #include <baic/auth.h>
 
 #include "config/config.h"
+#include "config/daemon.h"
 #include "fixtures.h"
 #include "host/host.h"
 #include "log/log.h"
@@ -28,15 +29,6 @@ static void usage(FILE *f) {
             "\n"
             "FILE defaults to $BAIC_MANAGER_CONFIG, else ./manager.toml, else\n"
             "/etc/baic/manager.toml. $BAIC_DB_DSN overrides [db] dsn.\n");
-}
-
-static const char *default_config(void) {
-    const char *env = getenv("BAIC_MANAGER_CONFIG");
-    if (env != NULL && *env != '\0')
-        return env;
-    if (access("manager.toml", R_OK) == 0)
-        return "manager.toml";
-    return "/etc/baic/manager.toml";
 }
 
 /* A password for a fixture user: 18 random bytes as URL-safe text. */
@@ -186,20 +178,12 @@ int main(int argc, char **argv) {
         }
     }
     if (config_path == NULL)
-        config_path = default_config();
+        config_path = baic_daemon_config_path("BAIC_MANAGER_CONFIG", "manager.toml");
     json_t *config = NULL;
-    char err[1024];
-    int rc = baic_config_parse_file(config_path, &config, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "baic-manager: %s\n", err);
+    if (baic_daemon_config_load("baic-manager", config_path, "manager", &config) != 0)
         return 2;
-    }
-    const char *level = NULL;
-    baic_log_level_t lvl;
-    if (baic_config_get_string(config, "manager.log_level", NULL, &level, err, sizeof err) == 0 &&
-        level != NULL && getenv("BAIC_LOG_LEVEL") == NULL &&
-        baic_log_parse_level(level, &lvl) == 0)
-        baic_log_set_level(lvl);
+    char err[1024];
+    int rc;
 
     const char *cmd = i < argc ? argv[i++] : "serve";
     int status;

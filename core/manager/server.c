@@ -13,6 +13,7 @@
 #include <baic/monitor.h>
 
 #include "config/config.h"
+#include "config/daemon.h"
 #include "events/bus.h"
 #include "log/log.h"
 #include "ratelimit.h"
@@ -163,28 +164,12 @@ static void shutdown_cb(baic_loop_t *loop, int signum, void *arg) {
         baic_db_pool_close(m->db, NULL, NULL);
 }
 
-static int cfg_str(const json_t *root, const char *path, const char *def, const char **out) {
-    char err[256];
-    int rc = baic_config_get_string(root, path, def, out, err, sizeof err);
-    if (rc != 0)
-        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
-    return rc;
-}
-
-static int cfg_int(const json_t *root, const char *path, long long def, long long *out) {
-    char err[256];
-    int rc = baic_config_get_int(root, path, def, out, err, sizeof err);
-    if (rc != 0)
-        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
-    return rc;
-}
-
 const char *baic_manager_dsn(const json_t *config) {
     const char *env = getenv("BAIC_DB_DSN");
     if (env != NULL && *env != '\0')
         return env;
     const char *dsn = NULL;
-    if (cfg_str(config, "db.dsn", "dbname=baic", &dsn) != 0)
+    if (baic_cfg_str(config, "db.dsn", "dbname=baic", &dsn) != 0)
         return NULL;
     return dsn;
 }
@@ -198,19 +183,19 @@ int baic_manager_serve(json_t *config) {
 
     const char *listen, *redis_host, *redis_pw, *tls_cert, *tls_key, *auth_name;
     long long pool_size, redis_port, max_body, max_conns, key_ttl, rate_window;
-    if (cfg_str(config, "manager.listen", "127.0.0.1:8081", &listen) ||
-        cfg_str(config, "manager.tls_cert", NULL, &tls_cert) ||
-        cfg_str(config, "manager.tls_key", NULL, &tls_key) ||
-        cfg_str(config, "manager.auth", "password", &auth_name) ||
-        cfg_int(config, "manager.max_body_bytes", 1 << 20, &max_body) ||
-        cfg_int(config, "manager.max_connections", 4096, &max_conns) ||
-        cfg_int(config, "manager.keypair_cache_ttl_ms", 30000, &key_ttl) ||
-        cfg_int(config, "manager.rate_limit_window_s", 900, &rate_window) ||
-        cfg_int(config, "db.pool_size", 8, &pool_size) ||
-        cfg_str(config, "redis.host", "127.0.0.1", &redis_host) ||
-        cfg_int(config, "redis.port", 6379, &redis_port) ||
-        cfg_str(config, "redis.password", NULL, &redis_pw) ||
-        cfg_str(config, "manager.cluster_secret", getenv("BAIC_CLUSTER_SECRET"),
+    if (baic_cfg_str(config, "manager.listen", "127.0.0.1:8081", &listen) ||
+        baic_cfg_str(config, "manager.tls_cert", NULL, &tls_cert) ||
+        baic_cfg_str(config, "manager.tls_key", NULL, &tls_key) ||
+        baic_cfg_str(config, "manager.auth", "password", &auth_name) ||
+        baic_cfg_int(config, "manager.max_body_bytes", 1 << 20, &max_body) ||
+        baic_cfg_int(config, "manager.max_connections", 4096, &max_conns) ||
+        baic_cfg_int(config, "manager.keypair_cache_ttl_ms", 30000, &key_ttl) ||
+        baic_cfg_int(config, "manager.rate_limit_window_s", 900, &rate_window) ||
+        baic_cfg_int(config, "db.pool_size", 8, &pool_size) ||
+        baic_cfg_str(config, "redis.host", "127.0.0.1", &redis_host) ||
+        baic_cfg_int(config, "redis.port", 6379, &redis_port) ||
+        baic_cfg_str(config, "redis.password", NULL, &redis_pw) ||
+        baic_cfg_str(config, "manager.cluster_secret", getenv("BAIC_CLUSTER_SECRET"),
                 &m->cluster_secret))
         return 2;
     if (m->cluster_secret == NULL || *m->cluster_secret == '\0')

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/daemon.h"
 #include "log/log.h"
 #include "proxy.h"
 
@@ -16,15 +17,6 @@ static void usage(FILE *f) {
                "\n"
                "FILE defaults to $BAIC_STORAGE_PROXY_CONFIG, else ./storage-proxy.toml, else\n"
                "/etc/baic/storage-proxy.toml.\n");
-}
-
-static const char *default_config(void) {
-    const char *env = getenv("BAIC_STORAGE_PROXY_CONFIG");
-    if (env != NULL && *env != '\0')
-        return env;
-    if (access("storage-proxy.toml", R_OK) == 0)
-        return "storage-proxy.toml";
-    return "/etc/baic/storage-proxy.toml";
 }
 
 int main(int argc, char **argv) {
@@ -44,19 +36,10 @@ int main(int argc, char **argv) {
         }
     }
     if (config_path == NULL)
-        config_path = default_config();
+        config_path = baic_daemon_config_path("BAIC_STORAGE_PROXY_CONFIG", "storage-proxy.toml");
     json_t *config = NULL;
-    char err[1024];
-    if (baic_config_parse_file(config_path, &config, err, sizeof err) != 0) {
-        fprintf(stderr, "baic-storage-proxy: %s\n", err);
+    if (baic_daemon_config_load("baic-storage-proxy", config_path, "storage-proxy", &config) != 0)
         return 2;
-    }
-    const char *level = NULL;
-    baic_log_level_t lvl;
-    if (baic_config_get_string(config, "storage-proxy.log_level", NULL, &level, err, sizeof err) ==
-            0 &&
-        level != NULL && getenv("BAIC_LOG_LEVEL") == NULL && baic_log_parse_level(level, &lvl) == 0)
-        baic_log_set_level(lvl);
     int status = sp_serve(config);
     json_decref(config);
     return status;

@@ -11,6 +11,7 @@
 #include <baic/errors.h>
 
 #include "config/config.h"
+#include "config/daemon.h"
 #include "log/log.h"
 #include "proxy.h"
 #include "registry/registry.h"
@@ -73,23 +74,15 @@ int sp_fail_code(baic_http_req_t *req, int code, const char *what) {
 
 /* ---- config ---- */
 
-static int cfg_str(const json_t *root, const char *path, const char *def, const char **out) {
-    char err[256];
-    int rc = baic_config_get_string(root, path, def, out, err, sizeof err);
-    if (rc != 0)
-        BAIC_LOG_E("config_error", "msg=\"%s\"", err);
-    return rc;
-}
-
 static int read_config(sp_t *sp) {
     const json_t *c = sp->config;
     long long max_up = 0;
     char err[256];
-    if (cfg_str(c, "storage-proxy.listen_manager", "127.0.0.1:6021", &sp->listen_manager) ||
-        cfg_str(c, "storage-proxy.listen_client", "127.0.0.1:6022", &sp->listen_client) ||
-        cfg_str(c, "storage-proxy.manager_secret", NULL, &sp->manager_secret) ||
-        cfg_str(c, "storage-proxy.jwt_secret", NULL, &sp->jwt_secret) ||
-        cfg_str(c, "storage-proxy.client_url", NULL, &sp->client_url))
+    if (baic_cfg_str(c, "storage-proxy.listen_manager", "127.0.0.1:6021", &sp->listen_manager) ||
+        baic_cfg_str(c, "storage-proxy.listen_client", "127.0.0.1:6022", &sp->listen_client) ||
+        baic_cfg_str(c, "storage-proxy.manager_secret", NULL, &sp->manager_secret) ||
+        baic_cfg_str(c, "storage-proxy.jwt_secret", NULL, &sp->jwt_secret) ||
+        baic_cfg_str(c, "storage-proxy.client_url", NULL, &sp->client_url))
         return BAIC_ECONFIG_TYPE;
     if (baic_config_get_int(c, "storage-proxy.max_upload_size", 1LL << 40, &max_up, err,
                             sizeof err) != 0) {
