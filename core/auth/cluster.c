@@ -15,14 +15,7 @@
 
 #include <baic/errors.h>
 
-static void to_hex(const unsigned char *in, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
+#include "util/hex.h"
 
 /* RFC 3339 in UTC: 2026-11-27T13:00:00Z, fractional seconds allowed. */
 static int parse_date(const char *s, time_t *out) {
@@ -49,7 +42,7 @@ static int mac_of(const char *secret, const char *method, const char *path, cons
     char bhash[65];
     if (SHA256((const unsigned char *)(body ? body : ""), len, dig) == NULL)
         return BAIC_EINTERNAL;
-    to_hex(dig, sizeof dig, bhash);
+    baic_hex(dig, sizeof dig, bhash);
     size_t n = strlen(method) + strlen(path) + strlen(date) + 64 + 4;
     char *msg = malloc(n);
     if (msg == NULL)
@@ -64,7 +57,7 @@ static int mac_of(const char *secret, const char *method, const char *path, cons
     free(msg);
     if (!ok)
         return BAIC_EINTERNAL;
-    to_hex(mac, 32, out);
+    baic_hex(mac, 32, out);
     OPENSSL_cleanse(mac, sizeof mac);
     return 0;
 }

@@ -14,6 +14,8 @@
 
 #include <baic/errors.h>
 
+#include "util/hex.h"
+
 /* ---- small text helpers (locale-independent on purpose: header bytes are not text) ---- */
 
 static int sign_is_space(char c) {
@@ -596,15 +598,6 @@ out:
     return rc;
 }
 
-static void sign_hex(const unsigned char *d, size_t n, char *out) {
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Hex digest of the empty string: a constant for sha256 (nearly every request). */
 static int sign_empty_hex(const char *md, char *out) {
     if (strcmp(md, "SHA256") == 0 || strcmp(md, "sha256") == 0) {
@@ -615,7 +608,7 @@ static int sign_empty_hex(const char *md, char *out) {
     size_t n = 0;
     if (!EVP_Q_digest(NULL, md, NULL, "", 0, d, &n) || n > BAIC_AUTH_DIGEST_MAX)
         return BAIC_EINTERNAL;
-    sign_hex(d, n, out);
+    baic_hex(d, n, out);
     return 0;
 }
 
@@ -693,7 +686,7 @@ static int sign_final(EVP_MAC *mac, const char *md, const unsigned char *ks, siz
         if (out_size < 2 * sn + 1)
             rc = BAIC_EBAD_INPUT;
         else
-            sign_hex(sig, sn, out_hex);
+            baic_hex(sig, sn, out_hex);
     }
     OPENSSL_cleanse(sig, sizeof(sig));
     return rc;

@@ -14,6 +14,7 @@
 
 #include "log/log.h"
 #include "proxy.h"
+#include "util/hex.h"
 
 /* A ring of 1 MiB buffers: the socket fills one while the thread pool writes another.
  * Writes of 1 MiB reach the page cache several times faster here than 4 MiB ones, and
@@ -84,13 +85,8 @@ static int tmp_name(const sp_token_t *t, char *out, size_t n) {
     if (len < 0 || (size_t)len >= sizeof in ||
         EVP_Digest(in, (size_t)len, d, &dl, EVP_sha256(), NULL) != 1)
         return -1;
-    static const char hex[] = "0123456789abcdef";
     char h[33];
-    for (int i = 0; i < 16; i++) {
-        h[2 * i] = hex[d[i] >> 4];
-        h[2 * i + 1] = hex[d[i] & 15];
-    }
-    h[32] = '\0';
+    baic_hex(d, 16, h);
     int r = snprintf(out, n, "%s/%s", UP_DIR, h);
     return r > 0 && (size_t)r < n ? 0 : -1;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Code execution and files of a running session, relayed to the agent that holds its main kernel. */
 #include "manager.h"
+#include "util/hex.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -251,13 +252,8 @@ static void make_run_id(char *out, size_t n) {
     unsigned char r[8];
     if (RAND_bytes(r, sizeof r) != 1)
         memset(r, 0, sizeof r);
-    static const char d[] = "0123456789abcdef";
-    size_t i = 0;
-    for (; i < sizeof r && 2 * i + 2 < n; i++) {
-        out[2 * i] = d[r[i] >> 4];
-        out[2 * i + 1] = d[r[i] & 15];
-    }
-    out[2 * i] = '\0';
+    size_t k = (n - 1) / 2 < sizeof r ? (n - 1) / 2 : sizeof r;
+    baic_hex(r, k, out);
 }
 
 /* The api-contract §3 result from an agent answer (the runner's keys minus id/final). */
