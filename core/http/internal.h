@@ -217,6 +217,8 @@ void http_req_push(baic_http_req_t *req, http_out_t *o);
 http_out_t *http_out_heap(baic_http_req_t *req, size_t datalen, char **data);
 int http_req_fail(baic_http_req_t *req, int status, const char *slug, const char *title,
                   const char *msg);
+/* Ends a streamed or chunked body (the zero-length chunk when chunked), then finishes r. */
+void http_req_end_body(baic_http_req_t *r);
 void http_req_finish(baic_http_req_t *req);
 void http_write_cb(uv_write_t *wr, int status);
 /* Status line and headers; content_length < 0: none (chunked or close-delimited per

@@ -481,6 +481,11 @@ int baic_http_chunk_end(baic_http_req_t *r) {
     }
     if (rc < 0)
         return rc;
+    http_req_end_body(r);
+    return 0;
+}
+
+void http_req_end_body(baic_http_req_t *r) {
     if (r->chunked && !r->is_head) {
         static const char last[] = "0\r\n\r\n";
         http_out_t *o = http_arena_alloc(&r->arena, sizeof(*o));
@@ -490,11 +495,10 @@ int baic_http_chunk_end(baic_http_req_t *r) {
             o->nbufs = 1;
             http_req_push(r, o);
         } else {
-            r->close_after = true;
+            r->close_after = true; /* no terminator: only closing ends the body */
         }
     }
     http_req_finish(r);
-    return 0;
 }
 
 /* ---- Server-Sent Events ---- */

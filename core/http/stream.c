@@ -172,18 +172,6 @@ int baic_http_stream_end(baic_http_req_t *r) {
     }
     if (r->stream_left > 0 && !r->is_head)
         r->close_after = true; /* short body: only closing tells the client */
-    if (r->chunked && !r->is_head) {
-        static const char last[] = "0\r\n\r\n";
-        http_out_t *o = http_arena_alloc(&r->arena, sizeof(*o));
-        if (o != NULL) {
-            memset(o, 0, sizeof(*o));
-            o->bufs[0] = uv_buf_init((char *)last, sizeof(last) - 1);
-            o->nbufs = 1;
-            http_req_push(r, o);
-        } else {
-            r->close_after = true;
-        }
-    }
-    http_req_finish(r);
+    http_req_end_body(r);
     return 0;
 }
