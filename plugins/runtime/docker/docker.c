@@ -727,7 +727,9 @@ static int dk_destroy(void *state, const char *id, baic_rt_done_cb cb, void *arg
         return BAIC_ENOT_FOUND;
     if (cb == NULL || c->busy)
         return BAIC_EBAD_INPUT;
-    if (c->state == BAIC_RT_RUNNING || c->exit_pending)
+    /* An inspect still in flight for a container already known to have exited (stop
+     * read its exit back first) does not make it busy: that job finds it gone. */
+    if (c->state == BAIC_RT_RUNNING || (c->exit_pending && c->state != BAIC_RT_EXITED))
         return UV_EBUSY;
     dk_job_t *j = dk_job_new(st, c, cb, arg);
     if (j == NULL)
