@@ -145,6 +145,16 @@ typedef struct baic_storage_ops {
      */
     int (*open)(void *state, baic_volume_t *vol, const char *folder_id, const char *path,
                 uint32_t flags, baic_storage_open_cb cb, void *arg);
+
+    /* ---- ABI 1.2 ---- */
+
+    /*
+     * health (optional): *healthy 1 when the volume's backend answers now, 0 when it
+     * does not (a network filesystem whose server went away), with *reason a short text
+     * the plugin owns until its next call. Loop thread; never blocks: the plugin
+     * probes in the background and answers from what it last saw.
+     */
+    int (*health)(void *state, baic_volume_t *vol, int *healthy, const char **reason);
 } baic_storage_ops_t;
 
 #define BAIC_STORAGE_OPS_MIN_SIZE                                                       \

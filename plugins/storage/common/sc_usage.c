@@ -12,15 +12,15 @@
 
 #include <baic/errors.h>
 
-#include "vfs.h"
+#include "storage_common.h"
 
-void vfs_vol_ref(vfs_volume_t *vol) { vol->refs++; }
+void sc_vol_ref(sc_volume_t *vol) { vol->refs++; }
 
-vfs_scope_t *vfs_scope_get(vfs_volume_t *vol, const char *name) {
-    for (vfs_scope_t *s = vol->scopes; s != NULL; s = s->next)
+sc_scope_t *sc_scope_get(sc_volume_t *vol, const char *name) {
+    for (sc_scope_t *s = vol->scopes; s != NULL; s = s->next)
         if (strcmp(s->name, name) == 0)
             return s;
-    vfs_scope_t *s = vol->st->host->calloc(1, sizeof *s);
+    sc_scope_t *s = vol->st->host->calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -29,19 +29,19 @@ vfs_scope_t *vfs_scope_get(vfs_volume_t *vol, const char *name) {
     return s;
 }
 
-vfs_folder_t *vfs_folder_get(vfs_volume_t *vol, const char *key) {
-    for (vfs_folder_t *f = vol->folders; f != NULL; f = f->next)
+sc_folder_t *sc_folder_get(sc_volume_t *vol, const char *key) {
+    for (sc_folder_t *f = vol->folders; f != NULL; f = f->next)
         if (strcmp(f->key, key) == 0)
             return f;
-    char scope[VFS_SCOPE_MAX + 1];
+    char scope[SC_SCOPE_MAX + 1];
     const char *slash = strchr(key, '/');
     size_t sl = slash ? (size_t)(slash - key) : 0;
-    if (sl == 0 || sl > VFS_SCOPE_MAX)
+    if (sl == 0 || sl > SC_SCOPE_MAX)
         return NULL;
     memcpy(scope, key, sl);
     scope[sl] = '\0';
-    vfs_scope_t *s = vfs_scope_get(vol, scope);
-    vfs_folder_t *f = s ? vol->st->host->calloc(1, sizeof *f) : NULL;
+    sc_scope_t *s = sc_scope_get(vol, scope);
+    sc_folder_t *f = s ? vol->st->host->calloc(1, sizeof *f) : NULL;
     if (f == NULL)
         return NULL;
     snprintf(f->key, sizeof f->key, "%s", key);
@@ -51,8 +51,8 @@ vfs_folder_t *vfs_folder_get(vfs_volume_t *vol, const char *key) {
     return f;
 }
 
-void vfs_writers_free(vfs_folder_t *f) {
-    vfs_writer_t *w, *next;
+void sc_writers_free(sc_folder_t *f) {
+    sc_writer_t *w, *next;
     for (w = f->writers; w != NULL; w = next) {
         next = w->next;
         close(w->fd);
@@ -61,27 +61,27 @@ void vfs_writers_free(vfs_folder_t *f) {
     f->writers = NULL;
 }
 
-void vfs_folder_forget(vfs_volume_t *vol, const char *key) {
-    for (vfs_folder_t **pp = &vol->folders; *pp != NULL; pp = &(*pp)->next) {
+void sc_folder_forget(sc_volume_t *vol, const char *key) {
+    for (sc_folder_t **pp = &vol->folders; *pp != NULL; pp = &(*pp)->next) {
         if (strcmp((*pp)->key, key) == 0) {
-            vfs_folder_t *f = *pp;
+            sc_folder_t *f = *pp;
             *pp = f->next;
-            vfs_writers_free(f);
+            sc_writers_free(f);
             vol->st->host->free(f);
             return;
         }
     }
 }
 
-void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t before, int64_t after,
+void sc_writer_add(sc_volume_t *vol, sc_folder_t *f, int fd, int64_t before, int64_t after,
                     int created) {
     (void)vol;
     struct stat nst, wst;
-    vfs_writer_t *same = NULL;
+    sc_writer_t *same = NULL;
     if (fstat(fd, &nst) == 0) {
         /* One watcher per file: a second writer of the same inode (a resumed upload)
          * must not count the growth twice. */
-        for (vfs_writer_t *w = f->writers; w != NULL && same == NULL; w = w->next)
+        for (sc_writer_t *w = f->writers; w != NULL && same == NULL; w = w->next)
             if (fstat(w->fd, &wst) == 0 && wst.st_ino == nst.st_ino && wst.st_dev == nst.st_dev)
                 same = w;
     }
@@ -97,7 +97,7 @@ void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t before, 
         return;
     }
     int64_t size = after;
-    vfs_writer_t *w = calloc(1, sizeof *w);
+    sc_writer_t *w = calloc(1, sizeof *w);
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (w == NULL || dup < 0) {
         free(w);
@@ -113,7 +113,7 @@ void vfs_writer_add(vfs_volume_t *vol, vfs_folder_t *f, int fd, int64_t before, 
 
 /* 1 when an fd of this process other than ours refers to the inode: the writer is
  * still open. Our own process is the only one writing through the proxy. */
-static int inode_open_elsewhere(vfs_volume_t *vol, const struct stat *ref) {
+static int inode_open_elsewhere(sc_volume_t *vol, const struct stat *ref) {
     DIR *d = opendir("/proc/self/fd");
     if (d == NULL)
         return 1; /* cannot tell: keep watching */
@@ -125,8 +125,8 @@ static int inode_open_elsewhere(vfs_volume_t *vol, const struct stat *ref) {
         if (*end != '\0' || e->d_name[0] == '.' || n == dfd)
             continue;
         int ours = 0;
-        for (vfs_folder_t *f = vol->folders; f && !ours; f = f->next)
-            for (vfs_writer_t *w = f->writers; w && !ours; w = w->next)
+        for (sc_folder_t *f = vol->folders; f && !ours; f = f->next)
+            for (sc_writer_t *w = f->writers; w && !ours; w = w->next)
                 ours = w->fd == n;
         struct stat st;
         if (!ours && fstat((int)n, &st) == 0 && st.st_ino == ref->st_ino &&
@@ -137,9 +137,9 @@ static int inode_open_elsewhere(vfs_volume_t *vol, const struct stat *ref) {
     return found;
 }
 
-static void reconcile_folder(vfs_volume_t *vol, vfs_folder_t *f, int tick) {
-    for (vfs_writer_t **pp = &f->writers; *pp != NULL;) {
-        vfs_writer_t *w = *pp;
+static void reconcile_folder(sc_volume_t *vol, sc_folder_t *f, int tick) {
+    for (sc_writer_t **pp = &f->writers; *pp != NULL;) {
+        sc_writer_t *w = *pp;
         struct stat st;
         int drop = 0;
         if (fstat(w->fd, &st) != 0 || st.st_nlink == 0) {
@@ -166,26 +166,26 @@ static void reconcile_folder(vfs_volume_t *vol, vfs_folder_t *f, int tick) {
     }
 }
 
-void vfs_writers_reconcile(vfs_volume_t *vol, vfs_folder_t *f) {
+void sc_writers_reconcile(sc_volume_t *vol, sc_folder_t *f) {
     if (f != NULL) {
         reconcile_folder(vol, f, 0);
         return;
     }
-    for (vfs_folder_t *g = vol->folders; g != NULL; g = g->next)
+    for (sc_folder_t *g = vol->folders; g != NULL; g = g->next)
         reconcile_folder(vol, g, 0);
 }
 
-void vfs_tick(baic_timer_t *t, void *arg) {
-    vfs_volume_t *vol = arg;
+void sc_tick(baic_timer_t *t, void *arg) {
+    sc_volume_t *vol = arg;
     (void)t;
-    for (vfs_folder_t *f = vol->folders; f != NULL; f = f->next)
+    for (sc_folder_t *f = vol->folders; f != NULL; f = f->next)
         if (f->writers != NULL)
             reconcile_folder(vol, f, 1);
 }
 
-int64_t vfs_scope_bytes(vfs_volume_t *vol, vfs_scope_t *s, int64_t *files) {
+int64_t sc_scope_bytes(sc_volume_t *vol, sc_scope_t *s, int64_t *files) {
     int64_t b = 0, n = 0;
-    for (vfs_folder_t *f = vol->folders; f != NULL; f = f->next) {
+    for (sc_folder_t *f = vol->folders; f != NULL; f = f->next) {
         if (f->scope != s)
             continue;
         reconcile_folder(vol, f, 0);
@@ -200,15 +200,16 @@ int64_t vfs_scope_bytes(vfs_volume_t *vol, vfs_scope_t *s, int64_t *files) {
 /* ---- walks on the work queue ---- */
 
 typedef struct walk_res {
-    char key[VFS_SCOPE_MAX + 40];
+    char key[SC_SCOPE_MAX + 40];
     int64_t bytes, files;
 } walk_res_t;
 
 typedef struct ens_job {
-    vfs_volume_t *vol;
-    char scope[VFS_SCOPE_MAX + 1];
-    char key[VFS_SCOPE_MAX + 40];  /* one folder, or "" */
+    sc_volume_t *vol;
+    char scope[SC_SCOPE_MAX + 1];
+    char key[SC_SCOPE_MAX + 40];  /* one folder, or "" */
     int list_scope;                /* walk every folder of scope */
+    int all;                       /* walk every scope of the volume */
     int force;                     /* replace known figures (rescan) */
     walk_res_t *res;
     size_t nres, cap;
@@ -236,11 +237,40 @@ static int res_add(ens_job_t *j, const char *key, int64_t b, int64_t f) {
 static int walk_one(ens_job_t *j, const char *key) {
     int fd = openat(j->vol->rootfd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return vfs_errno(errno);
+        return sc_errno(errno);
     int64_t b = 0, f = 0;
-    int rc = vfs_tree_usage(fd, &b, &f);
+    int rc = sc_tree_usage(fd, &b, &f);
     close(fd);
     return rc == 0 ? res_add(j, key, b, f) : rc;
+}
+
+/* Walks every folder directory of one scope. */
+static int list_scope(ens_job_t *j, const char *scope) {
+    int sfd = openat(j->vol->rootfd, scope, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (sfd < 0)
+        return errno == ENOENT ? 0 : sc_errno(errno); /* a scope with no folders yet */
+    DIR *d = fdopendir(sfd);
+    if (d == NULL) {
+        close(sfd);
+        return sc_errno(errno);
+    }
+    struct dirent *e;
+    int status = 0;
+    while ((e = readdir(d)) != NULL) {
+        char key[SC_SCOPE_MAX + 40], s2[SC_SCOPE_MAX + 1];
+        char id[SC_SCOPE_MAX + 40];
+        int n = snprintf(id, sizeof id, "%s/%s", scope, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof id || sc_parse_folder(id, s2, key) != 0 ||
+            strcmp(key, id) != 0)
+            continue; /* not a folder directory (.quota, upload leftovers) */
+        int rc = walk_one(j, key);
+        if (rc != 0 && rc != BAIC_ENOT_FOUND) {
+            status = rc;
+            break;
+        }
+    }
+    closedir(d);
+    return status;
 }
 
 static void ens_work(void *arg) {
@@ -249,44 +279,42 @@ static void ens_work(void *arg) {
         j->status = walk_one(j, j->key);
         return;
     }
-    if (!j->list_scope)
-        return;
-    int sfd = openat(j->vol->rootfd, j->scope, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (sfd < 0) {
-        j->status = errno == ENOENT ? 0 : vfs_errno(errno); /* a scope with no folders yet */
+    if (j->list_scope) {
+        j->status = list_scope(j, j->scope);
         return;
     }
-    DIR *d = fdopendir(sfd);
+    if (!j->all)
+        return;
+    int rfd = fcntl(j->vol->rootfd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = rfd < 0 ? NULL : fdopendir(rfd);
     if (d == NULL) {
-        close(sfd);
-        j->status = vfs_errno(errno);
+        if (rfd >= 0)
+            close(rfd);
+        j->status = sc_errno(errno);
         return;
     }
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char key[VFS_SCOPE_MAX + 40], s2[VFS_SCOPE_MAX + 1];
-        char id[VFS_SCOPE_MAX + 40];
-        int n = snprintf(id, sizeof id, "%s/%s", j->scope, e->d_name);
-        if (n < 0 || (size_t)n >= sizeof id || vfs_parse_folder(id, s2, key) != 0 ||
-            strcmp(key, id) != 0)
-            continue; /* not a folder directory (.quota, upload leftovers) */
-        int rc = walk_one(j, key);
-        if (rc != 0 && rc != BAIC_ENOT_FOUND) {
-            j->status = rc;
-            break;
-        }
+    while (j->status == 0 && (e = readdir(d)) != NULL) {
+        char scope[SC_SCOPE_MAX + 1];
+        struct stat st;
+        if (e->d_name[0] == '.' || sc_parse_scope(e->d_name, scope) != 0 ||
+            strcmp(scope, e->d_name) != 0 ||
+            fstatat(j->vol->rootfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode))
+            continue;
+        j->status = list_scope(j, scope);
     }
     closedir(d);
 }
 
 static void ens_done(void *arg, int status) {
     ens_job_t *j = arg;
-    vfs_volume_t *vol = j->vol;
+    sc_volume_t *vol = j->vol;
     if (status == 0)
         status = j->status;
     if (status == 0 || status == BAIC_ENOT_FOUND) {
         for (size_t i = 0; i < j->nres; i++) {
-            vfs_folder_t *f = vfs_folder_get(vol, j->res[i].key);
+            sc_folder_t *f = sc_folder_get(vol, j->res[i].key);
             if (f == NULL)
                 continue;
             f->walking = 0;
@@ -295,7 +323,7 @@ static void ens_done(void *arg, int status) {
                 f->files = j->res[i].files;
                 f->known = 1;
                 /* The walk saw what the writers wrote so far. */
-                for (vfs_writer_t *w = f->writers; w; w = w->next) {
+                for (sc_writer_t *w = f->writers; w; w = w->next) {
                     struct stat st;
                     if (fstat(w->fd, &st) == 0)
                         w->last_size = st.st_size;
@@ -303,13 +331,18 @@ static void ens_done(void *arg, int status) {
             }
         }
         if (j->list_scope && status == 0) {
-            vfs_scope_t *s = vfs_scope_get(vol, j->scope);
+            sc_scope_t *s = sc_scope_get(vol, j->scope);
             if (s != NULL)
+                s->listed = 1;
+        }
+        if (j->all && status == 0) {
+            vol->all_listed = 1;
+            for (sc_scope_t *s = vol->scopes; s != NULL; s = s->next)
                 s->listed = 1;
         }
     }
     if (j->key[0] != '\0') {
-        vfs_folder_t *f = vfs_folder_get(vol, j->key);
+        sc_folder_t *f = sc_folder_get(vol, j->key);
         if (f != NULL)
             f->walking = 0;
     }
@@ -317,15 +350,18 @@ static void ens_done(void *arg, int status) {
         j->done(j->arg, status);
     free(j->res);
     free(j);
-    vfs_vol_unref(vol);
+    sc_vol_unref(vol);
 }
 
-static int ens_start(vfs_volume_t *vol, const char *scope, const char *key, int list, int force,
+static int ens_start(sc_volume_t *vol, const char *scope, const char *key, int list, int force,
                      void (*done)(void *, int), void *arg) {
     ens_job_t *j = calloc(1, sizeof *j);
     if (j == NULL)
         return -ENOMEM;
     j->vol = vol;
+    j->all = list < 0;
+    if (list < 0)
+        list = 0;
     snprintf(j->scope, sizeof j->scope, "%s", scope ? scope : "");
     snprintf(j->key, sizeof j->key, "%s", key ? key : "");
     j->list_scope = list;
@@ -337,25 +373,41 @@ static int ens_start(vfs_volume_t *vol, const char *scope, const char *key, int 
         free(j);
         return rc;
     }
-    vfs_vol_ref(vol);
+    sc_vol_ref(vol);
     return 0;
 }
 
-int vfs_usage_ensure(vfs_volume_t *vol, vfs_scope_t *scope, vfs_folder_t *f,
+int sc_usage_ensure(sc_volume_t *vol, sc_scope_t *scope, sc_folder_t *f,
                      void (*done)(void *arg, int status), void *arg) {
     if (f != NULL)
         return ens_start(vol, f->scope->name, f->known ? NULL : f->key, 0, 0, done, arg);
     return ens_start(vol, scope->name, NULL, !scope->listed, 0, done, arg);
 }
 
-void vfs_rescan(vfs_volume_t *vol, const char *key) {
+void sc_rescan(sc_volume_t *vol, const char *key) {
     if (key != NULL) {
-        vfs_folder_t *f = vfs_folder_get(vol, key);
+        sc_folder_t *f = sc_folder_get(vol, key);
         if (f != NULL && !f->walking && ens_start(vol, f->scope->name, f->key, 0, 1, NULL, NULL) == 0)
             f->walking = 1;
         return;
     }
-    for (vfs_folder_t *f = vol->folders; f != NULL; f = f->next)
+    for (sc_folder_t *f = vol->folders; f != NULL; f = f->next)
         if (!f->walking && ens_start(vol, f->scope->name, f->key, 0, 1, NULL, NULL) == 0)
             f->walking = 1;
+}
+
+int sc_usage_ensure_all(sc_volume_t *vol, void (*done)(void *arg, int status), void *arg) {
+    /* Once every scope was walked, folders made since are known from their creation. */
+    return ens_start(vol, NULL, NULL, vol->all_listed ? 0 : -1, 0, done, arg);
+}
+
+int64_t sc_volume_bytes(sc_volume_t *vol) {
+    int64_t b = 0;
+    for (sc_folder_t *f = vol->folders; f != NULL; f = f->next) {
+        if (!f->known)
+            continue;
+        reconcile_folder(vol, f, 0);
+        b += f->bytes;
+    }
+    return b;
 }

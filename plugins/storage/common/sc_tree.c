@@ -10,19 +10,19 @@
 
 #include <baic/errors.h>
 
-#include "vfs.h"
+#include "storage_common.h"
 
-#define VFS_MAX_DEPTH 256
+#define SC_MAX_DEPTH 256
 
 static int tree_usage(int dirfd, int64_t *bytes, int64_t *files, int depth) {
-    if (depth > VFS_MAX_DEPTH)
+    if (depth > SC_MAX_DEPTH)
         return -ELOOP;
     int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (d == NULL) {
         if (fd >= 0)
             close(fd);
-        return vfs_errno(errno);
+        return sc_errno(errno);
     }
     struct dirent *e;
     int rc = 0;
@@ -47,7 +47,7 @@ static int tree_usage(int dirfd, int64_t *bytes, int64_t *files, int depth) {
     return rc;
 }
 
-int vfs_tree_usage(int dirfd, int64_t *bytes, int64_t *files) {
+int sc_tree_usage(int dirfd, int64_t *bytes, int64_t *files) {
     *bytes = *files = 0;
     return tree_usage(dirfd, bytes, files, 0);
 }
@@ -55,28 +55,28 @@ int vfs_tree_usage(int dirfd, int64_t *bytes, int64_t *files) {
 static int tree_remove(int dirfd, const char *name, int64_t *bytes, int64_t *files, int depth) {
     struct stat st;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return vfs_errno(errno);
+        return sc_errno(errno);
     if (!S_ISDIR(st.st_mode)) {
         if (unlinkat(dirfd, name, 0) != 0)
-            return vfs_errno(errno);
+            return sc_errno(errno);
         if (S_ISREG(st.st_mode)) {
             *bytes += st.st_size;
             *files += 1;
         }
         return 0;
     }
-    if (depth > VFS_MAX_DEPTH)
+    if (depth > SC_MAX_DEPTH)
         return -ELOOP;
     int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sub < 0)
-        return vfs_errno(errno);
+        return sc_errno(errno);
     int fd = fcntl(sub, F_DUPFD_CLOEXEC, 0);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (d == NULL) {
         if (fd >= 0)
             close(fd);
         close(sub);
-        return vfs_errno(errno);
+        return sc_errno(errno);
     }
     struct dirent *e;
     int rc = 0;
@@ -88,11 +88,11 @@ static int tree_remove(int dirfd, const char *name, int64_t *bytes, int64_t *fil
     closedir(d);
     close(sub);
     if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0)
-        rc = vfs_errno(errno);
+        rc = sc_errno(errno);
     return rc;
 }
 
-int vfs_tree_remove(int dirfd, const char *name, int64_t *bytes, int64_t *files) {
+int sc_tree_remove(int dirfd, const char *name, int64_t *bytes, int64_t *files) {
     return tree_remove(dirfd, name, bytes, files, 0);
 }
 
@@ -103,7 +103,7 @@ static int copy_file(int src, int dst, int64_t size) {
         if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
             break; /* plain copy below */
         if (n < 0)
-            return vfs_errno(errno);
+            return sc_errno(errno);
         if (n == 0)
             return 0;
         left -= n;
@@ -112,13 +112,13 @@ static int copy_file(int src, int dst, int64_t size) {
     while (left > 0) {
         ssize_t n = read(src, buf, sizeof buf);
         if (n < 0)
-            return vfs_errno(errno);
+            return sc_errno(errno);
         if (n == 0)
             break;
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(dst, buf + off, (size_t)(n - off));
             if (w < 0)
-                return vfs_errno(errno);
+                return sc_errno(errno);
             off += w;
         }
         left -= n;
@@ -127,14 +127,14 @@ static int copy_file(int src, int dst, int64_t size) {
 }
 
 static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int depth) {
-    if (depth > VFS_MAX_DEPTH)
+    if (depth > SC_MAX_DEPTH)
         return -ELOOP;
     int fd = fcntl(srcfd, F_DUPFD_CLOEXEC, 0);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (d == NULL) {
         if (fd >= 0)
             close(fd);
-        return vfs_errno(errno);
+        return sc_errno(errno);
     }
     struct dirent *e;
     int rc = 0;
@@ -146,12 +146,12 @@ static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int d
             continue;
         if (S_ISDIR(st.st_mode)) {
             if (mkdirat(dstfd, e->d_name, st.st_mode & 07777) != 0) {
-                rc = vfs_errno(errno);
+                rc = sc_errno(errno);
                 break;
             }
             int s = openat(srcfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             int t = openat(dstfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            rc = (s < 0 || t < 0) ? vfs_errno(errno) : tree_copy(s, t, bytes, files, depth + 1);
+            rc = (s < 0 || t < 0) ? sc_errno(errno) : tree_copy(s, t, bytes, files, depth + 1);
             if (s >= 0)
                 close(s);
             if (t >= 0)
@@ -160,7 +160,7 @@ static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int d
             int s = openat(srcfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
             int t = openat(dstfd, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                            st.st_mode & 07777);
-            rc = (s < 0 || t < 0) ? vfs_errno(errno) : copy_file(s, t, st.st_size);
+            rc = (s < 0 || t < 0) ? sc_errno(errno) : copy_file(s, t, st.st_size);
             if (s >= 0)
                 close(s);
             if (t >= 0)
@@ -176,7 +176,7 @@ static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int d
             if (n >= 0) {
                 target[n] = '\0';
                 if (symlinkat(target, dstfd, e->d_name) != 0)
-                    rc = vfs_errno(errno);
+                    rc = sc_errno(errno);
             }
         }
     }
@@ -184,7 +184,7 @@ static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int d
     return rc;
 }
 
-int vfs_tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files) {
+int sc_tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files) {
     *bytes = *files = 0;
     return tree_copy(srcfd, dstfd, bytes, files, 0);
 }

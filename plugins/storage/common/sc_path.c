@@ -14,9 +14,9 @@
 
 #include <baic/errors.h>
 
-#include "vfs.h"
+#include "storage_common.h"
 
-int vfs_errno(int e) {
+int sc_errno(int e) {
     switch (e) {
     case ENOENT:
     case ENOTDIR:
@@ -61,7 +61,7 @@ static int parse_uuid(const char *s, size_t n, char out[33]) {
 }
 
 static int scope_ok(const char *s, size_t n) {
-    if (n == 0 || n > VFS_SCOPE_MAX || s[0] == '.')
+    if (n == 0 || n > SC_SCOPE_MAX || s[0] == '.')
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -72,25 +72,25 @@ static int scope_ok(const char *s, size_t n) {
     return 1;
 }
 
-int vfs_parse_folder(const char *id, char scope[VFS_SCOPE_MAX + 1], char key[VFS_SCOPE_MAX + 40]) {
+int sc_parse_folder(const char *id, char scope[SC_SCOPE_MAX + 1], char key[SC_SCOPE_MAX + 40]) {
     if (id == NULL)
         return BAIC_EBAD_INPUT;
     const char *slash = strchr(id, '/');
     const char *u = slash ? slash + 1 : id;
-    size_t sl = slash ? (size_t)(slash - id) : strlen(VFS_DEFAULT_SCOPE);
-    const char *sp = slash ? id : VFS_DEFAULT_SCOPE;
+    size_t sl = slash ? (size_t)(slash - id) : strlen(SC_DEFAULT_SCOPE);
+    const char *sp = slash ? id : SC_DEFAULT_SCOPE;
     char hex[33];
     if (!scope_ok(sp, sl) || parse_uuid(u, strlen(u), hex) != 0)
         return BAIC_EBAD_INPUT;
     memcpy(scope, sp, sl);
     scope[sl] = '\0';
-    int n = snprintf(key, VFS_SCOPE_MAX + 40, "%s/%s", scope, hex);
-    return n > 0 && n < VFS_SCOPE_MAX + 40 ? 0 : BAIC_EBAD_INPUT;
+    int n = snprintf(key, SC_SCOPE_MAX + 40, "%s/%s", scope, hex);
+    return n > 0 && n < SC_SCOPE_MAX + 40 ? 0 : BAIC_EBAD_INPUT;
 }
 
-int vfs_parse_scope(const char *id, char scope[VFS_SCOPE_MAX + 1]) {
-    char key[VFS_SCOPE_MAX + 40];
-    if (id != NULL && vfs_parse_folder(id, scope, key) == 0)
+int sc_parse_scope(const char *id, char scope[SC_SCOPE_MAX + 1]) {
+    char key[SC_SCOPE_MAX + 40];
+    if (id != NULL && sc_parse_folder(id, scope, key) == 0)
         return 0; /* a folder id stands for its scope */
     if (id == NULL || !scope_ok(id, strlen(id)))
         return BAIC_EBAD_INPUT;
@@ -98,7 +98,7 @@ int vfs_parse_scope(const char *id, char scope[VFS_SCOPE_MAX + 1]) {
     return 0;
 }
 
-int vfs_norm_path(const char *in, char *out) {
+int sc_norm_path(const char *in, char *out) {
     if (in == NULL)
         return BAIC_EBAD_INPUT;
     if (in[0] == '/')
@@ -163,7 +163,7 @@ static int open_walk(int dirfd, const char *path, int flags, mode_t mode) {
         if (cur != dirfd)
             close(cur);
         if (fd < 0)
-            return vfs_errno(e);
+            return sc_errno(e);
         if (last)
             return fd;
         cur = fd;
@@ -171,7 +171,7 @@ static int open_walk(int dirfd, const char *path, int flags, mode_t mode) {
     }
 }
 
-void vfs_probe_openat2(int rootfd) {
+void sc_probe_openat2(int rootfd) {
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
@@ -184,7 +184,7 @@ void vfs_probe_openat2(int rootfd) {
         close((int)fd);
 }
 
-int vfs_open_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+int sc_open_beneath(int dirfd, const char *path, int flags, mode_t mode) {
     if (path[0] == '\0')
         path = ".";
     if (have_openat2 > 0) {
@@ -194,23 +194,23 @@ int vfs_open_beneath(int dirfd, const char *path, int flags, mode_t mode) {
         how.mode = (flags & O_CREAT) ? mode : 0;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
         long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-        return fd >= 0 ? (int)fd : vfs_errno(errno);
+        return fd >= 0 ? (int)fd : sc_errno(errno);
     }
     if (strcmp(path, ".") == 0) {
         int fd = openat(dirfd, ".", flags | O_CLOEXEC, mode);
-        return fd < 0 ? vfs_errno(errno) : fd;
+        return fd < 0 ? sc_errno(errno) : fd;
     }
     return open_walk(dirfd, path, flags, mode);
 }
 
-int vfs_open_parent(int dirfd, const char *path, const char **last) {
+int sc_open_parent(int dirfd, const char *path, const char **last) {
     const char *slash = strrchr(path, '/');
     if (path[0] == '\0')
         return BAIC_EPERMISSION; /* the folder root itself has no parent inside */
     if (slash == NULL) {
         *last = path;
         int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-        return fd < 0 ? vfs_errno(errno) : fd;
+        return fd < 0 ? sc_errno(errno) : fd;
     }
     char parent[4096];
     size_t n = (size_t)(slash - path);
@@ -219,5 +219,5 @@ int vfs_open_parent(int dirfd, const char *path, const char **last) {
     memcpy(parent, path, n);
     parent[n] = '\0';
     *last = slash + 1;
-    return vfs_open_beneath(dirfd, parent, O_RDONLY | O_DIRECTORY, 0);
+    return sc_open_beneath(dirfd, parent, O_RDONLY | O_DIRECTORY, 0);
 }
