@@ -126,11 +126,18 @@ static void on_volumes(baic_http_req_t *req, void *arg) {
     for (size_t i = 0; i < sp->nvols; i++) {
         sp_volume_t *v = &sp->vols[i];
         json_t *vc = json_object_get(json_object_get(sp->config, "volume"), v->name);
-        json_array_append_new(vols, json_pack("{s:s, s:s, s:s?, s:o, s:b}", "name", v->name,
-                                              "backend", v->backend, "path",
+        /* health (ABI 1.2, optional): what the plugin's background probe saw last. */
+        int healthy = v->vol != NULL;
+        const char *why = NULL;
+        if (v->vol != NULL && v->ops->health != NULL &&
+            v->ops->health(v->plugin->state, v->vol, &healthy, &why) != 0)
+            healthy = 0;
+        json_array_append_new(vols, json_pack("{s:s, s:s, s:s?, s:o, s:b, s:b, s:s?}", "name",
+                                              v->name, "backend", v->backend, "path",
                                               json_string_value(json_object_get(vc, "path")),
                                               "capabilities", caps_json(v->caps), "available",
-                                              v->vol != NULL));
+                                              v->vol != NULL, "healthy", healthy, "health_reason",
+                                              healthy ? NULL : why));
     }
     baic_http_respond_json(req, 200, json_pack("{s:o}", "volumes", vols));
 }
