@@ -24,6 +24,7 @@ static int tree_usage(int dirfd, int64_t *bytes, int64_t *files, int depth) {
             close(fd);
         return sc_errno(errno);
     }
+    rewinddir(d); /* the dup shares its offset with the caller's fd, which may have been read */
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -78,6 +79,7 @@ static int tree_remove(int dirfd, const char *name, int64_t *bytes, int64_t *fil
         close(sub);
         return sc_errno(errno);
     }
+    rewinddir(d); /* the dup shares its offset with the caller's fd, which may have been read */
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
@@ -136,6 +138,7 @@ static int tree_copy(int srcfd, int dstfd, int64_t *bytes, int64_t *files, int d
             close(fd);
         return sc_errno(errno);
     }
+    rewinddir(d); /* the dup shares its offset with the caller's fd, which may have been read */
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
