@@ -59,6 +59,15 @@ jwt_secret = "$JSECRET"
 [volume.local]
 backend = "vfs"
 path = "$VOL"
+
+[volume.capped]
+backend = "vfs"
+path = "$TMP/capped"
+volume_quota_bytes = "1M"
+
+[volume.ceph]
+backend = "cephfs"
+path = "$TMP/notceph"
 CFG
 "$SP" -c "$TMP/sp.toml" >"$TMP/sp.log" 2>&1 &
 SP_PID=$!
@@ -105,6 +114,18 @@ check "manager API refuses a wrong secret" \
     test "$(curl -s -o /dev/null -w '%{http_code}' -H 'X-BackendAI-Storage-Auth-Token: nope' "$M/volumes")" = 401
 check "GET /volumes" test "$(curl -s -o "$TMP/out" -w '%{http_code}' -H "X-BackendAI-Storage-Auth-Token: $MSECRET" "$M/volumes")" = 200
 check "volume local has quota" grep -q '"quota"' "$TMP/out"
+check "volumes report capabilities and health" python3 -c '
+import json, sys
+v = {x["name"]: x for x in json.load(open(sys.argv[1]))["volumes"]}
+assert v["local"]["healthy"] is True and v["local"]["available"] is True, v["local"]
+assert set(v["local"]["capabilities"]) == {"quota", "clone", "file-ops", "metric"}, v["local"]
+assert v["ceph"]["available"] is False and v["ceph"]["healthy"] is False, v["ceph"]
+' "$TMP/out"
+check "volume usage of a capped volume" test "$(mgr /volume/usage '{"volume":"capped"}')" = 200
+check "a capped volume reports its cap as capacity" python3 -c '
+import json, sys
+assert json.load(open(sys.argv[1]))["capacity_bytes"] == 1048576
+' "$TMP/out"
 check "folder create" test "$(mgr /folder/create "{\"volume\":\"local\",\"vfid\":\"$VF\"}")" = 204
 check "folder create twice is refused" test "$(mgr /folder/create "{\"volume\":\"local\",\"vfid\":\"$VF\"}")" = 409
 check "folder dir on disk" test -d "$FDIR"
