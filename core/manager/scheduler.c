@@ -467,6 +467,14 @@ static void schedule_group(round_t *r, const json_t *g) {
         vec_add(r, &occ, &a->occ);
     }
 
+    if (na == 0) {
+        /* Drained, lost or none at all: say so instead of leaving no reason. */
+        char why[160];
+        snprintf(why, sizeof why, "No schedulable agent in resource group %.64s.", gname);
+        for (size_t c = 0; c < nc; c++)
+            deny(r, &cands[c], "no-available-instances", "agents", why);
+        goto out;
+    }
     const baic_plugin_t *sp = group_plugin(s, BAIC_KIND_SCHEDULER, col(g, "scheduler"), col(g, "sopts"));
     const baic_plugin_t *ap = group_plugin(s, BAIC_KIND_SELECTOR, col(g, "agent_selector"), col(g, "aopts"));
     if (sp == NULL || ap == NULL) {

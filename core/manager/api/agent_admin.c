@@ -113,8 +113,7 @@ static void set_schedulable(baic_http_req_t *req, baic_manager_t *m, const baic_
         return;
     const char *p[2] = {id, on ? "true" : "false"};
     query(req, m, who,
-          "WITH u AS (UPDATE agents SET schedulable = $2::boolean WHERE id = $1 RETURNING id)"
-          " SELECT " AGENT_JSON " FROM agents a JOIN u ON u.id = a.id",
+          "UPDATE agents AS a SET schedulable = $2::boolean WHERE a.id = $1 RETURNING " AGENT_JSON,
           2, p, 0, on ? 2 : 1);
 }
 
