@@ -244,6 +244,10 @@ done
 [ "$(field "$BODY" "['scaling_groups']['default']['remaining']['cpu']")" = 4 ] && ok "default group has 4 cpu remaining" || bad "sgroups: $BODY"
 ucall POST /resource/check-presets '{"scaling_group": "nope"}'
 expect 400 invalid-api-params "check-presets with an unknown resource group"
+ucall POST /resource/check-presets '{"group": null, "scaling_group": null}'
+expect 200 "" "check-presets with nulls for defaults"
+ucall POST /resource/check-presets '{"group": "no-such-project"}'
+expect 400 invalid-api-params "check-presets for a project the user is not in"
 ucall POST /resource/check-presets '{"group": 5}'
 expect 400 invalid-api-params "check-presets with a group of the wrong type"
 

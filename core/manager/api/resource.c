@@ -423,6 +423,11 @@ static void post_check_presets(baic_http_req_t *req, baic_manager_t *m, const ba
         return;
     const char *group = "default", *sgroup = NULL;
     json_error_t e;
+    /* Clients send null for "not given". */
+    if (json_is_null(json_object_get(body, "group")))
+        json_object_del(body, "group");
+    if (json_is_null(json_object_get(body, "scaling_group")))
+        json_object_del(body, "scaling_group");
     if (json_unpack_ex(body, &e, 0, "{s?s, s?s}", "group", &group, "scaling_group", &sgroup) != 0) {
         json_decref(body);
         baic_api_invalid_params(req, e.text);
