@@ -15,6 +15,7 @@
 #include "http/client.h"
 #include "auth/cluster.h"
 #include "log/log.h"
+#include "policy.h"
 
 /*
  * Every manager reads BAIC_AGENT_EVENTS as one consumer of the group "managers", so
@@ -260,6 +261,9 @@ static void finish_done(const baic_db_result_t *res, int err, const char *errmsg
         if (sst != NULL)
             baic_session_event(e->m, "session_terminated", sid, name, ak, e->reason, NULL,
                                e->exit_code);
+        /* Sessions waiting on it give up unless it succeeded (predicates.c). */
+        if (sst != NULL && (strcmp(sst, "TERMINATED") != 0 || e->exit_code != 0))
+            baic_policy_cancel_dependants(e->m);
         /* Resources came free. */
         baic_scheduler_wake(e->m);
     }

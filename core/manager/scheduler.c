@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "log/log.h"
+#include "policy.h"
 
 /*
  * A round runs in one transaction that first takes a transaction-level advisory
@@ -118,7 +119,7 @@ typedef struct vec {
     size_t n;
 } vec_t;
 
-enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_KP_OCC, Q_KP_LIVE, Q_SLOTS, NQ };
+enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_KP_OCC, Q_KP_LIVE, Q_SLOTS, Q_POLICY, NQ };
 
 static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
@@ -160,6 +161,7 @@ static const char *const ROUND_SQL[NQ] = {
     [Q_KP_LIVE] = "SELECT access_key, count(*) AS n FROM sessions WHERE status IN "
                   BAIC_LIVE_STATUSES " AND access_key IS NOT NULL GROUP BY access_key",
     [Q_SLOTS] = "SELECT value::text AS value FROM shared_config WHERE key = 'config/resource_slots'",
+    [Q_POLICY] = BAIC_POLICY_ROUND_SQL, /* predicates.c */
 };
 
 static const char ALLOC_SQL[] =
@@ -182,6 +184,8 @@ static const char DENY_SQL[] =
     "UPDATE sessions s SET status_info = x.value->>'info',"
     " status_data = COALESCE(s.status_data, '{}'::jsonb) || jsonb_build_object('scheduler',"
     "   jsonb_build_object('failed_predicates', x.value->'failed', 'msg', x.value->>'msg',"
+    "   'passed_predicates', COALESCE(x.value->'passed', '[]'::jsonb), 'last_try',"
+    "   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
     "   'retries', COALESCE((s.status_data #>> '{scheduler,retries}')::int, 0) + 1))"
     " FROM jsonb_each($1::jsonb) x WHERE s.id = x.key::uuid AND s.status = 'PENDING'";
 
@@ -200,6 +204,7 @@ typedef struct round {
     json_t *skips;   /* session id -> times_skipped */
     json_t *launch;  /* session id -> pending row + "agent_addr" */
     json_t *scheduled; /* ids the allocation statement confirmed */
+    baic_policy_t *pol; /* predicates.c: this round's view of the policies */
 } round_t;
 
 static void sched_unref(baic_sched_t *s) {
@@ -383,71 +388,6 @@ static void deny(round_t *r, cand_t *c, const char *info, const char *pred, cons
     c->s.flags |= BAIC_SCHED_CAND_TRIED;
 }
 
-/* Keypair and image predicates; NULL when they pass, else the failure written in msg. */
-static const char *predicates(round_t *r, cand_t *c, kp_t *k, char *msg, size_t n) {
-    const json_t *row = c->row;
-    const char *maxs = col(row, "max_concurrent_sessions");
-    long long max = maxs ? atoll(maxs) : 0;
-    /* 0 means no limit, as the policy's absence does. */
-    if (max > 0 && k->live >= max) {
-        snprintf(msg, n, "You cannot run more than %lld concurrent sessions.", max);
-        return "concurrency";
-    }
-    json_t *limits = json_loads(col(row, "kp_limits") ? col(row, "kp_limits") : "{}", 0, NULL);
-    const char *dflt = col(row, "kp_default");
-    int unlimited = dflt == NULL || strcmp(dflt, "UNLIMITED") == 0;
-    const char *bad = NULL;
-    for (size_t i = 0; i < c->req.n && bad == NULL; i++) {
-        const char *name = c->req.v[i].name;
-        if (c->req.v[i].value <= 0)
-            continue;
-        json_t *l = json_object_get(limits, name);
-        int64_t lim = 0, used = 0;
-        if (l == NULL) {
-            if (unlimited)
-                continue;
-        } else if (json_is_string(l) && (strcmp(json_string_value(l), "Infinity") == 0 ||
-                                          strcmp(json_string_value(l), "inf") == 0)) {
-            continue;
-        } else {
-            char num[64];
-            const char *t = json_string_value(l);
-            if (json_is_number(l)) {
-                snprintf(num, sizeof num, "%.9g", json_number_value(l));
-                t = num;
-            }
-            if (t == NULL || baic_slot_parse(t, slot_is_bytes(r, name), &lim) != 0)
-                continue;
-        }
-        baic_slots_get(&(baic_slots_t){k->occ_all.v, k->occ_all.n}, name, &used);
-        if (used + c->req.v[i].value > lim) {
-            snprintf(msg, n, "Your keypair resource quota is exceeded. (%s)", name);
-            bad = "keypair_resource_limit";
-        }
-    }
-    json_decref(limits);
-    if (bad)
-        return bad;
-    json_t *imin = json_loads(col(row, "image_resources") ? col(row, "image_resources") : "{}", 0,
-                              NULL);
-    const char *slot;
-    json_t *v;
-    json_object_foreach(imin, slot, v) {
-        const char *t = json_string_value(json_object_get(v, "min"));
-        int64_t want, have = 0;
-        if (t == NULL || baic_slot_parse(t, slot_is_bytes(r, slot), &want) != 0)
-            continue;
-        baic_slots_get(&(baic_slots_t){c->req.v, c->req.n}, slot, &have);
-        if (have < want) {
-            snprintf(msg, n, "The requested %s is below the image's minimum.", slot);
-            bad = "image_min_resources";
-            break;
-        }
-    }
-    json_decref(imin);
-    return bad;
-}
-
 static void schedule_group(round_t *r, const json_t *g) {
     baic_sched_t *s = r->s;
     const char *gname = col(g, "name");
@@ -527,6 +467,14 @@ static void schedule_group(round_t *r, const json_t *g) {
         vec_add(r, &occ, &a->occ);
     }
 
+    if (na == 0) {
+        /* Drained, lost or none at all: say so instead of leaving no reason. */
+        char why[160];
+        snprintf(why, sizeof why, "No schedulable agent in resource group %.64s.", gname);
+        for (size_t c = 0; c < nc; c++)
+            deny(r, &cands[c], "no-available-instances", "agents", why);
+        goto out;
+    }
     const baic_plugin_t *sp = group_plugin(s, BAIC_KIND_SCHEDULER, col(g, "scheduler"), col(g, "sopts"));
     const baic_plugin_t *ap = group_plugin(s, BAIC_KIND_SELECTOR, col(g, "agent_selector"), col(g, "aopts"));
     if (sp == NULL || ap == NULL) {
@@ -574,9 +522,11 @@ static void schedule_group(round_t *r, const json_t *g) {
             break; /* the plugin broke its contract; do not loop on it */
         kp_t *k = kp_find(kps, nkp, c->s.access_key);
         char msg[256];
-        const char *pred = predicates(r, c, k, msg, sizeof msg);
-        if (pred != NULL) {
-            deny(r, c, "predicate-checks-failed", pred, msg);
+        baic_slots_t want = as_slots(&c->req);
+        json_t *denial = baic_policy_check(r->pol, c->row, &want);
+        if (denial != NULL) {
+            json_object_set_new(r->deny, c->s.id, denial);
+            c->s.flags |= BAIC_SCHED_CAND_TRIED;
             continue;
         }
         /* Agents of the right architecture, with their occupancy as of this round. */
@@ -584,7 +534,8 @@ static void schedule_group(round_t *r, const json_t *g) {
         size_t nsel = 0;
         size_t amap[256];
         for (size_t a = 0; a < na && nsel < 256; a++) {
-            if (arch && strcmp(agents[a].a.architecture, arch) != 0)
+            if ((arch && strcmp(agents[a].a.architecture, arch) != 0) ||
+                !baic_policy_agent_ok(r->pol, agents[a].a.n_kernels))
                 continue;
             agents[a].a.available = as_slots(&agents[a].avail);
             agents[a].a.occupied = as_slots(&agents[a].occ);
@@ -637,6 +588,7 @@ static void schedule_group(round_t *r, const json_t *g) {
         vec_add(r, &k->occ_all, &c->req);
         vec_add(r, &k->occ_group, &c->req);
         k->live++;
+        baic_policy_place(r->pol, c->row, &want);
         c->placed = 1;
         json_object_del(r->deny, c->s.id);
         json_object_set_new(r->alloc, c->s.id,
@@ -861,6 +813,7 @@ static void round_free(round_t *r) {
     json_decref(r->skips);
     json_decref(r->launch);
     json_decref(r->scheduled);
+    baic_policy_free(r->pol);
     free(r);
 }
 
@@ -932,6 +885,7 @@ static void decide(round_t *r) {
     if (json_is_object(slots))
         json_object_update(r->types, slots);
     json_decref(slots);
+    r->pol = baic_policy_new(r->s->m, r->res[Q_POLICY], r->types);
     size_t i;
     json_t *g;
     json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);

@@ -16,6 +16,7 @@
 #include "config/daemon.h"
 #include "events/bus.h"
 #include "log/log.h"
+#include "policy.h"
 #include "ratelimit.h"
 #include "util/strerror.h"
 
@@ -263,7 +264,8 @@ int baic_manager_serve(json_t *config) {
         (rc = baic_api_resource_init(m)) || (rc = baic_api_auth_init(m)) ||
         (rc = baic_api_admin_init(m)) || (rc = baic_api_session_init(m)) ||
         (rc = baic_api_images_init(m)) || (rc = baic_api_execute_init(m)) ||
-        (rc = baic_api_stream_init(m)) || (rc = baic_api_events_init(m))) {
+        (rc = baic_api_stream_init(m)) || (rc = baic_api_events_init(m)) ||
+        (rc = baic_api_agent_admin_init(m))) {
         BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }

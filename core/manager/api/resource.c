@@ -143,7 +143,8 @@ static void get_presets(baic_http_req_t *req, baic_manager_t *m, const baic_call
 
 /* ---- POST /resource/check-presets ---- */
 
-enum { Q_KEYPAIR, Q_KP_USING, Q_GROUP, Q_SGROUPS, Q_AGENTS, Q_PRESETS, Q_SLOTS, NQ };
+enum { Q_KEYPAIR, Q_KP_USING, Q_GROUP, Q_SGROUPS, Q_AGENTS, Q_PRESETS, Q_SLOTS, Q_DOMAIN,
+       Q_USER_SG, NQ };
 
 static const char *const CHECK_SQL[NQ] = {
     /* Q_KEYPAIR: $1 access key */
@@ -155,18 +156,21 @@ static const char *const CHECK_SQL[NQ] = {
     " SELECT e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
     " jsonb_each(k.occupied_slots) e WHERE k.access_key = $1 AND k.status IN " LIVE_KERNEL
     " GROUP BY e.key) s",
-    /* Q_GROUP: $1 group name, $2 domain: limits and usage of the project */
+    /* Q_GROUP: $1 group name, $2 domain, $3 user: limits and usage of the caller's project */
     "SELECT g.id::text AS id, g.total_resource_slots::text AS limits,"
     " (SELECT COALESCE(jsonb_object_agg(key, total), '{}')::text FROM ("
     "   SELECT e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
     "   jsonb_each(k.occupied_slots) e WHERE k.group_id = g.id AND k.status IN " LIVE_KERNEL
     "   GROUP BY e.key) s) AS using"
-    " FROM groups g WHERE g.name = $1 AND g.domain_name = $2 AND g.is_active",
-    /* Q_SGROUPS: resource groups the caller may use: $1 domain, $2 group name, $3 key */
+    " FROM groups g JOIN association_groups_users a ON a.group_id = g.id AND a.user_id = $3::uuid"
+    " WHERE (g.name = $1 OR g.id::text = $1) AND g.domain_name = $2 AND g.is_active",
+    /* Q_SGROUPS: resource groups the caller may use: $1 domain, $2 group name, $3 key
+     * (a private group only through its project or keypair, as the scheduler checks) */
     "SELECT DISTINCT sg.name FROM scaling_groups sg WHERE sg.is_active AND ("
-    " sg.name IN (SELECT scaling_group FROM sgroups_for_domains WHERE domain = $1)"
+    " (sg.is_public AND sg.name IN (SELECT scaling_group FROM sgroups_for_domains"
+    "   WHERE domain = $1))"
     " OR sg.name IN (SELECT f.scaling_group FROM sgroups_for_groups f JOIN groups g"
-    "   ON g.id = f.\"group\" WHERE g.name = $2 AND g.domain_name = $1)"
+    "   ON g.id = f.\"group\" WHERE (g.name = $2 OR g.id::text = $2) AND g.domain_name = $1)"
     " OR sg.name IN (SELECT scaling_group FROM sgroups_for_keypairs WHERE access_key = $3))"
     " ORDER BY sg.name",
     /* Q_AGENTS: live schedulable agents with what is free on each */
@@ -182,6 +186,16 @@ static const char *const CHECK_SQL[NQ] = {
     " WHERE scaling_group_name IS NULL OR scaling_group_name = $1 ORDER BY name",
     /* Q_SLOTS: slot names known beyond cpu and mem */
     "SELECT value::text FROM shared_config WHERE key = 'config/resource_slots'",
+    /* Q_DOMAIN: $1 domain: limits and usage */
+    "SELECT d.total_resource_slots::text AS limits,"
+    " (SELECT COALESCE(jsonb_object_agg(key, total), '{}')::text FROM ("
+    "   SELECT e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
+    "   jsonb_each(k.occupied_slots) e WHERE k.domain_name = d.name AND k.status IN " LIVE_KERNEL
+    "   GROUP BY e.key) s) AS using FROM domains d WHERE d.name = $1",
+    /* Q_USER_SG: $1 user: what the caller's kernels hold in each resource group */
+    "SELECT k.scaling_group, e.key AS slot, sum((e.value #>> '{}')::numeric)::text AS total"
+    " FROM kernels k, jsonb_each(k.occupied_slots) e WHERE k.user_uuid = $1::uuid"
+    " AND k.status IN " LIVE_KERNEL " AND k.scaling_group IS NOT NULL GROUP BY 1, 2",
 };
 
 typedef struct check {
@@ -250,6 +264,44 @@ static void check_finish(check_t *c) {
     json_t *g_using_raw = col_json(c->res[Q_GROUP], 0, "using");
     json_t *g_using = slots_sub(g_using_raw, none, known);
     json_t *g_remaining = slots_sub(g_limits, g_using, known);
+    /* Domain limits likewise; what the caller may still take is the least of the three
+     * (Backend.AI reports it as keypair_remaining). */
+    json_t *d_raw = col_json(c->res[Q_DOMAIN], 0, "limits");
+    json_t *d_limits = fill_limits(d_raw, known, 1);
+    json_t *d_using_raw = col_json(c->res[Q_DOMAIN], 0, "using");
+    json_t *d_remaining = slots_sub(d_limits, d_using_raw, known);
+    json_t *gd = slots_min(g_remaining, d_remaining, known);
+    json_t *kp_own = kp_remaining;
+    kp_remaining = slots_min(kp_own, gd, known);
+    json_decref(kp_own);
+    json_decref(gd);
+    json_decref(d_raw);
+    json_decref(d_limits);
+    json_decref(d_using_raw);
+    json_decref(d_remaining);
+    if (c->sgroup) {
+        int allowed = 0;
+        size_t j;
+        json_t *sg;
+        json_array_foreach(c->res[Q_SGROUPS], j, sg) allowed |=
+            strcmp(json_string_value(json_object_get(sg, "name")), c->sgroup) == 0;
+        if (!allowed) {
+            baic_api_invalid_params(req, "Unknown scaling group");
+            json_decref(known);
+            json_decref(kp_raw);
+            json_decref(kp_limits);
+            json_decref(kp_using_raw);
+            json_decref(none);
+            json_decref(kp_using);
+            json_decref(kp_remaining);
+            json_decref(g_raw);
+            json_decref(g_limits);
+            json_decref(g_using_raw);
+            json_decref(g_using);
+            json_decref(g_remaining);
+            return;
+        }
+    }
 
     /* Per resource group: sum of free capacity over its agents, and per agent. */
     json_t *sgroups = json_object();
@@ -264,6 +316,16 @@ static void check_finish(check_t *c) {
         json_t *using = slots_zero(known), *rem = slots_zero(known);
         size_t j;
         json_t *ag;
+        /* using: what the caller's own kernels hold there. */
+        json_array_foreach(c->res[Q_USER_SG], j, ag) {
+            const char *slot = json_string_value(json_object_get(ag, "slot"));
+            if (strcmp(json_string_value(json_object_get(ag, "scaling_group")), name) != 0 ||
+                json_object_get(using, slot) == NULL)
+                continue;
+            json_object_set_new(using, slot,
+                                slot_str(slot_value(json_object_get(using, slot)) +
+                                         slot_value(json_object_get(ag, "total"))));
+        }
         json_array_foreach(c->res[Q_AGENTS], j, ag) {
             if (strcmp(json_string_value(json_object_get(ag, "scaling_group")), name) != 0)
                 continue;
@@ -273,8 +335,6 @@ static void check_finish(check_t *c) {
             const char *k;
             json_t *v;
             json_object_foreach(known, k, v) {
-                json_object_set_new(using, k, slot_str(slot_value(json_object_get(using, k)) +
-                                                       slot_value(json_object_get(occ, k))));
                 json_object_set_new(rem, k, slot_str(slot_value(json_object_get(rem, k)) +
                                                      slot_value(json_object_get(fr, k))));
                 json_object_set_new(sg_remaining_total, k,
@@ -285,11 +345,17 @@ static void check_finish(check_t *c) {
             json_decref(avail);
             json_decref(occ);
         }
-        json_object_set_new(sgroups, name, json_pack("{s:o, s:o}", "using", using, "remaining", rem));
+        json_t *rem_cap = slots_min(rem, kp_remaining, known);
+        json_decref(rem);
+        json_object_set_new(sgroups, name,
+                            json_pack("{s:o, s:o}", "using", using, "remaining", rem_cap));
     }
 
     /* A preset is allocatable when the caller's limits allow it and one agent can host it. */
-    json_t *cap = slots_min(kp_remaining, g_remaining, known);
+    json_t *cap = json_incref(kp_remaining);
+    json_t *sg_capped = slots_min(sg_remaining_total, kp_remaining, known);
+    json_decref(sg_remaining_total);
+    sg_remaining_total = sg_capped;
     json_t *presets = json_array();
     json_array_foreach(c->res[Q_PRESETS], i, row) {
         json_t *slots = col_json(c->res[Q_PRESETS], i, "resource_slots");
@@ -357,6 +423,11 @@ static void post_check_presets(baic_http_req_t *req, baic_manager_t *m, const ba
         return;
     const char *group = "default", *sgroup = NULL;
     json_error_t e;
+    /* Clients send null for "not given". */
+    if (json_is_null(json_object_get(body, "group")))
+        json_object_del(body, "group");
+    if (json_is_null(json_object_get(body, "scaling_group")))
+        json_object_del(body, "scaling_group");
     if (json_unpack_ex(body, &e, 0, "{s?s, s?s}", "group", &group, "scaling_group", &sgroup) != 0) {
         json_decref(body);
         baic_api_invalid_params(req, e.text);
@@ -370,13 +441,15 @@ static void post_check_presets(baic_http_req_t *req, baic_manager_t *m, const ba
     const char *const params[NQ][3] = {
         [Q_KEYPAIR] = {who->access_key},
         [Q_KP_USING] = {who->access_key},
-        [Q_GROUP] = {c->group, who->domain},
+        [Q_GROUP] = {c->group, who->domain, who->user_uuid},
         [Q_SGROUPS] = {who->domain, c->group, who->access_key},
         [Q_AGENTS] = {NULL},
         [Q_PRESETS] = {c->sgroup},
         [Q_SLOTS] = {NULL},
+        [Q_DOMAIN] = {who->domain},
+        [Q_USER_SG] = {who->user_uuid},
     };
-    static const int nparams[NQ] = {1, 1, 2, 3, 0, 1, 0};
+    static const int nparams[NQ] = {1, 1, 3, 3, 0, 1, 0, 1, 1};
     c->pending = NQ;
     for (int i = 0; i < NQ; i++) {
         part_t *p = calloc(1, sizeof *p);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log/log.h"
+#include "policy.h"
 
 /* Statuses a creating client waits through (api-contract §3). */
 static int scheduling_status(const char *st) {
@@ -153,7 +154,7 @@ static json_t *py_str(const char *text) {
 
 /* ---- POST /session ---- */
 
-static char context_sql[4096];
+static char context_sql[8192];
 
 static const char CONTEXT_SQL_FMT[] =
     "SELECT (SELECT row_to_json(x)::text FROM (%s) x) AS image,"
@@ -166,24 +167,27 @@ static const char CONTEXT_SQL_FMT[] =
     "   AND s.name = $6 AND s.status NOT IN " BAIC_FINAL_STATUSES " LIMIT 1) AS existing,"
     " (SELECT value::text FROM shared_config WHERE key = 'config/resource_slots') AS slot_types,"
     " (SELECT sg.name FROM scaling_groups sg WHERE sg.is_active AND ($7::text IS NULL OR"
-    "   sg.name = $7) AND (sg.name IN (SELECT scaling_group FROM sgroups_for_domains"
-    "   WHERE domain = $4) OR sg.name IN (SELECT f.scaling_group FROM sgroups_for_groups f"
+    "   sg.name = $7) AND ((sg.is_public AND sg.name IN (SELECT scaling_group FROM"
+    "   sgroups_for_domains WHERE domain = $4)) OR sg.name IN (SELECT f.scaling_group FROM sgroups_for_groups f"
     "   JOIN groups g ON g.id = f.\"group\" WHERE (g.name = $3 OR g.id::text = $3)"
     "   AND g.domain_name = $4) OR sg.name IN (SELECT scaling_group FROM sgroups_for_keypairs"
     "   WHERE access_key = $5)) ORDER BY (sg.name = 'default') DESC, sg.name LIMIT 1) AS sgroup,"
     " (SELECT p.max_pending_session_count FROM keypairs k JOIN keypair_resource_policies p"
     "   ON p.name = k.resource_policy WHERE k.access_key = $5) AS max_pending,"
-    " (SELECT count(*) FROM sessions WHERE access_key = $5 AND status = 'PENDING') AS n_pending";
+    " (SELECT count(*) FROM sessions WHERE access_key = $5 AND status = 'PENDING') AS n_pending,"
+    BAIC_CREATE_POLICY_COLUMNS;
 
 static const char INSERT_SQL[] =
     "WITH s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size,"
     "   domain_name, group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names,"
     "   images, tag, architecture, requested_slots, environ, bootstrap_script, startup_command,"
-    "   resource_opts, status, status_changed, enqueued_at, status_history)"
+    "   resource_opts, status, status_changed, enqueued_at, status_history, starts_at)"
     " VALUES ($1, $2, $3::int, 'single-node', 1, $4, $5::uuid, $6::uuid, $7, $8,"
     "   ARRAY[$8]::varchar(64)[], ARRAY[$9]::varchar(512)[], $18, $12, $13::jsonb, $14::jsonb,"
-    "   $15, $16, $17::jsonb, 'PENDING', now(), now(), jsonb_build_object('PENDING', now()::text))"
-    " RETURNING id, name),"
+    "   $15, $16, $17::jsonb, 'PENDING', now(), now(), jsonb_build_object('PENDING', now()::text),"
+    "   $19::timestamptz) RETURNING id, name),"
+    " d AS (INSERT INTO session_dependencies (session_id, depends_on) SELECT s.id, x.value::uuid"
+    "   FROM s, json_array_elements_text(COALESCE($20::json, '[]')) x),"
     " k AS (INSERT INTO kernels (session_id, session_name, session_type, cluster_mode,"
     "   cluster_size, cluster_role, cluster_idx, cluster_hostname, scaling_group, domain_name,"
     "   group_id, user_uuid, access_key, image, architecture, registry, tag, requested_slots,"
@@ -203,6 +207,7 @@ typedef struct create {
     char *name, *image_ref, *type, *group, *domain, *sgroup, *arch;
     char *startup, *bootstrap, *tag;
     json_t *resources, *environ, *resource_opts;
+    baic_create_policy_t pol; /* dependencies, starts_at (api/session_policy.c) */
     int enqueue_only, reuse, priority;
     long long max_wait;
     /* filled later */
@@ -232,6 +237,7 @@ static void create_free(create_t *c) {
     free(c->startup);
     free(c->bootstrap);
     free(c->tag);
+    baic_create_policy_clear(&c->pol);
     free(c);
 }
 
@@ -527,6 +533,8 @@ static void context_done(const baic_db_result_t *res, int err, const char *errms
         baic_api_invalid_params(req, msg);
         goto done;
     }
+    if (baic_create_policy_check(req, res, req_slots, types, 1, &c->pol) != 0)
+        goto done;
     free(c->sgroup);
     c->sgroup = strdup(sgroup);
     char prio[16];
@@ -534,17 +542,18 @@ static void context_done(const baic_db_result_t *res, int err, const char *errms
     char *s_req = json_dumps(req_slots, JSON_COMPACT);
     char *s_env = json_dumps(c->environ, JSON_COMPACT);
     char *s_opts = json_dumps(c->resource_opts, JSON_COMPACT);
-    const char *p[18] = {
+    const char *p[20] = {
         c->name, c->type, prio, c->domain, group_id, c->op->who->user_uuid,
         c->op->who->access_key, sgroup, json_string_value(json_object_get(image, "name")),
         json_string_value(json_object_get(image, "registry")),
         json_string_value(json_object_get(image, "tag")),
         json_string_value(json_object_get(image, "architecture")), s_req, s_env, c->bootstrap,
-        c->startup, s_opts, c->tag,
+        c->startup, s_opts, c->tag, c->pol.starts_at[0] ? c->pol.starts_at : NULL,
+        c->pol.dep_ids,
     };
     free(c->image_ref);
     c->image_ref = strdup(p[8]);
-    int rc = baic_db_query(c->m->db, INSERT_SQL, 18, p, inserted, c);
+    int rc = baic_db_query(c->m->db, INSERT_SQL, 20, p, inserted, c);
     free(s_req);
     free(s_env);
     free(s_opts);
@@ -720,10 +729,15 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
             goto fail;
         }
     }
+    if (baic_create_policy_parse(req, body, c->type, &c->pol) != 0)
+        goto fail;
     c->op = baic_api_op_new(req, m, who);
-    const char *p[8] = {c->image_ref, c->arch, c->group, c->domain, who->access_key, c->name,
-                        c->sgroup, who->user_uuid};
-    if (baic_db_query(m->db, context_sql, 8, p, context_done, c) != 0) {
+    char *refs = NULL;
+    const char *p[9] = {c->image_ref, c->arch, c->group, c->domain, who->access_key, c->name,
+                        c->sgroup, who->user_uuid, baic_create_policy_refs(&c->pol, &refs)};
+    int qrc = baic_db_query(m->db, context_sql, 9, p, context_done, c);
+    free(refs);
+    if (qrc != 0) {
         baic_api_unavailable(req, "The database is not reachable.");
         create_free(c);
     }
@@ -925,6 +939,7 @@ static void terminate_done(const baic_db_result_t *res, int err, const char *err
             baic_session_event(d->m, "session_cancelled", d->session_id, d->name, d->key,
                                "user-requested", NULL, INT32_MIN);
             baic_scheduler_wake(d->m);
+            baic_policy_cancel_dependants(d->m); /* sessions waiting on it */
             continue;
         }
         if (strcmp(what, "terminating") == 0) {
@@ -1017,7 +1032,9 @@ static void delete_session(baic_http_req_t *req, baic_manager_t *m, const baic_c
 }
 
 int baic_api_session_init(baic_manager_t *m) {
-    snprintf(context_sql, sizeof context_sql, CONTEXT_SQL_FMT, BAIC_IMAGE_RESOLVE_SQL);
+    int n = snprintf(context_sql, sizeof context_sql, CONTEXT_SQL_FMT, BAIC_IMAGE_RESOLVE_SQL);
+    if (n < 0 || (size_t)n >= sizeof context_sql)
+        return -ENOSPC;
     int rc = baic_api_route(m, "POST", "/session", BAIC_ROUTE_USER, post_session, 256 * 1024);
     if (rc == 0)
         rc = baic_api_route(m, "POST", "/session/_/create", BAIC_ROUTE_USER, post_session,
