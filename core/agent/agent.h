@@ -50,7 +50,7 @@ typedef struct agent_kernel {
     char *session_id;
     char *image;              /* canonical reference */
     json_t *slots;            /* {slot: decimal string} as requested */
-    json_t *create;           /* what the spec is built from (request fields); NULL once started */
+    json_t *create;           /* what the spec is built from (request fields); kept for restart */
     baic_compute_alloc_t **allocs; /* one per compute plugin, NULL where nothing was taken */
     agent_kstate_t state;
     int op_pending;           /* a runtime op with our callback is in flight */
@@ -64,6 +64,9 @@ typedef struct agent_kernel {
     int use_runner;           /* the container's command is the kernel runner */
     int started_sent;         /* kernel_started was published (or recovery found it RUNNING) */
     struct agent_runner *runner; /* the connection to its runner, NULL without one */
+    int restarting;           /* restart in flight: stop, destroy, create, start again */
+    int batch_done;           /* a batch session's startup command finished (batch_code) */
+    int batch_code;
 } agent_kernel_t;
 
 struct agent {
@@ -148,6 +151,26 @@ int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info
 void agent_kernel_runner_ready(agent_kernel_t *k);
 /* The runner never said hello: the kernel fails to start (msg says why). */
 void agent_kernel_runner_failed(agent_kernel_t *k, const char *msg);
+
+/* Restarts a running kernel: its container is stopped, destroyed and created again from
+ * the same spec; kernel_started follows once its runner says hello again. Returns 0,
+ * UV_EBUSY (not RUNNING or an op in flight; msg says why) or BAIC_ENOT_SUPPORTED. */
+int agent_kernel_restart(agent_kernel_t *k, char *msg, size_t msglen);
+/* The runner reported that the startup command ended: a batch kernel ends with its
+ * exit code (reason task-finished) on a later loop turn. */
+void agent_kernel_startup_finished(agent_kernel_t *k, int exit_code);
+/* The session type the kernel was created for ("interactive" when unknown). */
+const char *agent_kernel_session_type(const agent_kernel_t *k);
+
+/* ---- logs.c ---- */
+/* data_dir/kernels/<id>/sock/console.log: what the runner copies of the container's
+ * console (the startup command's output), written inside the container. */
+void agent_console_log_path(const agent_t *a, const char *id, char *buf, size_t len);
+/* The last max_bytes of a kernel's console log as valid UTF-8 (invalid bytes become
+ * U+FFFD); "" when there is none. Caller frees. NULL only without memory. */
+char *agent_console_log_tail(const agent_t *a, const char *id, size_t max_bytes);
+/* Routes GET /rpc/kernels/{id}/logs and POST /rpc/kernels/{id}/restart. */
+int agent_ops_routes(agent_t *a);
 
 /* ---- runner.c ---- */
 /* data_dir/kernels/<id>/sock, the directory mounted at /opt/backend.ai/run. */

@@ -11,6 +11,8 @@
 #include "util/strerror.h"
 
 #define STOP_TIMEOUT_MS 5000
+/* Console log bytes sent along with kernel_terminated (kept in kernels.container_log). */
+#define KERNEL_LOG_KEEP (64u * 1024)
 
 /*
  * A kernel has at most one runtime op with our callback in flight (op_pending).
@@ -93,11 +95,19 @@ static void kernel_finish(agent_kernel_t *k) {
     if (k->reason[0] == '\0')
         snprintf(k->reason, sizeof k->reason, "%s", k->oom ? "oom-killed" : "self-terminated");
     json_t *body = kernel_event_body(k);
-    json_object_set_new(body, "exit_code", k->exited ? json_integer(k->exit_code) : json_null());
+    /* A batch kernel's result is its startup command's exit code, not the runner's. */
+    int known = k->batch_done || k->exited;
+    int code = k->batch_done ? k->batch_code : k->exit_code;
+    json_object_set_new(body, "exit_code", known ? json_integer(code) : json_null());
     json_object_set_new(body, "reason", json_string(k->reason));
     json_object_set_new(body, "msg", json_string(k->msg));
+    /* The console log goes with the runner directory: its last part travels along. */
+    char *logs = agent_console_log_tail(a, k->id, KERNEL_LOG_KEEP);
+    if (logs != NULL && *logs != '\0')
+        json_object_set_new(body, "logs", json_string(logs));
+    free(logs);
     BAIC_LOG_I("kernel_terminated", "kernel=%s session=%s reason=%s exit_code=%d", k->id,
-               k->session_id, k->reason, k->exited ? k->exit_code : -1);
+               k->session_id, k->reason, known ? code : -1);
     kernel_free_allocs(k);
     agent_record_remove(a, k->id);
     kernel_unlink(k);
@@ -168,6 +178,9 @@ static void kernel_failed(agent_kernel_t *k, const char *msg) {
 static void kernel_publish_started(agent_kernel_t *k) {
     k->state = KS_RUNNING;
     k->started_sent = 1;
+    if (k->restarting)
+        BAIC_LOG_I("kernel_restarted", "kernel=%s session=%s", k->id, k->session_id);
+    k->restarting = 0;
     agent_record_save(k);
     json_t *body = kernel_event_body(k);
     json_object_set_new(body, "container_id", json_string(k->id));
@@ -187,8 +200,6 @@ static void on_started(void *arg, int status) {
         return;
     }
     if (status == 0) {
-        json_decref(k->create);
-        k->create = NULL;
         if (k->use_runner && !k->stop_wanted && !k->exited) {
             /* RUNNING once the runner said hello (agent_kernel_runner_ready). */
             agent_record_save(k);
@@ -282,11 +293,14 @@ static void kernel_begin(agent_kernel_t *k) {
 
 static void on_begin_timer(uv_timer_t *t) {
     agent_t *a = t->data;
-    /* Every kernel still PREPARING and not yet handed over gets its turn. */
+    /* Every kernel still PREPARING and not yet handed over gets its turn; finished
+     * batch kernels end (here, not inside the runner's read callback). */
     for (agent_kernel_t *k = a->kernels, *next; k != NULL; k = next) {
         next = k->next;
         if (k->state == KS_PREPARING && !k->op_pending)
             kernel_begin(k);
+        else if (k->batch_done && !k->stop_wanted && k->state != KS_TERMINATING)
+            agent_kernel_destroy(k, "task-finished");
     }
 }
 
@@ -337,6 +351,116 @@ void agent_kernel_on_rt_event(void *arg, const baic_rt_event_t *ev) {
     if (k->op_pending || k->state == KS_TERMINATING)
         return; /* our own stop, or the op's completion handles it */
     kernel_teardown(k);
+}
+
+/* ---- restart ---- */
+
+/*
+ * A restart runs stop, destroy, create and start as one chain of runtime ops with
+ * op_pending held throughout, so an EXIT event or a destroy request meanwhile is only
+ * noted (exited, stop_wanted) and acted on between the steps.
+ */
+
+static void on_restart_destroyed(void *arg, int status) {
+    agent_kernel_t *k = arg;
+    k->op_pending = 0;
+    if (status != 0)
+        BAIC_LOG_W("kernel_restart_destroy_failed", "kernel=%s error=\"%s\"", k->id,
+                   baic_strerror(status));
+    /* A fresh container: nothing of the old one counts any more. */
+    k->created = 0;
+    k->exited = 0;
+    k->exit_code = 0;
+    k->oom = 0;
+    k->started_sent = 0;
+    if (k->stop_wanted) {
+        k->restarting = 0;
+        kernel_teardown(k);
+        return;
+    }
+    agent_record_save(k);
+    char msg[160];
+    k->op_pending = 1;
+    int rc = agent_spec_create(k, on_created, msg, sizeof msg);
+    if (rc != 0) {
+        k->op_pending = 0;
+        k->restarting = 0;
+        kernel_failed(k, msg);
+    }
+}
+
+static void on_restart_stopped(void *arg, int status) {
+    agent_kernel_t *k = arg;
+    agent_t *a = k->a;
+    k->op_pending = 0;
+    if (status != 0)
+        BAIC_LOG_W("kernel_restart_stop_failed", "kernel=%s error=\"%s\"", k->id,
+                   baic_strerror(status));
+    if (k->stop_wanted) {
+        k->restarting = 0;
+        kernel_teardown(k);
+        return;
+    }
+    k->op_pending = 1;
+    int rc = a->rt->destroy(a->runtime->state, k->id, on_restart_destroyed, k);
+    if (rc != 0) {
+        k->op_pending = 0;
+        if (rc == BAIC_ENOT_FOUND) {
+            on_restart_destroyed(k, 0);
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "restart: runtime destroy: %s", baic_strerror(rc));
+        k->restarting = 0;
+        kernel_failed(k, msg);
+    }
+}
+
+int agent_kernel_restart(agent_kernel_t *k, char *msg, size_t msglen) {
+    agent_t *a = k->a;
+    if (k->state != KS_RUNNING || k->op_pending || k->stop_wanted || k->restarting ||
+        k->batch_done) {
+        snprintf(msg, msglen, "kernel %s is %s%s", k->id, agent_kstate_name(k->state),
+                 k->restarting ? " (restarting)" : k->op_pending ? " (busy)" : "");
+        return UV_EBUSY;
+    }
+    if (k->create == NULL || !k->created) {
+        snprintf(msg, msglen, "kernel %s was adopted without its creation request", k->id);
+        return BAIC_ENOT_SUPPORTED;
+    }
+    BAIC_LOG_I("kernel_restarting", "kernel=%s session=%s", k->id, k->session_id);
+    k->restarting = 1;
+    k->state = KS_CREATING; /* RUNNING again once the new runner says hello */
+    if (k->runner != NULL)
+        agent_runner_detach(k); /* relayed calls in flight are answered now */
+    agent_record_save(k);
+    k->op_pending = 1;
+    int rc = k->exited ? UV_EALREADY
+                       : a->rt->stop(a->runtime->state, k->id, STOP_TIMEOUT_MS,
+                                     on_restart_stopped, k);
+    if (rc != 0) {
+        k->op_pending = 0;
+        on_restart_stopped(k, rc == UV_EALREADY ? 0 : rc);
+    }
+    return 0;
+}
+
+const char *agent_kernel_session_type(const agent_kernel_t *k) {
+    const char *t = json_string_value(
+        json_object_get(json_object_get(k->create, "kernel"), "session_type"));
+    return t != NULL ? t : "interactive";
+}
+
+void agent_kernel_startup_finished(agent_kernel_t *k, int exit_code) {
+    if (k->batch_done || strcmp(agent_kernel_session_type(k), "batch") != 0)
+        return;
+    k->batch_done = 1;
+    k->batch_code = exit_code;
+    BAIC_LOG_I("batch_finished", "kernel=%s session=%s exit_code=%d", k->id, k->session_id,
+               exit_code);
+    agent_t *a = k->a;
+    a->begin_timer.data = a;
+    uv_timer_start(&a->begin_timer, on_begin_timer, 0, 0);
 }
 
 /* ---- accepting a kernel ---- */
@@ -525,6 +649,8 @@ int agent_kernel_adopt(agent_t *a, const json_t *rec, const baic_rt_info_t *info
     k->slots = json_is_object(k->slots) ? json_incref(k->slots) : json_object();
     k->allocs = calloc(a->ncompute ? a->ncompute : 1, sizeof *k->allocs);
     k->created = 1;
+    json_t *create = json_object_get(rec, "create");
+    k->create = json_is_object(create) ? json_incref(create) : NULL;
     k->use_runner = json_is_true(json_object_get(rec, "runner"));
     k->started_sent = json_is_true(json_object_get(rec, "started")) ||
                       !k->use_runner; /* older records: RUNNING meant started */

@@ -71,6 +71,8 @@ int agent_record_save(agent_kernel_t *k) {
                             agent_kstate_name(k->state), "resource_slots", k->slots, "allocs",
                             allocs, "created", k->created, "runner", k->use_runner,
                             "started", k->started_sent);
+    if (rec != NULL && k->create != NULL)
+        json_object_set(rec, "create", k->create); /* restart after an agent restart */
     if (rec == NULL)
         return -ENOMEM;
     char path[4096], tmp[4200];

@@ -564,6 +564,14 @@ static void on_line(runner_t *r, json_t *m) {
         }
         return;
     }
+    if (op != NULL && strcmp(op, "startup.finished") == 0) {
+        json_t *code = json_object_get(m, "exitCode");
+        BAIC_LOG_I("runner_startup_finished", "kernel=%s exit_code=%d", r->k->id,
+                   json_is_integer(code) ? (int)json_integer_value(code) : -1);
+        agent_kernel_startup_finished(r->k, json_is_integer(code) ? (int)json_integer_value(code)
+                                                                  : 1);
+        return;
+    }
     if (op != NULL) {
         BAIC_LOG_I("runner_message", "kernel=%s op=%s", r->k->id, op);
         return;
@@ -809,6 +817,8 @@ void agent_runner_dir_remove(const agent_t *a, const char *id) {
     agent_runner_dir(a, id, p, sizeof p);
     size_t n = strlen(p);
     snprintf(p + n, sizeof p - n, "/runner.sock");
+    unlink(p);
+    snprintf(p + n, sizeof p - n, "/console.log");
     unlink(p);
     p[n] = '\0';
     rmdir(p);

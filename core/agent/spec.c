@@ -202,6 +202,8 @@ static int add_runner_env(agent_kernel_t *k, baic_container_needs_t *n) {
                             {"ai.backend.runtime-path", "BACKENDAI_RUNTIME_PATH"},
                             {"ai.backend.service-ports", "BACKENDAI_SERVICE_PORTS"}};
     int rc = needs_add_env(n, "BACKENDAI_RUNNER_SOCKET", RUNNER_RUN_DIR "/runner.sock");
+    if (rc == 0) /* read back by the agent's logs RPC (logs.c) */
+        rc = needs_add_env(n, "BAIC_RUNNER_CONSOLE_LOG", RUNNER_RUN_DIR "/console.log");
     for (size_t i = 0; rc == 0 && i < sizeof map / sizeof map[0]; i++) {
         const char *v = json_string_value(json_object_get(labels, map[i][0]));
         if (v != NULL && *v != '\0')

@@ -52,6 +52,11 @@ void cli_api_escape(const char *s, char *out, size_t n);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_session(int argc, char **argv);
 
+/* transfer.c: argv = {"upload"|"download", NAME, FILE..., [--dest DIR]}; exit status. */
+int cli_session_transfer(const cli_api_t *api, int argc, char **argv);
+/* shell.c: `baic shell SESSION`. */
+int cli_cmd_shell(int argc, char **argv);
+
 /* Runs code in a RUNNING session (query mode, continue until finished), printing the
  * console as it arrives; returns the exit code (or 1 when the call failed). */
 int cli_exec_code(const cli_api_t *api, const char *session, const char *mode, const char *code);

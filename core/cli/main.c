@@ -16,6 +16,7 @@ static const struct {
     {"down", cli_cmd_down, "stop everything `baic up` started in a data directory"},
     {"run", cli_cmd_run, "run code in a new session of an image and print its output"},
     {"session", cli_cmd_session, "create, list, inspect, exec in, remove sessions; events"},
+    {"shell", cli_cmd_shell, "a terminal in a running session"},
 };
 
 static void usage(FILE *out) {

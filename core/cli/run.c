@@ -11,11 +11,72 @@
 #include "cli/cli.h"
 
 static const char usage[] =
-    "usage: baic run IMAGE (-c CODE | FILE) [--rm] [--name NAME] [-r SLOT=AMOUNT]...\n"
+    "usage: baic run IMAGE (-c CODE | FILE) [--batch] [--rm] [--name NAME] [-r SLOT=AMOUNT]...\n"
     "  Creates a session of IMAGE (waits until it runs), executes CODE (or FILE's text) in\n"
     "  query mode, prints stdout/stderr as they arrive and exits with the code's exit code.\n"
-    "  --rm deletes the session afterwards. Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY,\n"
-    "  BACKEND_SECRET_KEY.\n";
+    "  --batch instead creates a batch session whose startup command is CODE (FILE's text,\n"
+    "  run by the image's shell): the session ends with it; its console log is printed and\n"
+    "  its exit code is baic's. --rm deletes the session afterwards (batch sessions end by\n"
+    "  themselves). Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
+
+/* A batch session: create, wait until it ended, print its logs; its exit code (or 1). */
+static int run_batch(const cli_api_t *api, const char *image, const char *name, json_t *res,
+                     const char *code) {
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:{s:O}, s:b, s:i}", "image", image, "name",
+                             name, "type", "batch", "startupCommand", code, "config",
+                             "resources", res, "enqueueOnly", 0, "maxWaitSeconds", 0);
+    int status;
+    json_t *ans;
+    if (cli_api_json(api, "POST", "/session", body, 600000, &status, &ans) != 0) {
+        json_decref(body);
+        return 1;
+    }
+    json_decref(body);
+    if (status / 100 != 2) {
+        cli_api_print_error("create batch session", status, ans);
+        json_decref(ans);
+        return 1;
+    }
+    json_decref(ans);
+    char esc[300], path[400];
+    cli_api_escape(name, esc, sizeof esc);
+    snprintf(path, sizeof path, "/session/%s", esc);
+    int exit_code = -1;
+    const char *st = NULL;
+    for (;;) {
+        if (cli_api_json(api, "GET", path, NULL, 30000, &status, &ans) != 0)
+            return 1;
+        if (status != 200) {
+            cli_api_print_error("session status", status, ans);
+            json_decref(ans);
+            return 1;
+        }
+        st = json_string_value(json_object_get(ans, "status"));
+        if (st && (strcmp(st, "TERMINATED") == 0 || strcmp(st, "ERROR") == 0 ||
+                   strcmp(st, "CANCELLED") == 0)) {
+            json_t *ec = json_object_get(
+                json_object_get(json_object_get(ans, "statusData"), "kernel"), "exit_code");
+            exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1;
+            if (exit_code < 0)
+                fprintf(stderr, "baic run: the session ended %s (%s) without an exit code\n", st,
+                        json_string_value(json_object_get(ans, "statusInfo")) ?: "");
+            json_decref(ans);
+            break;
+        }
+        json_decref(ans);
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    snprintf(path, sizeof path, "/session/%s/logs", esc);
+    if (cli_api_json(api, "GET", path, NULL, 30000, &status, &ans) == 0 && status == 200) {
+        const char *logs =
+            json_string_value(json_object_get(json_object_get(ans, "result"), "logs"));
+        fputs(logs ? logs : "", stdout);
+        fflush(stdout);
+    }
+    json_decref(ans);
+    return exit_code < 0 ? 1 : exit_code;
+}
 
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -89,7 +150,7 @@ int cli_session_delete(const cli_api_t *api, const char *name) {
 
 int cli_cmd_run(int argc, char **argv) {
     const char *image = NULL, *code = NULL, *file = NULL, *name = NULL;
-    int rm = 0;
+    int rm = 0, batch = 0;
     json_t *res = json_object();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -99,6 +160,8 @@ int cli_cmd_run(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--rm") == 0) {
             rm = 1;
+        } else if (strcmp(a, "--batch") == 0) {
+            batch = 1;
         } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--code") == 0) && i + 1 < argc) {
             code = argv[++i];
         } else if ((strcmp(a, "--name") == 0 || strcmp(a, "-t") == 0) && i + 1 < argc) {
@@ -151,6 +214,12 @@ int cli_cmd_run(int argc, char **argv) {
         srand((unsigned)(time(NULL) ^ getpid()));
         snprintf(gen, sizeof gen, "baic-run-%08x", (unsigned)rand());
         name = gen;
+    }
+    if (batch) {
+        int ec = run_batch(&api, image, name, res, code);
+        json_decref(res);
+        free(text);
+        return ec;
     }
     int rc = cli_session_create(&api, image, name, res);
     json_decref(res);

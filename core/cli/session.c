@@ -20,7 +20,9 @@ static const char usage[] =
     "  info NAME                              one session's fields (GET /session/NAME)\n"
     "  exec NAME CODE                         run CODE (query mode); exits with its code\n"
     "  rm NAME                                terminate a session\n"
-    "  logs NAME                              the kernel's logs, where the manager has them\n"
+    "  logs NAME                              the kernel's console output (also after it ended)\n"
+    "  upload NAME FILE...                    copy files into the session's home (same paths)\n"
+    "  download NAME FILE... [--dest DIR]     copy files out of it (at most 5 per call)\n"
     "  events [NAME] [--timeout S]            session events as they happen (SSE); ends with\n"
     "                                         the session (terminated/cancelled) or after S s\n"
     "Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
@@ -251,6 +253,8 @@ int cli_cmd_session(int argc, char **argv) {
     }
     if (strcmp(verb, "logs") == 0 && argc == 3)
         return do_logs(&api, argv[2]);
+    if (strcmp(verb, "upload") == 0 || strcmp(verb, "download") == 0)
+        return cli_session_transfer(&api, argc - 1, argv + 1);
     if (strcmp(verb, "events") == 0) {
         const char *name = NULL;
         int timeout = 0;

@@ -5,10 +5,12 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -577,13 +579,52 @@ void kr_exec_complete(struct kr *kr, unsigned conn, json_t *id, json_t *req)
 static struct {
     int fd;
     struct kr_buf out;
-} startup = {.fd = -1};
+    int log_fd;       /* BAIC_RUNNER_CONSOLE_LOG, -1 without one */
+    size_t logged;
+} startup = {.fd = -1, .log_fd = -1};
+
+/* The container's console log: a copy of the startup command's output goes to the
+ * runner's stdout (the container console) and to the file the agent serves as the
+ * kernel's logs, up to KR_CONSOLE_LOG_MAX bytes. */
+#define KR_CONSOLE_LOG_MAX ((size_t)16 << 20)
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void console_copy(const char *p, size_t n)
+{
+    write_all(STDOUT_FILENO, p, n);
+    if (startup.log_fd < 0)
+        return;
+    if (startup.logged + n > KR_CONSOLE_LOG_MAX) {
+        static const char cut[] = "\n[console log truncated]\n";
+        size_t room = KR_CONSOLE_LOG_MAX - startup.logged;
+        write_all(startup.log_fd, p, room);
+        write_all(startup.log_fd, cut, sizeof cut - 1);
+        close(startup.log_fd);
+        startup.log_fd = -1;
+        return;
+    }
+    write_all(startup.log_fd, p, n);
+    startup.logged += n;
+}
 
 static void startup_cb(struct kr *kr, int fd, short revents, void *arg)
 {
     char buf[65536];
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
+        console_copy(buf, (size_t)n);
         if (startup.out.len < KR_STARTUP_OUTPUT)
             kr_buf_add(&startup.out, buf, (size_t)n);
     } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -597,6 +638,16 @@ void kr_exec_startup(struct kr *kr)
     const char *cmd = getenv("BACKENDAI_STARTUP_COMMAND");
     if (cmd == NULL || cmd[0] == '\0')
         return;
+    const char *log = getenv("BAIC_RUNNER_CONSOLE_LOG");
+    if (log != NULL && *log == '/') {
+        startup.log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+        struct stat st;
+        if (startup.log_fd >= 0 && fstat(startup.log_fd, &st) == 0)
+            startup.logged = (size_t)st.st_size; /* a restarted runner appends */
+        else if (startup.log_fd < 0)
+            fprintf(stderr, "kernel-runner: event=console_log_failed path=%s error=\"%s\"\n",
+                    log, strerror(errno));
+    }
     int p[2];
     if (kr_pipe(p) < 0)
         return;
@@ -622,9 +673,11 @@ static void startup_exited(struct kr *kr, int status)
     if (startup.fd >= 0) {
         char buf[65536];
         ssize_t n;
-        while ((n = read(startup.fd, buf, sizeof buf)) > 0)
+        while ((n = read(startup.fd, buf, sizeof buf)) > 0) {
+            console_copy(buf, (size_t)n);
             if (startup.out.len < KR_STARTUP_OUTPUT)
                 kr_buf_add(&startup.out, buf, (size_t)n);
+        }
         kr_watch_del(kr, startup.fd);
         kr_close(&startup.fd);
     }
@@ -638,6 +691,9 @@ static void startup_exited(struct kr *kr, int status)
                             "console", console);
     kr_buf_free(&clean);
     kr_buf_free(&startup.out);
+    if (startup.log_fd >= 0)
+        close(startup.log_fd);
+    startup.log_fd = -1;
     kr->startup_pid = 0;
     fprintf(stderr, "kernel-runner: event=startup_finished exit_code=%d\n", code);
     kr_send(kr, 0, json_incref(kr->startup));

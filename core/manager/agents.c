@@ -201,7 +201,7 @@ static const char FINISH_SQL[] =
     "     AND o.status NOT IN " FINAL ")"
     " RETURNING s.id, s.status)"
     " SELECT k.session_id::text AS sid, se.name, se.access_key,"
-    "   (SELECT status FROM s) AS session_status"
+    "   (SELECT status FROM s) AS session_status, se.session_type"
     " FROM k JOIN sessions se ON se.id = k.session_id";
 
 typedef struct kev {
@@ -258,6 +258,12 @@ static void finish_done(const baic_db_result_t *res, int err, const char *errmsg
                    e->kernel_id, sid, e->reason, sst ? sst : "-");
         baic_session_event(e->m, "kernel_terminated", sid, name, ak, e->reason, e->kernel_id,
                            e->exit_code);
+        /* A batch session's result (sessions.result) is announced before it ends. */
+        const char *stype = baic_db_result_get_by_name(res, 0, "session_type");
+        if (sst != NULL && stype != NULL && strcmp(stype, "batch") == 0 &&
+            e->exit_code != INT32_MIN)
+            baic_session_event(e->m, e->exit_code == 0 ? "session_success" : "session_failure",
+                               sid, name, ak, e->reason, NULL, e->exit_code);
         if (sst != NULL)
             baic_session_event(e->m, "session_terminated", sid, name, ak, e->reason, NULL,
                                e->exit_code);
@@ -452,7 +458,8 @@ static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
     } else if (strcmp(ev->name, "kernel_started") == 0) {
         json_t *ports = json_object_get(b, "service_ports");
         char *s_ports = json_is_array(ports) ? json_dumps(ports, JSON_COMPACT) : NULL;
-        kernel_forward(m, kid, "RUNNING", "{SCHEDULED,PREPARING,PULLING,PREPARED,CREATING}",
+        kernel_forward(m, kid, "RUNNING",
+                       "{SCHEDULED,PREPARING,PULLING,PREPARED,CREATING,RESTARTING}",
                        json_string_value(json_object_get(b, "container_id")), s_ports,
                        "kernel_started", "session_started");
         free(s_ports);
@@ -460,6 +467,9 @@ static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
         const char *reason = json_string_value(json_object_get(b, "reason"));
         json_t *code = json_object_get(b, "exit_code");
         int failed = reason != NULL && strcmp(reason, "failed-to-start") == 0;
+        const char *logs = json_string_value(json_object_get(b, "logs"));
+        if (logs != NULL) /* kernels.container_log: the logs of an ended session */
+            baic_kernel_store_log(m, kid, logs);
         baic_kernel_finish(m, kid, failed ? "ERROR" : "TERMINATED",
                            reason ? reason : "self-terminated",
                            json_is_integer(code) ? (int)json_integer_value(code) : INT32_MIN);

@@ -221,6 +221,20 @@ extern const char BAIC_IMAGE_RESOLVE_SQL[];
 struct baic_bus_event;
 void baic_manager_observe_event(baic_manager_t *m, const struct baic_bus_event *ev);
 
+/* ---- Session control (api/session_ops.c) ---- */
+/* PATCH /session/{ref} (restart), POST /session/{ref}/rename, GET /session/{ref}/logs. */
+int baic_api_session_ops_init(baic_manager_t *m);
+/* ^(?=.{4,64}$)\w[\w.-]*\w$ over ASCII, the rule for session names (api/session.c). */
+int baic_session_name_ok(const char *s);
+/* POST /session with an owner_access_key other than the caller's: 403 for non-admins;
+ * otherwise looks the keypair up (same domain unless superadmin) and calls again with
+ * a caller standing for the owner, so the session is created as the owner's. */
+void baic_session_create_for_owner(baic_http_req_t *req, baic_manager_t *m,
+                                   const baic_caller_t *who, const char *owner_key,
+                                   baic_api_fn again);
+/* Keeps a kernel's last console output (kernels.container_log) for GET .../logs. */
+void baic_kernel_store_log(baic_manager_t *m, const char *kernel_id, const char *text);
+
 /* Current wall-clock time in milliseconds. */
 int64_t baic_wall_ms(void);
 

@@ -130,6 +130,7 @@ static const char *const ROUND_SQL[NQ] = {
         " (extract(epoch FROM s.enqueued_at) * 1000)::bigint AS enqueued_ms,"
         " s.priority, s.times_skipped, s.cluster_size, s.architecture,"
         " COALESCE(s.environ, '{}')::text AS environ, s.startup_command, s.bootstrap_script,"
+        " s.session_type,"
         " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx,"
         " k.cluster_hostname, k.resource_opts::text AS resource_opts,"
         " COALESCE(i.labels, '{}')::text AS labels,"
@@ -707,6 +708,8 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
         json_decref(env);
     if (col(row, "startup_command"))
         json_object_set_new(kern, "startup_command", json_string(col(row, "startup_command")));
+    if (col(row, "session_type")) /* batch kernels end with their startup command */
+        json_object_set_new(kern, "session_type", json_string(col(row, "session_type")));
     if (col(row, "bootstrap_script"))
         json_object_set_new(kern, "bootstrap_script", json_string(col(row, "bootstrap_script")));
     json_t *body = json_pack("{s:s, s:s?, s:s?, s:[o]}", "session_id", l->session_id,

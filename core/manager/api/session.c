@@ -32,7 +32,7 @@ static json_t *alias(const json_t *obj, const char *a, const char *b, const char
 }
 
 /* ^(?=.{4,64}$)\w[\w.-]*\w$ over ASCII. */
-static int name_ok(const char *s) {
+int baic_session_name_ok(const char *s) {
     size_t n = strlen(s);
     if (n < 4 || n > 64)
         return 0;
@@ -663,7 +663,7 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
                                                      : "'image' (lang) is required.");
         goto fail;
     }
-    if (!name_ok(c->name) || strcmp(c->name, "from-template") == 0) {
+    if (!baic_session_name_ok(c->name) || strcmp(c->name, "from-template") == 0) {
         baic_api_invalid_params(req, "'name' must be 4-64 characters of letters, digits, '_', "
                                      "'.' and '-', starting and ending with a letter or digit.");
         goto fail;
@@ -687,10 +687,14 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
         baic_api_invalid_params(req, "Sessions of more than one kernel are not supported yet.");
         goto fail;
     }
-    if (owner != NULL && !json_is_null(owner) &&
-        (!json_is_string(owner) || strcmp(json_string_value(owner), who->access_key) != 0)) {
-        baic_api_invalid_params(req, "Creating sessions for another access key is not supported "
-                                     "yet.");
+    if (owner != NULL && !json_is_null(owner) && !json_is_string(owner)) {
+        baic_api_invalid_params(req, "'owner_access_key' must be a string.");
+        goto fail;
+    }
+    if (json_is_string(owner) && *json_string_value(owner) &&
+        strcmp(json_string_value(owner), who->access_key) != 0) {
+        /* Again as the owner once its keypair is known (api/session_ops.c). */
+        baic_session_create_for_owner(req, m, who, json_string_value(owner), post_session);
         goto fail;
     }
     if (c->group == NULL)
@@ -1043,5 +1047,7 @@ int baic_api_session_init(baic_manager_t *m) {
         rc = baic_api_route(m, "GET", "/session/{ref}", BAIC_ROUTE_USER, get_session, 0);
     if (rc == 0)
         rc = baic_api_route(m, "DELETE", "/session/{ref}", BAIC_ROUTE_USER, delete_session, 0);
+    if (rc == 0)
+        rc = baic_api_session_ops_init(m);
     return rc;
 }
