@@ -131,6 +131,7 @@ static const char *const ROUND_SQL[NQ] = {
         " s.priority, s.times_skipped, s.cluster_size, s.architecture,"
         " COALESCE(s.environ, '{}')::text AS environ, s.startup_command, s.bootstrap_script,"
         " s.session_type,"
+        " COALESCE(s.vfolder_mounts, '[]')::text AS mounts,"
         " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx,"
         " k.cluster_hostname, k.resource_opts::text AS resource_opts,"
         " COALESCE(i.labels, '{}')::text AS labels,"
@@ -706,6 +707,10 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
                              "cluster_hostname", col(row, "cluster_hostname") ?: "main1");
     if (!json_is_object(env))
         json_decref(env);
+    json_t *mounts = json_loads(col(row, "mounts") ?: "[]", 0, NULL); /* vfolder_mounts.c */
+    json_object_set_new(kern, "mounts", json_is_array(mounts) ? mounts : json_array());
+    if (!json_is_array(mounts))
+        json_decref(mounts);
     if (col(row, "startup_command"))
         json_object_set_new(kern, "startup_command", json_string(col(row, "startup_command")));
     if (col(row, "session_type")) /* batch kernels end with their startup command */

@@ -14,6 +14,8 @@
 
 #include "config/config.h"
 #include "config/daemon.h"
+#include "storage_client.h"
+#include "vfolder_mounts.h"
 #include "events/bus.h"
 #include "log/log.h"
 #include "policy.h"
@@ -265,7 +267,7 @@ int baic_manager_serve(json_t *config) {
         (rc = baic_api_admin_init(m)) || (rc = baic_api_session_init(m)) ||
         (rc = baic_api_images_init(m)) || (rc = baic_api_execute_init(m)) ||
         (rc = baic_api_stream_init(m)) || (rc = baic_api_events_init(m)) ||
-        (rc = baic_api_agent_admin_init(m))) {
+        (rc = baic_api_agent_admin_init(m)) || (rc = baic_api_vfolder_init(m))) {
         BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }
@@ -293,6 +295,7 @@ done:
         baic_loop_free(m->loop);
     baic_api_routes_free(m);
     baic_api_config_fini();
+    baic_storage_fini();
     baic_keycache_free(m->keys);
     baic_host_ctx_free(m->host);
     BAIC_LOG_I("manager_stopped", NULL);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <baic/errors.h>
@@ -200,6 +202,69 @@ static void on_folder_clone(baic_http_req_t *req, void *arg) {
     }
     m_started(m, OPS(m)->folder_clone(ST(m), VOL(m), m->vfid, dv->vol, dst_vfid, m_done_204, m),
               "folder clone");
+}
+
+/* POST /folder/mount: the absolute host path of a folder, for the agent's bind mount. Only
+ * backends that keep folders as directories under the volume path (vfs) can answer. */
+static int mount_hex(const char *s, char out[33]) {
+    size_t n = strlen(s), o = 0;
+    if (n != 32 && n != 36)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (n == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (c != '-')
+                return -1;
+            continue;
+        }
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || o >= 32)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return o == 32 ? 0 : -1;
+}
+
+static void on_folder_mount(baic_http_req_t *req, void *arg) {
+    sp_t *sp = arg;
+    mctx_t *m = m_begin(sp, req, "volume");
+    if (m == NULL || m_unpack(m, "{s:s}", "vfid", &m->vfid))
+        return;
+    json_t *vc = json_object_get(json_object_get(sp->config, "volume"), m->v->name);
+    const char *root = json_string_value(json_object_get(vc, "path"));
+    if (strcmp(m->v->backend, "vfs") != 0 || root == NULL) {
+        m_started(m, BAIC_ENOT_SUPPORTED, "folder mount");
+        return;
+    }
+    const char *slash = strchr(m->vfid, '/');
+    const char *scope = slash ? m->vfid : "_";
+    size_t sl = slash ? (size_t)(slash - m->vfid) : 1;
+    char hex[33];
+    int scope_ok = sl > 0 && sl <= 128 && scope[0] != '.';
+    for (size_t i = 0; scope_ok && i < sl; i++) {
+        char c = scope[i];
+        scope_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_' || c == ':' || c == '.';
+    }
+    if (!scope_ok || mount_hex(slash ? slash + 1 : m->vfid, hex) != 0) {
+        m_started(m, BAIC_EBAD_INPUT, "folder mount");
+        return;
+    }
+    char real[PATH_MAX], path[PATH_MAX + 200];
+    if (realpath(root, real) == NULL) {
+        m_started(m, BAIC_ENOT_FOUND, "folder mount");
+        return;
+    }
+    int n = snprintf(path, sizeof path, "%s/%.*s/%s", real, (int)sl, scope, hex);
+    struct stat st;
+    if (n < 0 || (size_t)n >= sizeof path || lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        m_started(m, BAIC_ENOT_FOUND, "folder mount");
+        return;
+    }
+    baic_http_respond_json(req, 200, json_pack("{s:s}", "path", path));
+    m_free(m);
 }
 
 static void usage_done(void *arg, int status, int64_t used, int64_t files) {
@@ -596,6 +661,7 @@ int sp_manager_api_init(sp_t *sp) {
         {"POST", "/folder/delete", on_folder_delete},
         {"POST", "/folder/clone", on_folder_clone},
         {"POST", "/folder/usage", on_folder_usage},
+        {"POST", "/folder/mount", on_folder_mount},
         {"POST", "/quota-scope/get", on_qs_get},
         {"POST", "/quota-scope/set", on_qs_set},
         {"POST", "/quota-scope/unset", on_qs_unset},

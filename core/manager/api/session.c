@@ -10,6 +10,7 @@
 
 #include "log/log.h"
 #include "policy.h"
+#include "vfolder_mounts.h"
 
 /* Statuses a creating client waits through (api-contract §3). */
 static int scheduling_status(const char *st) {
@@ -181,22 +182,23 @@ static const char INSERT_SQL[] =
     "WITH s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size,"
     "   domain_name, group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names,"
     "   images, tag, architecture, requested_slots, environ, bootstrap_script, startup_command,"
-    "   resource_opts, status, status_changed, enqueued_at, status_history, starts_at)"
+    "   resource_opts, status, status_changed, enqueued_at, status_history, starts_at,"
+    "   vfolder_mounts)"
     " VALUES ($1, $2, $3::int, 'single-node', 1, $4, $5::uuid, $6::uuid, $7, $8,"
     "   ARRAY[$8]::varchar(64)[], ARRAY[$9]::varchar(512)[], $18, $12, $13::jsonb, $14::jsonb,"
     "   $15, $16, $17::jsonb, 'PENDING', now(), now(), jsonb_build_object('PENDING', now()::text),"
-    "   $19::timestamptz) RETURNING id, name),"
+    "   $19::timestamptz, $21::jsonb) RETURNING id, name),"
     " d AS (INSERT INTO session_dependencies (session_id, depends_on) SELECT s.id, x.value::uuid"
     "   FROM s, json_array_elements_text(COALESCE($20::json, '[]')) x),"
     " k AS (INSERT INTO kernels (session_id, session_name, session_type, cluster_mode,"
     "   cluster_size, cluster_role, cluster_idx, cluster_hostname, scaling_group, domain_name,"
     "   group_id, user_uuid, access_key, image, architecture, registry, tag, requested_slots,"
     "   resource_opts, environ, bootstrap_script, startup_command, status, status_changed,"
-    "   status_history)"
+    "   status_history, vfolder_mounts)"
     " SELECT s.id, s.name, $2, 'single-node', 1, 'main', 0, 'main1', $8, $4, $5::uuid, $6::uuid,"
     "   $7, $9, $12, $10, $11, $13::jsonb, $17::jsonb,"
     "   ARRAY(SELECT key || '=' || value FROM jsonb_each_text($14::jsonb)), $15, $16, 'PENDING',"
-    "   now(), jsonb_build_object('PENDING', now()::text) FROM s RETURNING id)"
+    "   now(), jsonb_build_object('PENDING', now()::text), $19::jsonb FROM s RETURNING id)"
     " SELECT s.id::text AS id, (SELECT id::text FROM k) AS kernel_id FROM s";
 
 typedef struct create {
@@ -208,6 +210,8 @@ typedef struct create {
     char *startup, *bootstrap, *tag;
     json_t *resources, *environ, *resource_opts;
     baic_create_policy_t pol; /* dependencies, starts_at (api/session_policy.c) */
+    json_t *mounts; /* kernel.mounts (vfolder_mounts.c) */
+    const baic_caller_t *who;
     int enqueue_only, reuse, priority;
     long long max_wait;
     /* filled later */
@@ -227,6 +231,7 @@ static void create_free(create_t *c) {
     json_decref(c->environ);
     json_decref(c->resource_opts);
     json_decref(c->ports);
+    json_decref(c->mounts);
     free(c->name);
     free(c->image_ref);
     free(c->type);
@@ -542,18 +547,20 @@ static void context_done(const baic_db_result_t *res, int err, const char *errms
     char *s_req = json_dumps(req_slots, JSON_COMPACT);
     char *s_env = json_dumps(c->environ, JSON_COMPACT);
     char *s_opts = json_dumps(c->resource_opts, JSON_COMPACT);
-    const char *p[20] = {
+    char *s_mounts = json_dumps(c->mounts, JSON_COMPACT);
+    const char *p[21] = {
         c->name, c->type, prio, c->domain, group_id, c->op->who->user_uuid,
         c->op->who->access_key, sgroup, json_string_value(json_object_get(image, "name")),
         json_string_value(json_object_get(image, "registry")),
         json_string_value(json_object_get(image, "tag")),
         json_string_value(json_object_get(image, "architecture")), s_req, s_env, c->bootstrap,
         c->startup, s_opts, c->tag, c->pol.starts_at[0] ? c->pol.starts_at : NULL,
-        c->pol.dep_ids,
+        c->pol.dep_ids, s_mounts,
     };
     free(c->image_ref);
     c->image_ref = strdup(p[8]);
-    int rc = baic_db_query(c->m->db, INSERT_SQL, 20, p, inserted, c);
+    int rc = baic_db_query(c->m->db, INSERT_SQL, 21, p, inserted, c);
+    free(s_mounts);
     free(s_req);
     free(s_env);
     free(s_opts);
@@ -616,6 +623,27 @@ static int opt_int(baic_http_req_t *req, json_t *v, const char *what, long long 
     }
     *out = json_integer_value(v);
     return 0;
+}
+
+/* The folders to mount are known (or the request was answered): look up the rest. */
+static void mounts_resolved(json_t *mounts, void *arg) {
+    create_t *c = arg;
+    const baic_caller_t *who = c->who;
+    if (mounts == NULL) {
+        create_free(c);
+        return;
+    }
+    c->mounts = mounts;
+    c->op = baic_api_op_new(c->req, c->m, who);
+    char *refs = NULL;
+    const char *p[9] = {c->image_ref, c->arch, c->group, c->domain, who->access_key, c->name,
+                        c->sgroup, who->user_uuid, baic_create_policy_refs(&c->pol, &refs)};
+    int qrc = baic_db_query(c->m->db, context_sql, 9, p, context_done, c);
+    free(refs);
+    if (qrc != 0) {
+        baic_api_unavailable(c->req, "The database is not reachable.");
+        create_free(c);
+    }
 }
 
 static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
@@ -735,16 +763,8 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
     }
     if (baic_create_policy_parse(req, body, c->type, &c->pol) != 0)
         goto fail;
-    c->op = baic_api_op_new(req, m, who);
-    char *refs = NULL;
-    const char *p[9] = {c->image_ref, c->arch, c->group, c->domain, who->access_key, c->name,
-                        c->sgroup, who->user_uuid, baic_create_policy_refs(&c->pol, &refs)};
-    int qrc = baic_db_query(m->db, context_sql, 9, p, context_done, c);
-    free(refs);
-    if (qrc != 0) {
-        baic_api_unavailable(req, "The database is not reachable.");
-        create_free(c);
-    }
+    c->who = who;
+    baic_vfolder_mounts_resolve(req, m, who, config, mounts_resolved, c);
     return;
 fail:
     create_free(c);
