@@ -16,6 +16,7 @@ static const struct {
     {"down", cli_cmd_down, "stop everything `baic up` started in a data directory"},
     {"run", cli_cmd_run, "run code in a new session of an image and print its output"},
     {"session", cli_cmd_session, "create, list, inspect, exec in, remove sessions; events"},
+    {"folder", cli_cmd_folder, "virtual folders: create, list, upload, download, remove"},
 };
 
 static void usage(FILE *out) {
