@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `baic folder ...`: virtual folders through the manager's signed API (api-contract §5), file transfers straight to the storage proxy (tus PATCH up, GET down), and the --mount option of `session create` / `run`. */
+/* `baic folder ...`: virtual folders through the manager's signed API (api-contract §5), file
+ * transfers straight to the storage proxy (tus PATCH up, GET down), and the --mount option of
+ * `session create` / `run`. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -94,7 +96,8 @@ int cli_mount_parse(json_t *config, const char *spec) {
             opts = json_object();
             json_object_set_new(config, "mount_options", opts);
         }
-        json_object_set_new(opts, name, json_pack("{s:s, s:s}", "type", "bind", "permission", perm));
+        json_object_set_new(opts, name,
+                            json_pack("{s:s, s:s}", "type", "bind", "permission", perm));
     }
     return 0;
 }
@@ -158,8 +161,8 @@ static int do_ls(const cli_api_t *api) {
     size_t i;
     json_t *f;
     json_array_foreach(list, i, f) {
-        printf("%-24s  %-32s  %-20s  %-10s  %s\n", jstr(f, "name"), jstr(f, "id"),
-               jstr(f, "host"), jstr(f, "permission"), jstr(f, "status"));
+        printf("%-24s  %-32s  %-20s  %-10s  %s\n", jstr(f, "name"), jstr(f, "id"), jstr(f, "host"),
+               jstr(f, "permission"), jstr(f, "status"));
     }
     json_decref(ans);
     return 0;
@@ -456,8 +459,8 @@ done:
 }
 
 /* Sends a request whose body is len bytes of in_fd from offset (in_fd < 0: no body). */
-static int send_request(int fd, const char *method, const xurl_t *u, const char *extra,
-                        int in_fd, off_t offset, off_t len) {
+static int send_request(int fd, const char *method, const xurl_t *u, const char *extra, int in_fd,
+                        off_t offset, off_t len) {
     char head[6144];
     int n = snprintf(head, sizeof head,
                      "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: baic-cli/" BAIC_VERSION
@@ -472,7 +475,8 @@ static int send_request(int fd, const char *method, const xurl_t *u, const char 
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            fprintf(stderr, "baic: reading the local file: %s\n", r < 0 ? strerror(errno) : "short");
+            fprintf(stderr, "baic: reading the local file: %s\n",
+                    r < 0 ? strerror(errno) : "short");
             return -2;
         }
         if (write_all(fd, buf, (size_t)r) < 0)
@@ -485,8 +489,8 @@ static int send_request(int fd, const char *method, const xurl_t *u, const char 
 
 /* One exchange. Returns 0 with x filled (body into out_fd / err text), -1 on a transport
  * error (worth a retry), -2 on a local error. */
-static int exchange(const xurl_t *u, const char *method, const char *extra, int in_fd,
-                    off_t offset, off_t len, int out_fd, xresp_t *x, char *err, size_t errn) {
+static int exchange(const xurl_t *u, const char *method, const char *extra, int in_fd, off_t offset,
+                    off_t len, int out_fd, xresp_t *x, char *err, size_t errn) {
     int fd = xconnect(u);
     if (fd < 0)
         return -1;
@@ -498,8 +502,9 @@ static int exchange(const xurl_t *u, const char *method, const char *extra, int 
         rc = -1;
     if (rc == 0) {
         int ok = x->status / 100 == 2;
-        if (read_body(&r, x, ok ? out_fd : -1, err, errn, strcmp(method, "HEAD") == 0 ||
-                      x->status == 204) < 0 && ok)
+        if (read_body(&r, x, ok ? out_fd : -1, err, errn,
+                      strcmp(method, "HEAD") == 0 || x->status == 204) < 0 &&
+            ok)
             rc = -1;
     }
     close(fd);
@@ -517,8 +522,8 @@ static void print_xfer_error(const char *what, const xresp_t *x, const char *tex
 }
 
 /* request-upload / request-download: the token and URL for one transfer. */
-static int request_transfer(const cli_api_t *api, const char *name, const char *verb,
-                            json_t *body, xurl_t *u) {
+static int request_transfer(const cli_api_t *api, const char *name, const char *verb, json_t *body,
+                            xurl_t *u) {
     char path[800], what[64];
     json_t *ans;
     snprintf(what, sizeof what, "%s", verb);
@@ -568,10 +573,10 @@ static int do_upload(const cli_api_t *api, const char *name, const char *local,
         err[0] = '\0';
         if (offset < 0) {
             /* Where the proxy stands: a partial upload of the same file continues there. */
-            rc = exchange(&u, "HEAD", "Tus-Resumable: 1.0.0\r\n", -1, 0, 0, -1, &x, err,
-                          sizeof err);
-            if (rc == 0 && (x.status / 100 != 2 || x.upload_offset < 0 ||
-                            x.upload_offset > (long long)size)) {
+            rc =
+                exchange(&u, "HEAD", "Tus-Resumable: 1.0.0\r\n", -1, 0, 0, -1, &x, err, sizeof err);
+            if (rc == 0 &&
+                (x.status / 100 != 2 || x.upload_offset < 0 || x.upload_offset > (long long)size)) {
                 print_xfer_error("upload (HEAD)", &x, err);
                 rc = -2;
             }

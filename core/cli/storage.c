@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The storage side of `baic up`: etc/storage-proxy.toml written once, baic-storage-proxy started on a vfs volume in DATA/vfolders, and the manager's [volumes] text for it. */
+/* The storage side of `baic up`: etc/storage-proxy.toml written once, baic-storage-proxy started on
+ * a vfs volume in DATA/vfolders, and the manager's [volumes] text for it. */
 #define _GNU_SOURCE
 #include "cli/storage.h"
 
@@ -137,21 +138,22 @@ static int write_toml(cli_storage_t *s) {
     if (random_hex(msecret, 64) < 0 || random_hex(jsecret, 64) < 0)
         return fail(NULL, "no random bytes for its secrets");
     toml_str(L->vfolders, vol_q, sizeof vol_q);
-    int n = snprintf(text, sizeof text,
-                     "# baic-storage-proxy settings, written once by `baic up` (docs/storage-proxy.md).\n"
-                     "# The manager's [volumes.proxies." CLI_STORAGE_PROXY "] in manager.toml "
-                     "carries the same\n"
-                     "# ports and secrets: change both together.\n"
-                     "[storage-proxy]\n"
-                     "listen_manager = \"127.0.0.1:%d\"\n"
-                     "listen_client = \"127.0.0.1:%d\"\n"
-                     "manager_secret = \"%s\"\n"
-                     "jwt_secret = \"%s\"\n"
-                     "\n"
-                     "[volume." CLI_STORAGE_VOLUME "]\n"
-                     "backend = \"vfs\"\n"
-                     "path = %s\n",
-                     mport, cport, msecret, jsecret, vol_q);
+    int n = snprintf(
+        text, sizeof text,
+        "# baic-storage-proxy settings, written once by `baic up` (docs/storage-proxy.md).\n"
+        "# The manager's [volumes.proxies." CLI_STORAGE_PROXY "] in manager.toml "
+        "carries the same\n"
+        "# ports and secrets: change both together.\n"
+        "[storage-proxy]\n"
+        "listen_manager = \"127.0.0.1:%d\"\n"
+        "listen_client = \"127.0.0.1:%d\"\n"
+        "manager_secret = \"%s\"\n"
+        "jwt_secret = \"%s\"\n"
+        "\n"
+        "[volume." CLI_STORAGE_VOLUME "]\n"
+        "backend = \"vfs\"\n"
+        "path = %s\n",
+        mport, cport, msecret, jsecret, vol_q);
     explicit_bzero(msecret, sizeof msecret);
     explicit_bzero(jsecret, sizeof jsecret);
     if (n < 0 || (size_t)n >= sizeof text)
@@ -189,18 +191,18 @@ static int read_toml(cli_storage_t *s) {
                                sizeof err) != 0 ||
         baic_config_get_string(conf, "storage-proxy.listen_client", "127.0.0.1:6022", &lc, err,
                                sizeof err) != 0 ||
-        baic_config_get_string(conf, "storage-proxy.manager_secret", NULL, &ms, err,
-                               sizeof err) != 0 ||
-        baic_config_get_string(conf, "storage-proxy.jwt_secret", NULL, &js, err, sizeof err) !=
-            0)
+        baic_config_get_string(conf, "storage-proxy.manager_secret", NULL, &ms, err, sizeof err) !=
+            0 ||
+        baic_config_get_string(conf, "storage-proxy.jwt_secret", NULL, &js, err, sizeof err) != 0)
         rc = fail(NULL, "%s", err);
     else if (ms == NULL || js == NULL)
-        rc = fail(NULL, "%s lacks manager_secret or jwt_secret (delete it to have it written "
-                        "again)", s->L->storage_toml);
+        rc = fail(NULL,
+                  "%s lacks manager_secret or jwt_secret (delete it to have it written "
+                  "again)",
+                  s->L->storage_toml);
     else if (split_listen(lm, s->manager_host, sizeof s->manager_host, &s->manager_port) < 0 ||
              split_listen(lc, s->client_host, sizeof s->client_host, &s->client_port) < 0)
-        rc = fail(NULL, "%s: listen_manager / listen_client are not host:port",
-                  s->L->storage_toml);
+        rc = fail(NULL, "%s: listen_manager / listen_client are not host:port", s->L->storage_toml);
     else if ((size_t)snprintf(s->manager_secret, sizeof s->manager_secret, "%s", ms) >=
                  sizeof s->manager_secret ||
              (size_t)snprintf(s->jwt_secret, sizeof s->jwt_secret, "%s", js) >=
