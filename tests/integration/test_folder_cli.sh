@@ -29,6 +29,10 @@ D=$T/data
 failures=0
 DOWN_DONE=
 cleanup() {
+    # Sessions a failed check left behind: their containers would outlive `baic down`.
+    if [ -z "$DOWN_DONE" ] && [ -n "${BACKEND_ENDPOINT:-}" ]; then
+        for s in fs1 fs2 fs3 fs4; do "$BAIC" session rm $s >/dev/null 2>&1; done
+    fi
     [ -z "$DOWN_DONE" ] && "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
