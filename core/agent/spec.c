@@ -218,6 +218,126 @@ static int add_runner_env(agent_kernel_t *k, baic_container_needs_t *n) {
     return rc;
 }
 
+/* Where vfolders may appear in a container: below the work directory, never on it. */
+#define MOUNT_ROOT "/home/work"
+#define MOUNT_PATH_MAX 1024
+
+/* 1 when path (absolute) has no empty, "." or ".." component and no trailing slash. */
+static int path_clean(const char *path) {
+    if (path[0] != '/' || path[1] == '\0')
+        return 0;
+    for (const char *c = path + 1;;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+        if (e == NULL)
+            return 1;
+        c = e + 1;
+    }
+}
+
+typedef struct vmount {
+    const char *name, *host, *permission;
+    char target[MOUNT_PATH_MAX + 16];
+} vmount_t;
+
+/* Shorter targets first, so that /home/work/a is mounted before /home/work/a/b. */
+static int vmount_cmp(const void *x, const void *y) {
+    size_t a = strlen(((const vmount_t *)x)->target), b = strlen(((const vmount_t *)y)->target);
+    return a < b ? -1 : a > b;
+}
+
+/* The manager's kernel.mounts (vfolders): [{"name","vfid","host_path","kernel_path",
+ * "permission":"ro|rw|wd"}] as bind mounts, read-only for "ro". An entry that is not
+ * right fails the whole kernel, with the reason in msg. */
+static int add_vfolder_mounts(agent_kernel_t *k, baic_container_needs_t *n, char *msg,
+                              size_t msglen) {
+    const json_t *list = json_object_get(json_object_get(k->create, "kernel"), "mounts");
+    if (list == NULL || json_is_null(list))
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(msg, msglen, "kernel.mounts must be an array");
+        return BAIC_EBAD_INPUT;
+    }
+    size_t count = json_array_size(list);
+    if (count == 0)
+        return 0;
+    if (count > 64) {
+        snprintf(msg, msglen, "kernel.mounts: %zu entries, at most 64", count);
+        return BAIC_EBAD_INPUT;
+    }
+    vmount_t *v = calloc(count, sizeof *v);
+    if (v == NULL)
+        return UV_ENOMEM;
+    int rc = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(list, i, m) {
+        const json_t *jname = json_object_get(m, "name");
+        const char *name = json_is_string(jname) ? json_string_value(jname) : "?";
+        const json_t *jh = json_object_get(m, "host_path"), *jk = json_object_get(m, "kernel_path");
+        const json_t *jp = json_object_get(m, "permission");
+        const char *host = json_string_value(jh), *kp = json_string_value(jk);
+        const char *perm = jp == NULL || json_is_null(jp) ? "rw" : json_string_value(jp);
+        struct stat sb;
+        rc = BAIC_EBAD_INPUT;
+        if (!json_is_object(m)) {
+            snprintf(msg, msglen, "mount %zu: not an object", i);
+        } else if (jname != NULL && !json_is_string(jname)) {
+            snprintf(msg, msglen, "mount %zu: name must be a string", i);
+        } else if (host == NULL || strlen(host) > MOUNT_PATH_MAX || !path_clean(host)) {
+            snprintf(msg, msglen, "mount %.40s: host_path must be a clean absolute path", name);
+        } else if (stat(host, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            snprintf(msg, msglen, "mount %.40s: host_path %.80s is not a directory on this agent",
+                     name, host);
+        } else if (kp == NULL || *kp == '\0' || strlen(kp) > MOUNT_PATH_MAX) {
+            snprintf(msg, msglen, "mount %.40s: kernel_path missing", name);
+        } else if (perm == NULL || (strcmp(perm, "ro") != 0 && strcmp(perm, "rw") != 0 &&
+                                    strcmp(perm, "wd") != 0)) {
+            snprintf(msg, msglen, "mount %.40s: permission must be ro, rw or wd", name);
+        } else {
+            /* A relative kernel_path is relative to the work directory. */
+            snprintf(v[i].target, sizeof v[i].target, "%s%s", kp[0] == '/' ? "" : MOUNT_ROOT "/",
+                     kp);
+            if (strncmp(v[i].target, MOUNT_ROOT "/", sizeof MOUNT_ROOT) != 0 ||
+                !path_clean(v[i].target)) {
+                snprintf(msg, msglen, "mount %.40s: kernel_path %.80s is not below " MOUNT_ROOT
+                         " (no '..')", name, kp);
+            } else {
+                rc = 0;
+                v[i].name = name;
+                v[i].host = host;
+                v[i].permission = perm;
+            }
+        }
+        if (rc != 0)
+            break;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(v[j].target, v[i].target) == 0) {
+                snprintf(msg, msglen, "mount %.40s: kernel_path %.80s is used twice", name,
+                         v[i].target);
+                rc = BAIC_EBAD_INPUT;
+                break;
+            }
+        }
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0)
+        qsort(v, count, sizeof *v, vmount_cmp);
+    for (i = 0; rc == 0 && i < count; i++) {
+        rc = needs_add_mount(n, v[i].host, v[i].target, strcmp(v[i].permission, "ro") == 0);
+        if (rc != 0)
+            snprintf(msg, msglen, "mount %.40s: %s", v[i].name, baic_strerror(rc));
+        else
+            BAIC_LOG_I("vfolder_mount", "kernel=%s name=%s target=%s permission=%s", k->id,
+                       v[i].name, v[i].target, v[i].permission);
+    }
+    free(v);
+    return rc;
+}
+
 int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t msglen) {
     agent_t *a = k->a;
     const json_t *ks = json_object_get(k->create, "kernel");
@@ -263,6 +383,11 @@ int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t m
     }
     if (rc != 0) {
         snprintf(msg, msglen, "container needs (%s): %s", where, baic_strerror(rc));
+        needs_free(&needs);
+        return rc;
+    }
+    rc = add_vfolder_mounts(k, &needs, msg, msglen);
+    if (rc != 0) {
         needs_free(&needs);
         return rc;
     }

@@ -51,6 +51,11 @@ void cli_api_escape(const char *s, char *out, size_t n);
 /* Verbs. */
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_session(int argc, char **argv);
+int cli_cmd_folder(int argc, char **argv);
+
+/* folder.c: adds --mount FOLDER[:/home/work/PATH][:ro|rw] to a session's config object
+ * (config.mounts, mount_map, mount_options). 0, or -1 after printing why. */
+int cli_mount_parse(json_t *config, const char *spec);
 
 /* transfer.c: argv = {"upload"|"download", NAME, FILE..., [--dest DIR]}; exit status. */
 int cli_session_transfer(const cli_api_t *api, int argc, char **argv);
@@ -64,6 +69,9 @@ int cli_exec_code(const cli_api_t *api, const char *session, const char *mode, c
 /* run.c: POST /session waiting for RUNNING (resources may be NULL), DELETE; 0 or 1. */
 int cli_session_create(const cli_api_t *api, const char *image, const char *name,
                        json_t *resources);
+/* The same with more config keys (mounts...; may be NULL) merged into the request's config. */
+int cli_session_create_ex(const cli_api_t *api, const char *image, const char *name,
+                          json_t *resources, json_t *config);
 int cli_session_delete(const cli_api_t *api, const char *name);
 
 #endif

@@ -43,6 +43,11 @@ typedef struct cli_layout {
     char registry_log[PATH_MAX];
     char agent_log[PATH_MAX];
     char images_log[PATH_MAX];
+    /* The storage side: one storage proxy, its vfs volume holding the folders. */
+    char storage_toml[PATH_MAX];   /* etc/storage-proxy.toml, 0600 (its secrets) */
+    char storage_pid[PATH_MAX];
+    char storage_log[PATH_MAX];
+    char vfolders[PATH_MAX];       /* the volume's root */
 } cli_layout_t;
 
 /* The default data directory: $BAIC_DATA_DIR, /var/lib/baic for root, else

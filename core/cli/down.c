@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `baic down`: stops the agent, manager, registry, Redis and PostgreSQL that `baic up` started. */
+/* `baic down`: stops the agent, manager, storage proxy, registry, Redis and PostgreSQL that `baic up` started. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,16 +12,16 @@
 static const char usage[] =
     "usage: baic down [--data-dir DIR]\n"
     "\n"
-    "Stops what `baic up` started for DIR: the agent, the manager, the image registry,\n"
-    "then the private Redis and PostgreSQL. Data stays in DIR. The agent's containers keep\n"
+    "Stops what `baic up` started for DIR: the agent, the manager, the storage proxy, the\n"
+    "image registry, then the private Redis and PostgreSQL. Data stays in DIR. The agent's containers keep\n"
     "running: the next `baic up` starts the agent again, which adopts them (or reports\n"
     "them lost if they died meanwhile). Delete sessions first to have none left.\n"
     "Nothing running is not an error.\n"
     "DIR defaults to $BAIC_DATA_DIR, /var/lib/baic for root, else ~/.local/share/baic.\n";
 
 /* Stop deadlines: the manager drains requests, Redis flushes its append-only file. */
-enum { AGENT_STOP_MS = 15000, MANAGER_STOP_MS = 15000, REGISTRY_STOP_MS = 10000,
-       REDIS_STOP_MS = 15000, PG_STOP_S = 60 };
+enum { AGENT_STOP_MS = 15000, MANAGER_STOP_MS = 15000, STORAGE_STOP_MS = 15000,
+       REGISTRY_STOP_MS = 10000, REDIS_STOP_MS = 15000, PG_STOP_S = 60 };
 
 /* Stops the daemon a pid file names. Returns 1 when it stopped one, 0 when none ran, or -1. */
 static int stop_pidfile(const char *what, const char *pidfile, const char *name, int group,
@@ -111,12 +111,13 @@ int cli_cmd_down(int argc, char **argv) {
      * the manager before its stores, so it never sees them vanish under it. Containers
      * run in sessions of their own, so the agent's process group holds none of them.
      * One statement each: initialiser lists leave the order of evaluation open. */
-    int results[5];
+    int results[6];
     results[0] = stop_pidfile("agent", L.agent_pid, L.agent_toml, 1, AGENT_STOP_MS);
     results[1] = stop_pidfile("manager", L.manager_pid, L.manager_toml, 1, MANAGER_STOP_MS);
-    results[2] = stop_pidfile("registry", L.registry_pid, L.registry_yml, 1, REGISTRY_STOP_MS);
-    results[3] = stop_pidfile("redis", L.redis_pid, "redis-server", 1, REDIS_STOP_MS);
-    results[4] = stop_postgres(&L);
+    results[2] = stop_pidfile("storage proxy", L.storage_pid, L.storage_toml, 1, STORAGE_STOP_MS);
+    results[3] = stop_pidfile("registry", L.registry_pid, L.registry_yml, 1, REGISTRY_STOP_MS);
+    results[4] = stop_pidfile("redis", L.redis_pid, "redis-server", 1, REDIS_STOP_MS);
+    results[5] = stop_postgres(&L);
     int stopped = 0, failed = 0;
     for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
         stopped += results[i] > 0;

@@ -84,6 +84,10 @@ int cli_layout_init(cli_layout_t *L, const char *dir) {
         {L->registry_log, "log/registry.log"},
         {L->agent_log, "log/agent.log"},
         {L->images_log, "log/images.log"},
+        {L->storage_toml, "etc/storage-proxy.toml"},
+        {L->storage_pid, "run/storage-proxy.pid"},
+        {L->storage_log, "log/storage-proxy.log"},
+        {L->vfolders, "vfolders"},
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (join(paths[i].dst, L->dir, paths[i].rel) < 0)

@@ -17,6 +17,7 @@ static const struct {
     {"run", cli_cmd_run, "run code in a new session of an image and print its output"},
     {"session", cli_cmd_session, "create, list, inspect, exec in, remove sessions; events"},
     {"shell", cli_cmd_shell, "a terminal in a running session"},
+    {"folder", cli_cmd_folder, "virtual folders: create, list, upload, download, remove"},
 };
 
 static void usage(FILE *out) {

@@ -12,6 +12,7 @@
 
 static const char usage[] =
     "usage: baic run IMAGE (-c CODE | FILE) [--batch] [--rm] [--name NAME] [-r SLOT=AMOUNT]...\n"
+    "                [--mount FOLDER[:/home/work/PATH][:ro]]...\n"
     "  Creates a session of IMAGE (waits until it runs), executes CODE (or FILE's text) in\n"
     "  query mode, prints stdout/stderr as they arrive and exits with the code's exit code.\n"
     "  --batch instead creates a batch session whose startup command is CODE (FILE's text,\n"
@@ -21,10 +22,12 @@ static const char usage[] =
 
 /* A batch session: create, wait until it ended, print its logs; its exit code (or 1). */
 static int run_batch(const cli_api_t *api, const char *image, const char *name, json_t *res,
-                     const char *code) {
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:{s:O}, s:b, s:i}", "image", image, "name",
-                             name, "type", "batch", "startupCommand", code, "config",
-                             "resources", res, "enqueueOnly", 0, "maxWaitSeconds", 0);
+                     json_t *config, const char *code) {
+    json_t *cfg = json_deep_copy(config); /* mounts from --mount, and the resources */
+    json_object_set(cfg, "resources", res);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:o, s:b, s:i}", "image", image, "name", name,
+                             "type", "batch", "startupCommand", code, "config", cfg,
+                             "enqueueOnly", 0, "maxWaitSeconds", 0);
     int status;
     json_t *ans;
     if (cli_api_json(api, "POST", "/session", body, 600000, &status, &ans) != 0) {
@@ -107,9 +110,16 @@ static char *read_file(const char *path) {
 /* Creates (or reuses) a session and waits for RUNNING; 0 or 1 (printed). */
 int cli_session_create(const cli_api_t *api, const char *image, const char *name,
                        json_t *resources) {
+    return cli_session_create_ex(api, image, name, resources, NULL);
+}
+
+int cli_session_create_ex(const cli_api_t *api, const char *image, const char *name,
+                          json_t *resources, json_t *config) {
     json_t *body = json_pack("{s:s, s:s, s:{s:O}, s:b, s:i, s:s}", "image", image, "name", name,
                              "config", "resources", resources ? resources : json_object(),
                              "enqueueOnly", 0, "maxWaitSeconds", 0, "type", "interactive");
+    if (config != NULL)
+        json_object_update_missing(json_object_get(body, "config"), config);
     int status;
     json_t *ans;
     int rc = cli_api_json(api, "POST", "/session", body, 600000, &status, &ans);
@@ -151,12 +161,13 @@ int cli_session_delete(const cli_api_t *api, const char *name) {
 int cli_cmd_run(int argc, char **argv) {
     const char *image = NULL, *code = NULL, *file = NULL, *name = NULL;
     int rm = 0, batch = 0;
-    json_t *res = json_object();
+    json_t *res = json_object(), *config = json_object();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage, stdout);
             json_decref(res);
+            json_decref(config);
             return 0;
         } else if (strcmp(a, "--rm") == 0) {
             rm = 1;
@@ -171,13 +182,21 @@ int cli_cmd_run(int argc, char **argv) {
             if (eq == NULL) {
                 fprintf(stderr, "baic run: -r wants SLOT=AMOUNT\n");
                 json_decref(res);
+                json_decref(config);
                 return 2;
             }
             *eq = '\0';
             json_object_set_new(res, kv, json_string(eq + 1));
+        } else if (strcmp(a, "--mount") == 0 && i + 1 < argc) {
+            if (cli_mount_parse(config, argv[++i]) != 0) {
+                json_decref(res);
+                json_decref(config);
+                return 2;
+            }
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "baic run: unknown option %s\n%s", a, usage);
             json_decref(res);
+            json_decref(config);
             return 2;
         } else if (image == NULL) {
             image = a;
@@ -186,17 +205,20 @@ int cli_cmd_run(int argc, char **argv) {
         } else {
             fprintf(stderr, "%s", usage);
             json_decref(res);
+            json_decref(config);
             return 2;
         }
     }
     if (image == NULL || (code == NULL) == (file == NULL)) {
         fprintf(stderr, "%s", usage);
         json_decref(res);
+        json_decref(config);
         return 2;
     }
     cli_api_t api;
     if (cli_api_from_env(&api) != 0) {
         json_decref(res);
+        json_decref(config);
         return 2;
     }
     char *text = NULL;
@@ -205,6 +227,7 @@ int cli_cmd_run(int argc, char **argv) {
         if (text == NULL) {
             fprintf(stderr, "baic run: cannot read %s: %s\n", file, strerror(errno));
             json_decref(res);
+            json_decref(config);
             return 2;
         }
         code = text;
@@ -216,13 +239,15 @@ int cli_cmd_run(int argc, char **argv) {
         name = gen;
     }
     if (batch) {
-        int ec = run_batch(&api, image, name, res, code);
+        int ec = run_batch(&api, image, name, res, config, code);
         json_decref(res);
+        json_decref(config);
         free(text);
         return ec;
     }
-    int rc = cli_session_create(&api, image, name, res);
+    int rc = cli_session_create_ex(&api, image, name, res, config);
     json_decref(res);
+    json_decref(config);
     if (rc != 0) {
         free(text);
         return 1;

@@ -15,7 +15,8 @@
 
 static const char usage[] =
     "usage: baic session <verb> ...\n"
-    "  create IMAGE NAME [-r SLOT=AMOUNT]...  create a session and wait until it runs\n"
+    "  create IMAGE NAME [-r SLOT=AMOUNT]...  create a session and wait until it runs;\n"
+    "         [--mount FOLDER[:/home/work/PATH][:ro]]...  with folders mounted\n"
     "  ls [--all]                             your sessions (--all: finished ones too)\n"
     "  info NAME                              one session's fields (GET /session/NAME)\n"
     "  exec NAME CODE                         run CODE (query mode); exits with its code\n"
@@ -222,19 +223,26 @@ int cli_cmd_session(int argc, char **argv) {
     if (cli_api_from_env(&api) != 0)
         return 2;
     if (strcmp(verb, "create") == 0 && argc >= 4) {
-        json_t *res = json_object();
-        for (int i = 4; i + 1 < argc; i += 2) {
-            char *eq = strchr(argv[i + 1], '=');
-            if (strcmp(argv[i], "-r") != 0 || eq == NULL) {
+        json_t *res = json_object(), *config = json_object();
+        for (int i = 4; i < argc; i += 2) {
+            char *eq = i + 1 < argc ? strchr(argv[i + 1], '=') : NULL;
+            if (i + 1 < argc && strcmp(argv[i], "--mount") == 0) {
+                if (cli_mount_parse(config, argv[i + 1]) == 0)
+                    continue;
+            } else if (strcmp(argv[i], "-r") == 0 && eq != NULL) {
+                *eq = '\0';
+                json_object_set_new(res, argv[i + 1], json_string(eq + 1));
+                continue;
+            } else {
                 fputs(usage, stderr);
-                json_decref(res);
-                return 2;
             }
-            *eq = '\0';
-            json_object_set_new(res, argv[i + 1], json_string(eq + 1));
+            json_decref(res);
+            json_decref(config);
+            return 2;
         }
-        int rc = cli_session_create(&api, argv[2], argv[3], res);
+        int rc = cli_session_create_ex(&api, argv[2], argv[3], res, config);
         json_decref(res);
+        json_decref(config);
         if (rc == 0)
             printf("session %s is RUNNING\n", argv[3]);
         return rc;

@@ -24,6 +24,7 @@
 #include "cli/compute.h"
 #include "cli/probe.h"
 #include "cli/proc.h"
+#include "cli/storage.h"
 #include "config/config.h"
 
 static const char usage[] =
@@ -39,6 +40,9 @@ static const char usage[] =
     "and starts a baic-agent (runtime/oci on crun; compute cpu, mem and mock) that it waits\n"
     "for until the manager counts it ALIVE. Running it again reuses what is already\n"
     "running and restarts what died; `baic down` stops it all.\n"
+    "It also runs a baic-storage-proxy with one vfs volume in DIR/vfolders for `baic folder`\n"
+    "(etc/storage-proxy.toml; the manager finds it through [volumes] in manager.toml, which\n"
+    "`up` appends when the file has none).\n"
     "DIR defaults to $BAIC_DATA_DIR, /var/lib/baic for root, else ~/.local/share/baic.\n"
     "\n"
     "  --no-python   busybox only (the python image takes minutes to build the first time)\n"
@@ -48,6 +52,7 @@ static const char usage[] =
     "  BAIC_NO_PYTHON=1   as --no-python\n"
     "  BAIC_NO_AGENT=1    as --no-agent\n"
     "  BAIC_AGENT_BIN     the agent program (default: baic-agent beside baic, or PATH)\n"
+    "  BAIC_STORAGE_PROXY_BIN  the storage proxy (default: beside baic, or PATH)\n"
     "  BAIC_SHARE_DIR     where build.sh, push.sh and admin_call.sh are\n"
     "  BAIC_DB_DSN        external PostgreSQL (libpq DSN) for a new manager.toml\n"
     "  BAIC_REDIS_URL     external Redis (redis://[:password@]host[:port][/db])\n"
@@ -85,6 +90,9 @@ typedef struct up {
     char secret[256];       /* the cluster secret (never printed) */
     int secret_in_toml;     /* 1: manager.toml has it; 0: handed over as BAIC_CLUSTER_SECRET */
     cli_compute_t cc;
+    cli_storage_t st;
+    int storage_ok;         /* the proxy answers and manager.toml has [volumes] */
+    int volumes_added;      /* this run appended [volumes] to manager.toml */
     char mgr_host[64];      /* from [manager] listen */
     int mgr_port;
     char pg_bindir[PATH_MAX];
@@ -918,6 +926,7 @@ static int env_files(up_t *u) {
 /* Stops what this run started, newest first, so a failed `up` leaves what it found. */
 static void undo(up_t *u) {
     cli_compute_undo(&u->cc);
+    cli_storage_undo(&u->st);
     if (u->started_manager > 0) {
         cli_proc_stop(u->started_manager, 1, STOP_MS);
         unlink(u->L.manager_pid);
@@ -958,6 +967,38 @@ static int secret_up(up_t *u) {
     if (rc < 0)
         return fail(u, "%s: %s", u->L.cluster_secret,
                     rc == -EINVAL ? "shorter than 16 characters" : strerror(-rc));
+    return 0;
+}
+
+/* The storage proxy, and [volumes] in manager.toml for it unless the file names its own.
+ * Before the manager, which reads [volumes] when it starts. */
+static int storage_up(up_t *u) {
+    const char *why = cli_storage_unavailable();
+    if (why != NULL) {
+        printf("storage proxy: not started: %s; `baic folder` will not work\n", why);
+        return 0;
+    }
+    step(u, "starting the storage proxy", u->L.storage_log, NULL);
+    u->st.L = &u->L;
+    u->st.avoid_port = u->mgr_port;
+    if (cli_storage_up(&u->st) < 0)
+        return fail(u, "see above");
+    if (json_object_get(u->conf, "volumes") == NULL) {
+        step(u, "adding [volumes] to manager.toml", NULL, NULL);
+        char text[2048];
+        int rc = cli_storage_volumes_toml(&u->st, text, sizeof text);
+        if (rc == 0)
+            rc = append_file(u->L.manager_toml, text);
+        explicit_bzero(text, sizeof text);
+        if (rc < 0)
+            return fail(u, "%s: %s", u->L.manager_toml, strerror(-rc));
+        json_decref(u->conf);
+        u->conf = NULL;
+        if (load_toml(u, u->L.manager_toml, &u->conf) < 0)
+            return -1;
+        u->volumes_added = 1;
+    }
+    u->storage_ok = 1;
     return 0;
 }
 
@@ -1026,6 +1067,8 @@ static void print_usage(up_t *u, const char *version) {
     printf("  admin:  source %s\n", u->L.admin_env);
     printf("  user:   source %s\n", u->L.user_env);
     printf("  logs:   %s\n", u->L.log);
+    if (u->storage_ok)
+        printf("  folders: %s (storage proxy 127.0.0.1:%d)\n", u->L.vfolders, u->st.client_port);
     printf("  stop:   baic down --data-dir %s\n", u->L.dir);
     char call[PATH_MAX];
     if (cli_find_share("tests/bench/admin_call.sh", call, sizeof call) < 0)
@@ -1042,9 +1085,20 @@ static void print_usage(up_t *u, const char *version) {
         printf("\nor run code in a new session with the baic CLI (same user.env):\n  %s\n",
                u->cc.python_ok ? "baic run python -c 'print(1)' --rm"
                                : "baic run busybox -c 'echo 1' --rm");
+        if (u->storage_ok)
+            printf("\nkeep files in a folder and mount it into sessions:\n"
+                   "  baic folder create data\n"
+                   "  baic folder upload data ./notes.txt\n"
+                   "  baic run busybox --mount data -c 'cat /home/work/data/notes.txt' --rm\n"
+                   "  baic folder download data notes.txt ./notes-copy.txt\n");
     } else {
         printf("\ntry a signed request:\n  . %s\n  sh %s GET /config/resource-slots\n",
                u->L.admin_env, call);
+        if (u->storage_ok)
+            printf("\nkeep files in a folder (same user.env):\n"
+                   "  baic folder create data\n"
+                   "  baic folder upload data ./notes.txt\n"
+                   "  baic folder files data\n");
     }
 }
 
@@ -1065,6 +1119,12 @@ static int run_up(up_t *u) {
         return -1;
     if (!u->redis_private)
         printf("redis: external ([redis] in %s)\n", u->L.manager_toml);
+    if (storage_up(u) < 0)
+        return -1;
+    pid_t running;
+    if (u->volumes_added && cli_pidfile_live(u->L.manager_pid, u->L.manager_toml, &running) == 1)
+        printf("manager.toml: [volumes] added; folders work after the manager restarts "
+               "(baic down, then baic up)\n");
     if (manager_up(u, version, sizeof version) < 0)
         return -1;
     /* Fixtures need the migrated schema, which a running manager implies. */
