@@ -1,0 +1,297 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Scheduler throughput: 1,000 dummy agents (baic-agent-fleet, one process) in one resource
+# group, 10,000 PENDING sessions of mixed sizes released at once, drained under fifo and
+# under drf; beside Slurm (Debian slurm-wlm, one node) in the same run.
+#
+#   tests/bench/scheduler/run.sh [BUILD_DIR]       (root for Slurm; default <repo>/build)
+#
+# baic: `baic up --no-agent` in a scratch dir (BAIC_BENCH_DIR keeps one); its private
+# PostgreSQL gets synchronous_commit = off (ALTER SYSTEM). The sessions are INSERTed with
+# SQL exactly as POST /session with enqueueOnly writes them (sessions + kernels rows, status
+# PENDING), while the resource group is inactive; then one statement activates the group and
+# stamps enqueued_at, and the scheduler is woken. Measured from the database: placements
+# committed per second (PENDING -> SCHEDULED, status_history timestamps) and the p50/p99
+# enqueued_at -> SCHEDULED, per scheduler. Manager RSS: VmHWM (peak) over the whole run.
+# The API enqueue rate (POST /session enqueueOnly, sequential signed curl) is a separate line.
+# Peer: slurmctld + slurmd (one node, CPUs=2), `sbatch --wrap=true` submissions/s sequential
+# and with 4 parallel submitters, and submit -> job start latency one job at a time.
+# Knobs: BENCH_AGENTS (1000), BENCH_SESSIONS (10000), BENCH_SCHEDULERS ("fifo drf"),
+# BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_NO_SLURM=1. Last line: key=value.
+set -u
+SRC=$(cd "$(dirname "$0")/../../.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+BAIC=$BUILD/core/cli/baic
+FLEET=$BUILD/core/agent-fleet/baic-agent-fleet
+SIGN=$SRC/tests/bench/sign.sh
+NA=${BENCH_AGENTS:-1000}
+NS=${BENCH_SESSIONS:-10000}
+SCHEDS=${BENCH_SCHEDULERS:-fifo drf}
+SLURM_N=${BENCH_SLURM_N:-200}
+API_N=${BENCH_API_N:-200}
+PY=/usr/bin/python3
+for t in psql redis-cli curl openssl; do command -v $t >/dev/null || { echo "run.sh: $t missing" >&2; exit 77; }; done
+[ -x "$FLEET" ] && [ -x "$BAIC" ] || { echo "run.sh: build baic and baic-agent-fleet first" >&2; exit 77; }
+
+OWN_DIR=
+if [ -n "${BAIC_BENCH_DIR:-}" ]; then W=$BAIC_BENCH_DIR; mkdir -p "$W"; else W=$(mktemp -d /tmp/baic-bench.XXXXXX); OWN_DIR=1; fi
+chmod 711 "$W"
+D=$W/data
+FLEET_PID= MUNGE_PID= CTLD_PID= SLURMD_PID=
+stop_pid() { [ -n "$1" ] && kill "$1" 2>/dev/null && for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done; }
+cleanup() {
+    stop_pid "$FLEET_PID"
+    stop_pid "$SLURMD_PID"; stop_pid "$CTLD_PID"; stop_pid "$MUNGE_PID"
+    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
+    [ -n "$OWN_DIR" ] && rm -rf "$W"
+}
+trap cleanup EXIT
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# ---------------------------------------------------------------- baic
+"$BAIC" up --no-agent --data-dir "$D" >"$W/up.log" 2>&1 || { cat "$W/up.log"; exit 1; }
+DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
+REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
+sql() { psql "$DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null && sql "SELECT pg_reload_conf()" >/dev/null
+MPID=$(cat "$D/run/manager.pid")
+SECRET=$(cat "$D/etc/cluster_secret" 2>/dev/null)
+[ -n "$SECRET" ] || SECRET=$(sed -n 's/^cluster_secret *= *"\(.*\)"/\1/p' "$D/etc/agent.toml" | head -1)
+[ -n "$SECRET" ] || { echo "run.sh: no cluster secret under $D/etc" >&2; exit 1; }
+
+# Keypairs for DRF to share between: the fixture user's own plus 7 more of the same user;
+# no concurrency or slot quota (the policy's limit of 30 sessions would deny the test).
+sql "UPDATE keypair_resource_policies SET max_concurrent_sessions = 0, max_pending_session_count = NULL,
+     total_resource_slots = '{}', default_for_unspecified = 'UNLIMITED' WHERE name = 'default'" >/dev/null
+sql "INSERT INTO keypairs (access_key, secret_key, user_id, \"user\", is_active, is_admin, resource_policy, rate_limit)
+     SELECT 'AKBENCH' || lpad(g::text, 13, '0'), md5(g::text), k.user_id, k.\"user\", true, false, 'default', 100000
+     FROM (SELECT user_id, \"user\" FROM keypairs WHERE NOT is_admin LIMIT 1) k, generate_series(1, 7) g
+     ON CONFLICT DO NOTHING" >/dev/null
+
+# The image every bench session names (what an image rescan would have registered).
+sql "INSERT INTO images (name, project, image, tag, registry, architecture, labels, resources)
+     VALUES ('cr.backend.ai/stable/python:3.11', 'stable', 'stable/python', '3.11', 'cr.backend.ai', 'x86_64',
+       '{\"ai.backend.resource.min.cpu\": \"1\"}', '{\"cpu\": {\"min\": \"1\"}, \"mem\": {\"min\": \"268435456\"}}')
+     ON CONFLICT DO NOTHING" >/dev/null
+
+start_fleet() {
+    BAIC_CLUSTER_SECRET=$SECRET "$FLEET" -n "$NA" --redis "127.0.0.1:$REDIS_PORT" --scaling-group default \
+        --slots cpu=64,mem=256g >"$W/fleet.out" 2>"$W/fleet.log" &
+    FLEET_PID=$!
+}
+# All NA agents ALIVE with a heartbeat newer than $1 (a timestamp from the database).
+wait_agents() {
+    local since=$1 n end=$(( $(date +%s) + 60 ))
+    while [ "$(date +%s)" -lt $end ]; do
+        n=$(sql "SELECT count(*) FROM agents WHERE status = 'ALIVE' AND heartbeat_at > '$since'")
+        [ "$n" = "$NA" ] && return 0
+        sleep 0.5
+    done
+    echo "run.sh: only $n of $NA agents alive (see $W/fleet.log, $D/log/manager.log)" >&2; return 1
+}
+
+# The same rows POST /session (enqueueOnly) inserts, for NS sessions over the 8 keypairs,
+# sizes cpu 1/2/4 x mem 1/2/4/8 GiB mixed (all fit: NA x 64 CPUs, 256 GiB).
+enqueue() {
+    sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
+    sql "WITH kp AS (SELECT row_number() OVER (ORDER BY k.access_key) - 1 AS i, k.access_key, u.uuid, u.domain_name,
+           (SELECT id FROM groups WHERE name = 'default' AND domain_name = u.domain_name) AS gid
+         FROM keypairs k JOIN users u ON u.uuid = k.\"user\" WHERE NOT k.is_admin),
+     nkp AS (SELECT count(*) AS n FROM kp),
+     src AS (SELECT g, kp.access_key, kp.uuid, kp.domain_name, kp.gid,
+               jsonb_build_object('cpu', (ARRAY['1','2','4','1'])[1 + g % 4],
+                 'mem', ((ARRAY[1,2,4,8])[1 + (g / 4) % 4]::bigint << 30)::text) AS slots
+             FROM generate_series(0, $NS - 1) g, nkp, kp WHERE kp.i = g % nkp.n),
+     s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size, domain_name,
+             group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names, images,
+             architecture, requested_slots, resource_opts, status, status_changed, enqueued_at, status_history)
+           SELECT 'bench-' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
+             ARRAY['default']::varchar(64)[], ARRAY['cr.backend.ai/stable/python:3.11']::varchar(512)[],
+             'x86_64', slots, '{}', 'PENDING', now(), now(), jsonb_build_object('PENDING', now()::text)
+           FROM src RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
+     INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
+       cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
+       architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
+     SELECT s.id, s.name, 'batch', 'single-node', 1, 'main', 0, 'main1', 'default', s.domain_name, s.group_id,
+       s.user_uuid, s.access_key, 'cr.backend.ai/stable/python:3.11', 'x86_64', 'cr.backend.ai', NULL,
+       s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
+}
+
+# Releases the queue, waits for it to drain; sets RATE P50 P99 DRAIN_S for scheduler $1.
+run_sched() {
+    local sched=$1 t0 left end
+    sql "UPDATE scaling_groups SET scheduler = '$sched' WHERE name = 'default'" >/dev/null
+    enqueue || exit 1
+    t0=$(sql "BEGIN; UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
+              WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
+              SELECT now()::text; COMMIT;")
+    redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
+    end=$(( $(date +%s) + 300 ))
+    while :; do
+        left=$(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'")
+        [ "$left" = 0 ] && break
+        [ "$(date +%s)" -ge $end ] && { echo "run.sh: $sched: $left sessions still PENDING after 300 s" >&2; break; }
+        sleep 0.2
+    done
+    read -r RATE P50 P99 DRAIN_S NDONE <<<"$(sql "WITH x AS (SELECT (status_history->>'SCHEDULED')::timestamptz AS t, enqueued_at
+          FROM sessions WHERE status_history ? 'SCHEDULED')
+        SELECT round(count(*) / greatest(extract(epoch FROM max(t) - '$t0'::timestamptz), 0.001)),
+          round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - enqueued_at))),
+          round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
+          round(extract(epoch FROM max(t) - '$t0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
+    RUNNING=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
+}
+
+# Empties the cluster between schedulers: the fleet forgets its kernels by restarting.
+reset_cluster() {
+    stop_pid "$FLEET_PID"
+    sql "DELETE FROM kernels; DELETE FROM sessions" >/dev/null
+    local since; since=$(sql "SELECT now()::text")
+    start_fleet
+    wait_agents "$since" || exit 1
+}
+
+since=$(sql "SELECT now()::text")
+start_fleet
+wait_agents "$since" || exit 1
+FLEET_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$FLEET_PID/status")
+declare -A R
+first=1
+for sched in $SCHEDS; do
+    [ -n "$first" ] || reset_cluster
+    first=
+    run_sched "$sched"
+    R[$sched.rate]=$RATE R[$sched.p50]=$P50 R[$sched.p99]=$P99 R[$sched.drain]=$DRAIN_S
+    R[$sched.n]=$NDONE R[$sched.running]=$RUNNING
+    sleep 2 # let the kernel_started events land before the next phase
+    R[$sched.running]=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
+done
+MGR_HWM=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
+MGR_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$MPID/status")
+
+# API enqueue rate: sequential signed POST /session enqueueOnly (each curl + openssl signing
+# process included, so this is a floor for the API, not its ceiling).
+. "$D/user.env"
+HP=${BACKEND_ENDPOINT#http://}
+sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
+api_t0=$(now_ms) api_ok=0
+for i in $(seq 1 "$API_N"); do
+    args=(-s -o /dev/null -w '%{http_code}' -X POST --max-time 30)
+    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" POST /session "$HP" "$BACKEND_ACCESS_KEY" "$BACKEND_SECRET_KEY")
+    code=$(curl "${args[@]}" --data-binary "{\"image\": \"cr.backend.ai/stable/python:3.11\", \"name\": \"api-$i\", \"enqueueOnly\": true, \"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"1g\"}}}" "$BACKEND_ENDPOINT/session")
+    case $code in 200 | 201 | 202) api_ok=$((api_ok + 1)) ;; esac
+done
+api_ms=$(( $(now_ms) - api_t0 ))
+API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }')
+[ "$api_ok" = "$API_N" ] || echo "run.sh: API enqueue: $api_ok of $API_N accepted" >&2
+
+# ---------------------------------------------------------------- Slurm
+SL_SEQ=nan SL_PAR=nan SL_P50=nan SL_P99=nan
+run_slurm() {
+    if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq slurm-wlm munge >"$W/apt.log" 2>&1 ||
+            { echo "run.sh: could not install slurm-wlm munge (see $W/apt.log)" >&2; return 1; }
+    fi
+    [ "$(id -u)" = 0 ] || { echo "run.sh: Slurm peer needs root" >&2; return 1; }
+    local S=$W/slurm p1 p2
+    mkdir -p "$S/state" "$S/spool" "$S/munge" "$S/out"
+    chown munge: "$S/munge" 2>/dev/null; chmod 700 "$S/munge"
+    [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge; dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
+    chown munge: /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
+    mkdir -p /run/munge; chown munge: /run/munge
+    runuser -u munge -- munged -F --socket="$S/munge/munge.socket" --pid-file="$S/munge/munged.pid" \
+        --log-file="$S/munge/munged.log" --seed-file="$S/munge/seed" >/dev/null 2>&1 &
+    MUNGE_PID=$!
+    p1=$(( (RANDOM % 20000) + 30000 )); p2=$((p1 + 1))
+    cat >"$S/slurm.conf" <<EOF
+ClusterName=baicbench
+SlurmctldHost=localhost
+SlurmctldPort=$p1
+SlurmdPort=$p2
+AuthType=auth/munge
+AuthInfo=socket=$S/munge/munge.socket
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool
+SlurmctldPidFile=$S/slurmctld.pid
+SlurmdPidFile=$S/slurmd.pid
+SlurmUser=root
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1000
+SchedulerParameters=batch_sched_delay=0
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+MaxJobCount=20000
+ReturnToService=2
+NodeName=localhost CPUs=2 RealMemory=20000 State=UNKNOWN
+PartitionName=bench Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+EOF
+    export SLURM_CONF=$S/slurm.conf
+    sleep 0.5
+    slurmctld -D -f "$S/slurm.conf" >"$S/slurmctld.log" 2>&1 &
+    CTLD_PID=$!
+    slurmd -D -N localhost -f "$S/slurm.conf" >"$S/slurmd.log" 2>&1 &
+    SLURMD_PID=$!
+    local end=$(( $(date +%s) + 60 ))
+    until sinfo -h -o '%t' 2>/dev/null | grep -qx idle; do
+        [ "$(date +%s)" -ge $end ] && { echo "run.sh: slurm did not come up (see $S/*.log)" >&2; sinfo >&2; return 1; }
+        sleep 0.5
+    done
+    # submit -> start, one job at a time on an idle node (the job stamps its start).
+    local lat=() i t0 f
+    for i in $(seq 1 20); do
+        f=$S/out/start.$i
+        t0=$(date +%s%N)
+        sbatch -Q -o /dev/null --wrap="date +%s%N > $f" >/dev/null || return 1
+        end=$(( $(date +%s) + 30 ))
+        until [ -s "$f" ]; do [ "$(date +%s)" -ge $end ] && { echo "run.sh: slurm job $i did not start" >&2; return 1; }; sleep 0.01; done
+        lat+=("$(awk -v a="$t0" -v b="$(cat "$f")" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')")
+    done
+    read -r SL_P50 SL_P99 <<<"$("$PY" -c '
+import math, sys
+v = sorted(float(x) for x in sys.argv[1:])
+q = lambda p: v[max(0, math.ceil(p * len(v)) - 1)]
+print("%.0f %.0f" % (q(0.5), q(0.99)))' "${lat[@]}")"
+    # submissions/s: sequential, then 4 parallel submitters.
+    t0=$(now_ms)
+    for i in $(seq 1 "$SLURM_N"); do sbatch -Q -o /dev/null --wrap=true >/dev/null || return 1; done
+    SL_SEQ=$(awk -v n="$SLURM_N" -v ms="$(( $(now_ms) - t0 ))" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+    t0=$(now_ms)
+    for p in 1 2 3 4; do
+        ( for i in $(seq 1 $((SLURM_N / 4))); do sbatch -Q -o /dev/null --wrap=true >/dev/null; done ) &
+    done
+    wait $(jobs -p | grep -v -e "^$CTLD_PID\$" -e "^$SLURMD_PID\$" -e "^$MUNGE_PID\$" -e "^$FLEET_PID\$") 2>/dev/null
+    SL_PAR=$(awk -v n="$((SLURM_N / 4 * 4))" -v ms="$(( $(now_ms) - t0 ))" 'BEGIN { printf "%.0f", n * 1000 / ms }')
+    SL_CTLD_RSS=$(awk '/^VmHWM/ { print $2 }' "/proc/$CTLD_PID/status")
+    scancel -u root >/dev/null 2>&1
+    return 0
+}
+SL_CTLD_RSS=nan
+if [ -z "${BENCH_NO_SLURM:-}" ]; then
+    stop_pid "$FLEET_PID"; FLEET_PID= # give Slurm the machine as idle as baic had it
+    run_slurm || echo "run.sh: Slurm peer not measured" >&2
+fi
+
+# ---------------------------------------------------------------- report
+echo "scheduler bench: $NA agents (baic-agent-fleet, one process; fleet RSS ${FLEET_RSS} KiB), $NS sessions"
+echo "  released at once, mixed sizes (cpu 1/2/4, mem 1-8 GiB), 8 keypairs, $(nproc) cores,"
+echo "  PostgreSQL synchronous_commit=off; enqueue by SQL (rows as POST /session enqueueOnly writes)"
+printf '%-6s %14s %10s %10s %10s %10s %10s\n' sched placements_s p50_ms p99_ms drain_s scheduled running
+for sched in $SCHEDS; do
+    printf '%-6s %14s %10s %10s %10s %10s %10s\n' "$sched" "${R[$sched.rate]}" "${R[$sched.p50]}" \
+        "${R[$sched.p99]}" "${R[$sched.drain]}" "${R[$sched.n]}" "${R[$sched.running]}"
+done
+echo "manager RSS: peak (VmHWM) $MGR_HWM KiB, now $MGR_RSS KiB (target <= 204800)"
+echo "API enqueue (POST /session enqueueOnly, sequential signed curl): $API_RATE/s over $API_N"
+echo "slurm: sbatch --wrap=true sequential $SL_SEQ/s, 4 parallel $SL_PAR/s; submit->start (idle, 1 at a time)" \
+     "p50 $SL_P50 ms p99 $SL_P99 ms; slurmctld peak RSS $SL_CTLD_RSS KiB"
+line=
+for sched in $SCHEDS; do
+    line="$line ${sched}_placements_per_s=${R[$sched.rate]} ${sched}_p50_ms=${R[$sched.p50]} ${sched}_p99_ms=${R[$sched.p99]}"
+done
+first_rate=${R[${SCHEDS%% *}.rate]}
+ratio=$(awk -v a="$first_rate" -v b="$SL_SEQ" 'BEGIN { if (b + 0 > 0) printf "%.1f", a / b; else print "nan" }')
+echo "${line# } manager_peak_rss_kib=$MGR_HWM api_enqueue_per_s=$API_RATE slurm_submits_per_s=$SL_SEQ slurm_parallel_submits_per_s=$SL_PAR slurm_submit_start_p50_ms=$SL_P50 slurm_submit_start_p99_ms=$SL_P99 ratio=$ratio"
