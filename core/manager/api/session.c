@@ -198,7 +198,7 @@ static const char INSERT_SQL[] =
     " SELECT s.id, s.name, $2, 'single-node', 1, 'main', 0, 'main1', $8, $4, $5::uuid, $6::uuid,"
     "   $7, $9, $12, $10, $11, $13::jsonb, $17::jsonb,"
     "   ARRAY(SELECT key || '=' || value FROM jsonb_each_text($14::jsonb)), $15, $16, 'PENDING',"
-    "   now(), jsonb_build_object('PENDING', now()::text), $19::jsonb FROM s RETURNING id)"
+    "   now(), jsonb_build_object('PENDING', now()::text), $21::jsonb FROM s RETURNING id)"
     " SELECT s.id::text AS id, (SELECT id::text FROM k) AS kernel_id FROM s";
 
 typedef struct create {
