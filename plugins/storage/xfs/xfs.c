@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/xfs: one XFS project per quota scope (project id and inherit flag on the scope directory),
- * limits and usage through quotactl (Q_XSETQLIM / Q_XGETQUOTA), enforced by the kernel for every writer. */
+/* storage/xfs: one XFS project per quota scope (project id and inherit flag on the scope
+ * directory), limits and usage through quotactl (Q_XSETQLIM / Q_XGETQUOTA), enforced by the kernel
+ * for every writer. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -37,10 +38,10 @@
 #define XFS_DEFAULT_PROJID_BASE 10000u
 
 typedef struct xfs_vol {
-    pthread_mutex_t lock;          /* project id allocation */
+    pthread_mutex_t lock; /* project id allocation */
     uint32_t next_id;
-    char dev[4096];                /* block device, for kernels without quotactl_fd */
-    int use_fd;                    /* quotactl_fd works */
+    char dev[4096]; /* block device, for kernels without quotactl_fd */
+    int use_fd;     /* quotactl_fd works */
 } xfs_vol_t;
 
 /* quotactl on the volume's filesystem: quotactl_fd (5.14+) on the root, else the device. */
@@ -240,8 +241,10 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     if (statfs(vol->root, &sf) != 0)
         return sc_errno(errno);
     if ((unsigned long)sf.f_type != XFS_SUPER_MAGIC_) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"not on an XFS "
-               "filesystem\"", vol->name, vol->root);
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s path=%s msg=\"not on an XFS "
+               "filesystem\"",
+               vol->name, vol->root);
         return BAIC_ENOT_SUPPORTED;
     }
     int64_t base = XFS_DEFAULT_PROJID_BASE;
@@ -249,8 +252,10 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     if (b != NULL) {
         base = json_integer_value(b);
         if (!json_is_integer(b) || base < 1 || base > 0x7fffffff) {
-            h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s msg=\"project_id_base must be an "
-                   "integer from 1 to 2147483647\"", vol->name);
+            h->log(h, BAIC_LOG_ERROR, "config_error",
+                   "volume=%s msg=\"project_id_base must be an "
+                   "integer from 1 to 2147483647\"",
+                   vol->name);
             return BAIC_ECONFIG_TYPE;
         }
     }
@@ -279,9 +284,11 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     }
     close(rfd);
     if (qrc != 0 || !(qs.qs_flags & FS_QUOTA_PDQ_ACCT) || !(qs.qs_flags & FS_QUOTA_PDQ_ENFD)) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"XFS project quotas are "
-               "not %s: mount the filesystem with -o prjquota\" error=\"%s\"", vol->name, vol->root,
-               qrc != 0 ? "available" : "enforced", qrc != 0 ? strerror(err) : "-");
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s path=%s msg=\"XFS project quotas are "
+               "not %s: mount the filesystem with -o prjquota\" error=\"%s\"",
+               vol->name, vol->root, qrc != 0 ? "available" : "enforced",
+               qrc != 0 ? strerror(err) : "-");
         xfs_vol_close(vol);
         return BAIC_ENOT_SUPPORTED;
     }
