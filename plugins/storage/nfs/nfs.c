@@ -45,6 +45,9 @@ static int64_t mono_ms(void) {
 
 /* The filesystem type and source mounted exactly at path, from /proc/self/mountinfo. */
 static int mount_at(const char *path, char *type, size_t tlen, char *src, size_t slen) {
+    char real[4096];
+    if (realpath(path, real) != NULL)
+        path = real; /* mountinfo names the mount point without links or a trailing slash */
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (f == NULL)
         return -errno;
