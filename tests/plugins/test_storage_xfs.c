@@ -141,11 +141,17 @@ START_TEST(volume_cap) {
     char conf[512];
     snprintf(conf, sizeof conf,
              "{\"path\":\"%s/capped\",\"volume_quota_bytes\":\"2M\","
-             "\"project_id_base\":7000}",
+             "\"project_id_base\":5000}",
              g_quota);
     ck_assert_int_eq(fx_volume(t, "c", conf, &v), 0);
     ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, F1, 0, fx_on_done, t)), 0);
     ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, F3, 0, fx_on_done, t)), 0);
+    /* The same base as the volume "vol" on this filesystem: ids in use there are skipped. */
+    char p[512];
+    snprintf(p, sizeof p, "%s/capped/user:1", g_quota);
+    ck_assert_uint_eq(projid_of(p), 5004);
+    snprintf(p, sizeof p, "%s/capped/user:2", g_quota);
+    ck_assert_uint_eq(projid_of(p), 5005);
     ck_assert_int_eq(fx_wait(t, t->ops->volume_usage(t->st, v, fx_on_vusage, t)), 0);
     ck_assert_int_eq(t->a, 2 * MIB);
     ck_assert_int_eq(fx_write(t, v, F1, "a", MIB), 0);

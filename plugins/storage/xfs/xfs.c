@@ -40,8 +40,9 @@
 typedef struct xfs_vol {
     pthread_mutex_t lock; /* project id allocation */
     uint32_t next_id;
-    char dev[4096]; /* block device, for kernels without quotactl_fd */
-    int use_fd;     /* quotactl_fd works */
+    uint32_t root_id; /* the volume root's own project id (scopes must differ) */
+    char dev[4096];   /* block device, for kernels without quotactl_fd */
+    int use_fd;       /* quotactl_fd works */
 } xfs_vol_t;
 
 /* quotactl on the volume's filesystem: quotactl_fd (5.14+) on the root, else the device. */
@@ -90,13 +91,31 @@ static int get_projid(int fd, uint32_t *id) {
     return 0;
 }
 
+/* A scope's project id; 0 when it has none of its own (one inherited from the root is not). */
 static int scope_projid(sc_volume_t *vol, const char *scope, uint32_t *id) {
+    xfs_vol_t *x = vol->priv;
     int fd = openat(vol->rootfd, scope, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return sc_errno(errno);
     int rc = get_projid(fd, id);
     close(fd);
+    if (rc == 0 && *id == x->root_id)
+        *id = 0;
     return rc;
+}
+
+/* 1 when project id is charged with anything or has limits on this filesystem (another
+ * volume's scope, an administrator's project). */
+static int id_in_use(sc_volume_t *vol, uint32_t id) {
+    struct fs_disk_quota d;
+    memset(&d, 0, sizeof d);
+    int rc = xquotactl(vol, Q_XGETQUOTA, id, &d);
+    if (rc == -ENOENT || rc == -ESRCH)
+        return 0;
+    if (rc != 0)
+        return 1; /* cannot tell: do not take it */
+    return d.d_icount != 0 || d.d_bcount != 0 || d.d_blk_hardlimit != 0 || d.d_blk_softlimit != 0 ||
+           d.d_ino_hardlimit != 0 || d.d_ino_softlimit != 0;
 }
 
 static int xfs_scope_prepare(sc_volume_t *vol, const char *scope) {
@@ -109,9 +128,15 @@ static int xfs_scope_prepare(sc_volume_t *vol, const char *scope) {
     pthread_mutex_lock(&x->lock);
     if (ioctl(fd, FS_IOC_FSGETXATTR, &fx) != 0) {
         rc = sc_errno(errno);
-    } else if (fx.fsx_projid == 0 || !(fx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
-        if (fx.fsx_projid == 0)
-            fx.fsx_projid = x->next_id++;
+    } else if (fx.fsx_projid == 0 || fx.fsx_projid == x->root_id ||
+               !(fx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
+        if (fx.fsx_projid == 0 || fx.fsx_projid == x->root_id) {
+            uint32_t id = x->next_id;
+            for (int tries = 0; tries < 65536 && (id == x->root_id || id_in_use(vol, id)); tries++)
+                id++;
+            fx.fsx_projid = id;
+            x->next_id = id + 1;
+        }
         fx.fsx_xflags |= FS_XFLAG_PROJINHERIT;
         if (ioctl(fd, FS_IOC_FSSETXATTR, &fx) != 0)
             rc = sc_errno(errno);
@@ -295,6 +320,8 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     /* New scopes take ids above every id in use under this root. */
     uint32_t next = (uint32_t)base;
     vol->rootfd = open(vol->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (vol->rootfd >= 0 && get_projid(vol->rootfd, &x->root_id) != 0)
+        x->root_id = 0;
     if (vol->rootfd >= 0) {
         each_scope(vol, max_id, &next);
         close(vol->rootfd);
