@@ -218,14 +218,18 @@ int main(void) {
         /* The plain case needs its own image: one file cannot be mounted twice. */
         if (fx_sh(
                 "truncate -s 320M %s/img2 && mkfs.xfs -q %s/img2 && mount -o loop %s/img2 %s/plain",
-                g_dir, g_dir, g_dir, g_dir) != 0)
+                g_dir, g_dir, g_dir, g_dir) != 0) {
+            cleanup();
             return 1;
+        }
     } else {
         snprintf(g_why, sizeof g_why,
                  "mount -o prjquota failed (dmesg: XFS quota support not "
                  "available in this kernel?)");
-        if (fx_sh("mount -o loop %s/img %s/plain", g_dir, g_dir) != 0)
+        if (fx_sh("mount -o loop %s/img %s/plain", g_dir, g_dir) != 0) {
+            cleanup();
             return 1;
+        }
     }
     SRunner *sr = srunner_create(suite());
     srunner_set_fork_status(sr, CK_FORK);
