@@ -11,6 +11,7 @@ postgresql-15 postgresql-client-15 redis-server
 python3 wrk nginx-light curl ca-certificates procps iproute2
 crun runc skopeo umoci docker-registry debootstrap busybox-static binutils
 docker.io
+xfsprogs nfs-common nfs-kernel-server
 "
 
 missing=""
@@ -44,6 +45,9 @@ fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     case " $missing " in *" docker-registry "*)
         systemctl disable --now docker-registry >/dev/null 2>&1 || true ;;
+    esac
+    case " $missing " in *" nfs-kernel-server "*)
+        systemctl disable --now nfs-server >/dev/null 2>&1 || true ;;
     esac
     case " $missing " in *" docker.io "*)
         for unit in docker.socket docker containerd; do

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shared driver for storage plugin tests: loads storage/<name> into the mock host and waits for completions. */
+/* Shared driver for storage plugin tests: loads storage/<name> into the mock host and waits for
+ * completions. */
 #ifndef BAIC_TEST_STORAGE_FIXTURE_H
 #define BAIC_TEST_STORAGE_FIXTURE_H
 
@@ -40,7 +41,8 @@ static inline void fx_unload(st_fx_t *t) {
 }
 
 /* Opens a volume from a JSON text; returns volume_open's code. */
-static inline int fx_volume(st_fx_t *t, const char *name, const char *conf_json, baic_volume_t **out) {
+static inline int fx_volume(st_fx_t *t, const char *name, const char *conf_json,
+                            baic_volume_t **out) {
     json_error_t err;
     json_t *conf = json_loads(conf_json, 0, &err);
     ck_assert_msg(conf != NULL, "conf: %s", err.text);
@@ -49,7 +51,9 @@ static inline int fx_volume(st_fx_t *t, const char *name, const char *conf_json,
     return rc;
 }
 
-static inline int fx_is_done(void *arg) { return ((st_fx_t *)arg)->done; }
+static inline int fx_is_done(void *arg) {
+    return ((st_fx_t *)arg)->done;
+}
 
 /* Waits for the completion of an op that returned rc; gives the op's status either way. */
 static inline int fx_wait(st_fx_t *t, int rc) {

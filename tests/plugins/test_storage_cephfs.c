@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/cephfs against a fake CephFS client (tests/fixtures/fake-cephfs, LD_PRELOADed): quota xattrs, rbytes usage, the volume cap on the root. */
+/* storage/cephfs against a fake CephFS client (tests/fixtures/fake-cephfs, LD_PRELOADed): quota
+ * xattrs, rbytes usage, the volume cap on the root. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -100,7 +101,8 @@ START_TEST(quota_and_usage) {
     ck_assert_int_eq(fx_wait(t, t->ops->usage(t->st, v, "user:5", fx_on_usage, t)), 0);
     ck_assert_int_eq(t->a, 0);
     ck_assert_int_eq(fx_wait(t, t->ops->usage(t->st, v, "user:5/00000000000000000000000000000001",
-                                              fx_on_usage, t)), BAIC_ENOT_FOUND);
+                                              fx_on_usage, t)),
+                     BAIC_ENOT_FOUND);
 
     /* unset removes the xattr */
     ck_assert_int_eq(fx_wait(t, t->ops->quota_unset(t->st, v, "user:1", fx_on_done, t)), 0);

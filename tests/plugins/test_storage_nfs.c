@@ -31,13 +31,16 @@ static int parse(const char *json, nfs_conf_t *c, char *err) {
 START_TEST(options) {
     nfs_conf_t c;
     char err[256];
-    ck_assert_int_eq(parse("{\"path\":\"/m\",\"server\":\"nas-1.example\",\"export\":\"/srv/vols\"}",
-                           &c, err), 0);
+    ck_assert_int_eq(
+        parse("{\"path\":\"/m\",\"server\":\"nas-1.example\",\"export\":\"/srv/vols\"}", &c, err),
+        0);
     ck_assert_str_eq(c.source, "nas-1.example:/srv/vols");
     ck_assert_str_eq(c.options, NFS_DEFAULT_OPTIONS);
     ck_assert_int_eq(c.health_interval_ms, NFS_DEFAULT_HEALTH_INTERVAL_MS);
     ck_assert_int_eq(parse("{\"server\":\"[fd00::1]\",\"export\":\"/x\",\"mount_options\":"
-                           "\"vers=4.2,soft,timeo=10\",\"health_timeout_ms\":1500}", &c, err), 0);
+                           "\"vers=4.2,soft,timeo=10\",\"health_timeout_ms\":1500}",
+                           &c, err),
+                     0);
     ck_assert_str_eq(c.source, "[fd00::1]:/x");
     ck_assert_str_eq(c.options, "vers=4.2,soft,timeo=10");
     ck_assert_int_eq(c.health_timeout_ms, 1500);
@@ -127,9 +130,11 @@ START_TEST(plugin_refusals) {
     ck_assert_int_eq(fx_volume(t, "n", conf, &v), BAIC_ECONFIG_TYPE);
     ck_assert(baic_mock_host_log_contains(t->m, "is not a host name"));
     /* a mount that cannot succeed (no server on this port, or no NFS here, or no rights) */
-    snprintf(conf, sizeof conf, "{\"path\":\"%s\",\"server\":\"127.0.0.1\",\"export\":"
+    snprintf(conf, sizeof conf,
+             "{\"path\":\"%s\",\"server\":\"127.0.0.1\",\"export\":"
              "\"/baic-no-such-export\",\"mount_options\":\"port=9,soft,timeo=10,retrans=0,"
-             "retry=0\",\"mount_timeout_ms\":20000}", dir);
+             "retry=0\",\"mount_timeout_ms\":20000}",
+             dir);
     int rc = fx_volume(t, "n", conf, &v);
     ck_assert_msg(rc == BAIC_EBACKEND || rc == BAIC_ETIMEOUT, "mount gave %d", rc);
     ck_assert(baic_mock_host_log_contains(t->m, "volume_mount_failed"));
@@ -177,13 +182,16 @@ static int server_start(void) {
         return -1;
     }
     if (!have_fs("nfsd") || !have_fs("nfs")) {
-        snprintf(g_why, sizeof g_why, "the kernel has no %s support (a container or a VM kernel "
-                 "without the NFS modules)", have_fs("nfsd") ? "NFS client" : "nfsd");
+        snprintf(g_why, sizeof g_why,
+                 "the kernel has no %s support (a container or a VM kernel "
+                 "without the NFS modules)",
+                 have_fs("nfsd") ? "NFS client" : "nfsd");
         return -1;
     }
     if (fx_sh("command -v exportfs && command -v rpc.nfsd && command -v rpc.mountd && "
               "command -v mount.nfs") != 0) {
-        snprintf(g_why, sizeof g_why, "exportfs, rpc.nfsd, rpc.mountd or mount.nfs missing "
+        snprintf(g_why, sizeof g_why,
+                 "exportfs, rpc.nfsd, rpc.mountd or mount.nfs missing "
                  "(nfs-kernel-server, nfs-common)");
         return -1;
     }
@@ -198,6 +206,8 @@ static int server_start(void) {
         return -1;
     }
     fx_sh("(command -v rpcbind && (pidof rpcbind || rpcbind -w)) >/dev/null 2>&1");
+    /* Short lease and grace times: the server restarts once in the test. */
+    fx_sh("echo 10 > /proc/fs/nfsd/nfsv4leasetime; echo 10 > /proc/fs/nfsd/nfsv4gracetime");
     g_mountd = fork();
     if (g_mountd == 0) {
         execlp("rpc.mountd", "rpc.mountd", "-F", "-N", "2", "-N", "3", (char *)NULL);
@@ -234,9 +244,11 @@ START_TEST(loopback_server) {
     fx_load(t, "nfs");
     char conf[1024], mnt[128];
     snprintf(mnt, sizeof mnt, "%s/mnt", g_dir);
-    snprintf(conf, sizeof conf, "{\"path\":\"%s\",\"server\":\"127.0.0.1\",\"export\":\"/\","
+    snprintf(conf, sizeof conf,
+             "{\"path\":\"%s\",\"server\":\"127.0.0.1\",\"export\":\"/\","
              "\"mount_options\":\"vers=4.2,soft,timeo=10,retrans=1\",\"health_interval_ms\":200,"
-             "\"health_timeout_ms\":1500}", mnt);
+             "\"health_timeout_ms\":1500}",
+             mnt);
     baic_volume_t *v = NULL;
     ck_assert_int_eq(fx_volume(t, "n", conf, &v), 0);
     ck_assert(mounted(mnt));
@@ -308,7 +320,8 @@ int main(void) {
         return EXIT_FAILURE;
     if (!g_server) {
         printf("SKIP storage/nfs loopback-server case: %s; the option, health and refusal cases "
-               "passed\n", g_why);
+               "passed\n",
+               g_why);
         return 77;
     }
     return EXIT_SUCCESS;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The common engine's volume cap (volume_quota_bytes) and capability/health reports, through storage/vfs. */
+/* The common engine's volume cap (volume_quota_bytes) and capability/health reports, through
+ * storage/vfs. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -71,7 +72,8 @@ START_TEST(cap_counts_existing_data) {
     fresh_root();
     ck_assert_int_eq(fx_sh("mkdir -p %s/user:7/0123456789abcdef0123456789abcdef && "
                            "head -c 5000 /dev/zero > %s/user:7/0123456789abcdef0123456789abcdef/x",
-                           g_root, g_root), 0);
+                           g_root, g_root),
+                     0);
     fx_load(t, "vfs");
     baic_volume_t *v = vol_with(t, "\"4k\"");
     ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, FA, 0, fx_on_done, t)), 0);
@@ -89,8 +91,8 @@ START_TEST(cap_option_checked) {
     st_fx_t tt, *t = &tt;
     fresh_root();
     fx_load(t, "vfs");
-    const char *bad[] = {"-1", "\"abc\"", "\"5Q\"", "1.5", "\"\"", "\"-3\"", "true",
-                         "\"99999999999P\"", "\" 5\""};
+    const char *bad[] = {"-1",     "\"abc\"", "\"5Q\"",           "1.5",   "\"\"",
+                         "\"-3\"", "true",    "\"99999999999P\"", "\" 5\""};
     char conf[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         baic_volume_t *v = NULL;

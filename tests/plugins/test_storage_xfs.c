@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/xfs on a loop-mounted XFS image: project ids per scope, kernel-enforced limits, fast usage, the volume cap.
- * Needs root, mkfs.xfs and a kernel with XFS quota support; exits 77 (skip) with the reason otherwise. */
+/* storage/xfs on a loop-mounted XFS image: project ids per scope, kernel-enforced limits, fast
+ * usage, the volume cap. Needs root, mkfs.xfs and a kernel with XFS quota support; exits 77 (skip)
+ * with the reason otherwise. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,10 @@
 #define F3 "user:2/00000000000000000000000000000003"
 #define MIB (1024 * 1024)
 
-static char g_dir[64];            /* work directory */
-static char g_plain[128];         /* XFS mounted without quotas */
-static char g_quota[128];         /* XFS mounted with prjquota ("" when that failed) */
-static char g_why[256];           /* why the quota mount is missing */
+static char g_dir[64];    /* work directory */
+static char g_plain[128]; /* XFS mounted without quotas */
+static char g_quota[128]; /* XFS mounted with prjquota ("" when that failed) */
+static char g_why[256];   /* why the quota mount is missing */
 
 static uint32_t projid_of(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY);
@@ -121,8 +122,10 @@ START_TEST(project_quotas) {
 
     /* Reopened, new scopes continue above the ids in use. */
     ck_assert_int_eq(fx_volume(t, "v", conf, &v), 0);
-    ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, "user:3/00000000000000000000000000000004",
-                                                      0, fx_on_done, t)), 0);
+    ck_assert_int_eq(
+        fx_wait(t, t->ops->folder_create(t->st, v, "user:3/00000000000000000000000000000004", 0,
+                                         fx_on_done, t)),
+        0);
     snprintf(p, sizeof p, "%s/vol/user:3", g_quota);
     ck_assert_uint_eq(projid_of(p), 5003);
     ck_assert_int_eq(t->ops->volume_close(t->st, v), 0);
@@ -136,11 +139,19 @@ START_TEST(volume_cap) {
     fx_load(t, "xfs");
     baic_volume_t *v = NULL;
     char conf[512];
-    snprintf(conf, sizeof conf, "{\"path\":\"%s/capped\",\"volume_quota_bytes\":\"2M\","
-             "\"project_id_base\":7000}", g_quota);
+    snprintf(conf, sizeof conf,
+             "{\"path\":\"%s/capped\",\"volume_quota_bytes\":\"2M\","
+             "\"project_id_base\":5000}",
+             g_quota);
     ck_assert_int_eq(fx_volume(t, "c", conf, &v), 0);
     ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, F1, 0, fx_on_done, t)), 0);
     ck_assert_int_eq(fx_wait(t, t->ops->folder_create(t->st, v, F3, 0, fx_on_done, t)), 0);
+    /* The same base as the volume "vol" on this filesystem: ids in use there are skipped. */
+    char p[512];
+    snprintf(p, sizeof p, "%s/capped/user:1", g_quota);
+    ck_assert_uint_eq(projid_of(p), 5004);
+    snprintf(p, sizeof p, "%s/capped/user:2", g_quota);
+    ck_assert_uint_eq(projid_of(p), 5005);
     ck_assert_int_eq(fx_wait(t, t->ops->volume_usage(t->st, v, fx_on_vusage, t)), 0);
     ck_assert_int_eq(t->a, 2 * MIB);
     ck_assert_int_eq(fx_write(t, v, F1, "a", MIB), 0);
@@ -151,9 +162,10 @@ START_TEST(volume_cap) {
     ck_assert_int_eq(fx_write(t, v, F1, "c", 1), BAIC_EQUOTA);
     ck_assert_int_eq(fx_wait(t, t->ops->open(t->st, v, F1, "a", BAIC_OPEN_READ, fx_on_open, t)), 0);
     close(t->fd);
-    ck_assert_int_eq(fx_wait(t, t->ops->folder_clone(t->st, v, F1, NULL,
-                                                     "user:1/00000000000000000000000000000009",
-                                                     fx_on_done, t)), BAIC_EQUOTA);
+    ck_assert_int_eq(
+        fx_wait(t, t->ops->folder_clone(t->st, v, F1, NULL,
+                                        "user:1/00000000000000000000000000000009", fx_on_done, t)),
+        BAIC_EQUOTA);
     const char *rm[] = {"a"};
     ck_assert_int_eq(fx_wait(t, t->ops->delete_files(t->st, v, F1, rm, 1, 0, fx_on_done, t)), 0);
     ck_assert_int_eq(fx_write(t, v, F1, "c", 1000), 0);
@@ -192,7 +204,8 @@ int main(void) {
         return 1;
     snprintf(g_plain, sizeof g_plain, "%s/plain", g_dir);
     if (fx_sh("truncate -s 320M %s/img && mkfs.xfs -q %s/img && mkdir %s/plain %s/quota && "
-              "mount -o loop %s/img %s/plain", g_dir, g_dir, g_dir, g_dir, g_dir, g_dir) != 0) {
+              "mount -o loop %s/img %s/plain",
+              g_dir, g_dir, g_dir, g_dir, g_dir, g_dir) != 0) {
         g_plain[0] = '\0';
         cleanup();
         printf("SKIP storage/xfs: cannot loop-mount an XFS image here (no loop devices or no "
@@ -203,14 +216,20 @@ int main(void) {
               g_dir) == 0) {
         snprintf(g_quota, sizeof g_quota, "%s/quota", g_dir);
         /* The plain case needs its own image: one file cannot be mounted twice. */
-        if (fx_sh("truncate -s 320M %s/img2 && mkfs.xfs -q %s/img2 && mount -o loop %s/img2 %s/plain",
-                  g_dir, g_dir, g_dir, g_dir) != 0)
+        if (fx_sh(
+                "truncate -s 320M %s/img2 && mkfs.xfs -q %s/img2 && mount -o loop %s/img2 %s/plain",
+                g_dir, g_dir, g_dir, g_dir) != 0) {
+            cleanup();
             return 1;
+        }
     } else {
-        snprintf(g_why, sizeof g_why, "mount -o prjquota failed (dmesg: XFS quota support not "
+        snprintf(g_why, sizeof g_why,
+                 "mount -o prjquota failed (dmesg: XFS quota support not "
                  "available in this kernel?)");
-        if (fx_sh("mount -o loop %s/img %s/plain", g_dir, g_dir) != 0)
+        if (fx_sh("mount -o loop %s/img %s/plain", g_dir, g_dir) != 0) {
+            cleanup();
             return 1;
+        }
     }
     SRunner *sr = srunner_create(suite());
     srunner_set_fork_status(sr, CK_FORK);

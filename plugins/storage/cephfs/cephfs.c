@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/cephfs: quota scopes limited by the ceph.quota.max_bytes xattr of their directory, usage read from
- * ceph.dir.rbytes / ceph.dir.rfiles (the MDS's recursive statistics), the volume cap as a quota on the root. */
+/* storage/cephfs: quota scopes limited by the ceph.quota.max_bytes xattr of their directory, usage
+ * read from ceph.dir.rbytes / ceph.dir.rfiles (the MDS's recursive statistics), the volume cap as a
+ * quota on the root. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -120,8 +121,10 @@ static int ceph_vol_open(sc_volume_t *vol, const json_t *conf) {
     if (statfs(vol->root, &sf) != 0)
         return sc_errno(errno);
     if ((unsigned long)sf.f_type != CEPH_SUPER_MAGIC_) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"not on a CephFS "
-               "mount (kernel client)\"", vol->name, vol->root);
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s path=%s msg=\"not on a CephFS "
+               "mount (kernel client)\"",
+               vol->name, vol->root);
         return BAIC_ENOT_SUPPORTED;
     }
     return 0;

@@ -21,8 +21,20 @@
 #define SC_TICK_MS 5000
 
 typedef enum {
-    J_CREATE, J_DELETE, J_CLONE, J_QGET, J_QSET, J_USAGE, J_VUSAGE, J_MKDIR, J_LIST,
-    J_RENAME, J_RM, J_STAT, J_OPEN, J_FUSAGE,
+    J_CREATE,
+    J_DELETE,
+    J_CLONE,
+    J_QGET,
+    J_QSET,
+    J_USAGE,
+    J_VUSAGE,
+    J_MKDIR,
+    J_LIST,
+    J_RENAME,
+    J_RM,
+    J_STAT,
+    J_OPEN,
+    J_FUSAGE,
 } job_kind_t;
 
 typedef struct sc_job {
@@ -30,18 +42,18 @@ typedef struct sc_job {
     sc_volume_t *vol, *dst_vol;
     char scope[SC_SCOPE_MAX + 1];
     char key[SC_SCOPE_MAX + 40], key2[SC_SCOPE_MAX + 40];
-    char *path, *path2;            /* normalised, malloc'd */
+    char *path, *path2; /* normalised, malloc'd */
     char **paths;
     size_t npaths;
-    int flag;                      /* parents, recursive, open flags */
-    int64_t num;                   /* quota */
+    int flag;    /* parents, recursive, open flags */
+    int64_t num; /* quota */
     int status;
     int fd;
-    int created;                   /* open made a new file */
-    int64_t dbytes, dfiles;        /* usage change the op made */
+    int created;            /* open made a new file */
+    int64_t dbytes, dfiles; /* usage change the op made */
     int64_t size_before, size_after;
     int64_t cap, used;
-    int capchk;                    /* 1: ask the backend for the volume total, 2: vol_used */
+    int capchk; /* 1: ask the backend for the volume total, 2: vol_used */
     int64_t vol_used;
     baic_file_stat_t st;
     char stname[256];
@@ -127,14 +139,18 @@ static int sc_volume_open(void *state, const char *name, const json_t *conf, bai
     const baic_host_t *h = st->host;
     const char *path = json_string_value(json_object_get(conf, "path"));
     if (path == NULL || path[0] != '/') {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s msg=\"path must be an absolute "
-               "directory\"", name);
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s msg=\"path must be an absolute "
+               "directory\"",
+               name);
         return BAIC_ECONFIG_MISSING;
     }
     int64_t cap = 0;
     if (sc_conf_bytes(conf, "volume_quota_bytes", &cap) != 0) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s msg=\"volume_quota_bytes must be a "
-               "non-negative integer or a size such as \\\"10G\\\"\"", name);
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s msg=\"volume_quota_bytes must be a "
+               "non-negative integer or a size such as \\\"10G\\\"\"",
+               name);
         return BAIC_ECONFIG_TYPE;
     }
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
@@ -169,8 +185,10 @@ static int sc_volume_open(void *state, const char *name, const json_t *conf, bai
     if (cap > 0 && be->volume_cap != NULL) {
         rc = be->volume_cap(vol, cap);
         if (rc != 0 && rc != BAIC_ENOT_SUPPORTED) {
-            h->log(h, BAIC_LOG_ERROR, "volume_open_failed", "volume=%s backend=%s msg=\"cannot set "
-                   "the volume cap\" error=\"%s\"", name, be->name, h->strerror(rc));
+            h->log(h, BAIC_LOG_ERROR, "volume_open_failed",
+                   "volume=%s backend=%s msg=\"cannot set "
+                   "the volume cap\" error=\"%s\"",
+                   name, be->name, h->strerror(rc));
             vol_free(vol);
             return rc;
         }
@@ -254,12 +272,33 @@ int sc_conf_bytes(const json_t *conf, const char *key, int64_t *out) {
     unsigned long long n = strtoull(s, &end, 10);
     int shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    case 'p': case 'P': shift = 50; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    case 'p':
+    case 'P':
+        shift = 50;
+        end++;
+        break;
+    default:
+        break;
     }
     if (shift != 0 && (*end == 'i' || *end == 'I'))
         end++;
@@ -548,7 +587,8 @@ static void job_work(void *arg) {
                 close(dst);
             if (rc != 0) {
                 /* No half clone left behind. */
-                int sfd = openat(dv->rootfd, j->path2, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int sfd =
+                    openat(dv->rootfd, j->path2, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 int64_t b = 0, f = 0;
                 if (sfd >= 0) {
                     sc_tree_remove(sfd, strchr(j->key2, '/') + 1, &b, &f);
@@ -878,7 +918,7 @@ static int job_prep(job_kind_t kind, baic_volume_t *vol, const char *folder_id, 
 /* ---- ops ---- */
 
 static int sc_folder_create(void *state, baic_volume_t *vol, const char *folder_id,
-                             int64_t quota_bytes, baic_storage_done_cb cb, void *arg) {
+                            int64_t quota_bytes, baic_storage_done_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_CREATE, vol, folder_id, NULL, cb, arg, &j);
@@ -889,7 +929,7 @@ static int sc_folder_create(void *state, baic_volume_t *vol, const char *folder_
 }
 
 static int sc_folder_delete(void *state, baic_volume_t *vol, const char *folder_id,
-                             baic_storage_done_cb cb, void *arg) {
+                            baic_storage_done_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_DELETE, vol, folder_id, NULL, cb, arg, &j);
@@ -897,8 +937,8 @@ static int sc_folder_delete(void *state, baic_volume_t *vol, const char *folder_
 }
 
 static int sc_folder_clone(void *state, baic_volume_t *vol, const char *src_id,
-                            baic_volume_t *dst_vol, const char *dst_id, baic_storage_done_cb cb,
-                            void *arg) {
+                           baic_volume_t *dst_vol, const char *dst_id, baic_storage_done_cb cb,
+                           void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_CLONE, vol, src_id, NULL, cb, arg, &j);
@@ -946,21 +986,21 @@ static int quota_job(job_kind_t kind, baic_volume_t *vol, const char *id, int64_
 }
 
 static int sc_quota_get(void *state, baic_volume_t *vol, const char *id, baic_storage_quota_cb cb,
-                         void *arg) {
+                        void *arg) {
     (void)state;
     return quota_job(J_QGET, vol, id, 0, (void *)cb, arg);
 }
 
 static int sc_quota_set(void *state, baic_volume_t *vol, const char *id, int64_t limit,
-                         baic_storage_done_cb cb, void *arg) {
+                        baic_storage_done_cb cb, void *arg) {
     (void)state;
     if (limit <= 0)
         return BAIC_EBAD_INPUT;
     return quota_job(J_QSET, vol, id, limit, (void *)cb, arg);
 }
 
-static int sc_quota_unset(void *state, baic_volume_t *vol, const char *id,
-                           baic_storage_done_cb cb, void *arg) {
+static int sc_quota_unset(void *state, baic_volume_t *vol, const char *id, baic_storage_done_cb cb,
+                          void *arg) {
     (void)state;
     return quota_job(J_QSET, vol, id, 0, (void *)cb, arg);
 }
@@ -997,7 +1037,7 @@ static void usage_ready(void *arg, int status) {
 }
 
 static int sc_usage(void *state, baic_volume_t *vol, const char *id, baic_storage_usage_cb cb,
-                     void *arg) {
+                    void *arg) {
     (void)state;
     if (vol == NULL || cb == NULL)
         return BAIC_EBAD_INPUT;
@@ -1043,7 +1083,7 @@ static int sc_usage(void *state, baic_volume_t *vol, const char *id, baic_storag
 }
 
 static int sc_volume_usage(void *state, baic_volume_t *vol, baic_storage_volume_usage_cb cb,
-                            void *arg) {
+                           void *arg) {
     (void)state;
     if (vol == NULL || cb == NULL)
         return BAIC_EBAD_INPUT;
@@ -1054,7 +1094,7 @@ static int sc_volume_usage(void *state, baic_volume_t *vol, baic_storage_volume_
 }
 
 static int sc_mkdir(void *state, baic_volume_t *vol, const char *folder_id, const char *path,
-                     int parents, baic_storage_done_cb cb, void *arg) {
+                    int parents, baic_storage_done_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_MKDIR, vol, folder_id, path, (void *)cb, arg, &j);
@@ -1065,7 +1105,7 @@ static int sc_mkdir(void *state, baic_volume_t *vol, const char *folder_id, cons
 }
 
 static int sc_list(void *state, baic_volume_t *vol, const char *folder_id, const char *path,
-                    baic_storage_list_cb cb, void *arg) {
+                   baic_storage_list_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_LIST, vol, folder_id, path ? path : "", (void *)cb, arg, &j);
@@ -1073,7 +1113,7 @@ static int sc_list(void *state, baic_volume_t *vol, const char *folder_id, const
 }
 
 static int sc_rename(void *state, baic_volume_t *vol, const char *folder_id, const char *from,
-                      const char *to, baic_storage_done_cb cb, void *arg) {
+                     const char *to, baic_storage_done_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_RENAME, vol, folder_id, from, (void *)cb, arg, &j);
@@ -1088,8 +1128,8 @@ static int sc_rename(void *state, baic_volume_t *vol, const char *folder_id, con
 }
 
 static int sc_delete_files(void *state, baic_volume_t *vol, const char *folder_id,
-                            const char *const *paths, size_t n, int recursive,
-                            baic_storage_done_cb cb, void *arg) {
+                           const char *const *paths, size_t n, int recursive,
+                           baic_storage_done_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     if (paths == NULL || n == 0)
@@ -1119,7 +1159,7 @@ static int sc_delete_files(void *state, baic_volume_t *vol, const char *folder_i
 }
 
 static int sc_stat(void *state, baic_volume_t *vol, const char *folder_id, const char *path,
-                    baic_storage_stat_cb cb, void *arg) {
+                   baic_storage_stat_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     int rc = job_prep(J_STAT, vol, folder_id, path ? path : "", (void *)cb, arg, &j);
@@ -1127,7 +1167,7 @@ static int sc_stat(void *state, baic_volume_t *vol, const char *folder_id, const
 }
 
 static int sc_open(void *state, baic_volume_t *vol, const char *folder_id, const char *path,
-                    uint32_t flags, baic_storage_open_cb cb, void *arg) {
+                   uint32_t flags, baic_storage_open_cb cb, void *arg) {
     (void)state;
     sc_job_t *j;
     if ((flags & (BAIC_OPEN_READ | BAIC_OPEN_WRITE)) == 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Scope limits kept as a number in <scope>/.quota: the quota the proxy enforces on uploads where the filesystem has none. */
+/* Scope limits kept as a number in <scope>/.quota: the quota the proxy enforces on uploads where
+ * the filesystem has none. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

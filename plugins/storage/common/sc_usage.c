@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Usage bookkeeping: per-folder byte and file counts kept current by deltas, walks only when unknown or asked. */
+/* Usage bookkeeping: per-folder byte and file counts kept current by deltas, walks only when
+ * unknown or asked. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +15,9 @@
 
 #include "storage_common.h"
 
-void sc_vol_ref(sc_volume_t *vol) { vol->refs++; }
+void sc_vol_ref(sc_volume_t *vol) {
+    vol->refs++;
+}
 
 sc_scope_t *sc_scope_get(sc_volume_t *vol, const char *name) {
     for (sc_scope_t *s = vol->scopes; s != NULL; s = s->next)
@@ -74,7 +77,7 @@ void sc_folder_forget(sc_volume_t *vol, const char *key) {
 }
 
 void sc_writer_add(sc_volume_t *vol, sc_folder_t *f, int fd, int64_t before, int64_t after,
-                    int created) {
+                   int created) {
     (void)vol;
     struct stat nst, wst;
     sc_writer_t *same = NULL;
@@ -207,10 +210,10 @@ typedef struct walk_res {
 typedef struct ens_job {
     sc_volume_t *vol;
     char scope[SC_SCOPE_MAX + 1];
-    char key[SC_SCOPE_MAX + 40];  /* one folder, or "" */
-    int list_scope;                /* walk every folder of scope */
-    int all;                       /* walk every scope of the volume */
-    int force;                     /* replace known figures (rescan) */
+    char key[SC_SCOPE_MAX + 40]; /* one folder, or "" */
+    int list_scope;              /* walk every folder of scope */
+    int all;                     /* walk every scope of the volume */
+    int force;                   /* replace known figures (rescan) */
     walk_res_t *res;
     size_t nres, cap;
     int status;
@@ -378,7 +381,7 @@ static int ens_start(sc_volume_t *vol, const char *scope, const char *key, int l
 }
 
 int sc_usage_ensure(sc_volume_t *vol, sc_scope_t *scope, sc_folder_t *f,
-                     void (*done)(void *arg, int status), void *arg) {
+                    void (*done)(void *arg, int status), void *arg) {
     if (f != NULL)
         return ens_start(vol, f->scope->name, f->known ? NULL : f->key, 0, 0, done, arg);
     return ens_start(vol, scope->name, NULL, !scope->listed, 0, done, arg);
@@ -387,7 +390,8 @@ int sc_usage_ensure(sc_volume_t *vol, sc_scope_t *scope, sc_folder_t *f,
 void sc_rescan(sc_volume_t *vol, const char *key) {
     if (key != NULL) {
         sc_folder_t *f = sc_folder_get(vol, key);
-        if (f != NULL && !f->walking && ens_start(vol, f->scope->name, f->key, 0, 1, NULL, NULL) == 0)
+        if (f != NULL && !f->walking &&
+            ens_start(vol, f->scope->name, f->key, 0, 1, NULL, NULL) == 0)
             f->walking = 1;
         return;
     }

@@ -22,8 +22,8 @@ typedef struct baic_volume sc_volume_t;
  * pair means no CAP_QUOTA. Hooks marked "pool" run on a work-queue thread and may block.
  */
 typedef struct sc_backend {
-    const char *name;               /* "vfs", "xfs", ... (logs) */
-    uint32_t caps;                  /* BAIC_STORAGE_CAP_* beyond FILE_OPS | CLONE | METRIC */
+    const char *name; /* "vfs", "xfs", ... (logs) */
+    uint32_t caps;    /* BAIC_STORAGE_CAP_* beyond FILE_OPS | CLONE | METRIC */
     /* Loop thread, in volume_open before the root is opened: mount, check, enable quotas;
      * may keep its own data in vol->priv. On failure the engine calls nothing else. */
     int (*vol_open)(sc_volume_t *vol, const json_t *conf);
@@ -48,15 +48,15 @@ typedef struct sc_backend {
 typedef struct sc_state {
     const baic_host_t *host;
     const sc_backend_t *be;
-    baic_subscription_t *sub;      /* storage_rescan events */
-    struct baic_volume *vols;      /* open volumes, for the rescan event */
+    baic_subscription_t *sub; /* storage_rescan events */
+    struct baic_volume *vols; /* open volumes, for the rescan event */
 } sc_state_t;
 
 /* A file the proxy opened for writing: its growth is folded into the folder's usage. */
 typedef struct sc_writer {
     struct sc_writer *next;
-    int fd;                        /* our dup of the writer's fd */
-    int64_t last_size;             /* size already counted */
+    int fd;            /* our dup of the writer's fd */
+    int64_t last_size; /* size already counted */
     int idle_ticks;
 } sc_writer_t;
 
@@ -66,9 +66,9 @@ typedef struct sc_scope sc_scope_t;
 typedef struct sc_folder {
     struct sc_folder *next;
     sc_scope_t *scope;
-    char key[SC_SCOPE_MAX + 40];  /* "<scope>/<hex>", the folder's path under the root */
+    char key[SC_SCOPE_MAX + 40]; /* "<scope>/<hex>", the folder's path under the root */
     int64_t bytes, files;
-    int known;                     /* bytes/files hold a walk's result plus deltas */
+    int known; /* bytes/files hold a walk's result plus deltas */
     int walking;
     sc_writer_t *writers;
 } sc_folder_t;
@@ -76,9 +76,9 @@ typedef struct sc_folder {
 struct sc_scope {
     struct sc_scope *next;
     char name[SC_SCOPE_MAX + 1];
-    int64_t limit;                 /* 0 = none */
+    int64_t limit; /* 0 = none */
     int limit_known;
-    int listed;                    /* every folder of the scope has an entry */
+    int listed; /* every folder of the scope has an entry */
 };
 
 struct baic_volume {
@@ -87,17 +87,16 @@ struct baic_volume {
     char *name;
     char *root;
     int rootfd;
-    void *priv;                    /* the backend's */
-    int64_t cap;                   /* volume_quota_bytes, 0 = none */
-    int cap_native;                /* the filesystem enforces cap itself */
-    int all_listed;                /* every scope was walked (for the volume total) */
-    int refs;                      /* jobs in flight hold the volume */
+    void *priv;     /* the backend's */
+    int64_t cap;    /* volume_quota_bytes, 0 = none */
+    int cap_native; /* the filesystem enforces cap itself */
+    int all_listed; /* every scope was walked (for the volume total) */
+    int refs;       /* jobs in flight hold the volume */
     int closing;
     sc_folder_t *folders;
     sc_scope_t *scopes;
-    baic_timer_t *tick;            /* reconciles writers */
+    baic_timer_t *tick; /* reconciles writers */
 };
-
 
 /* ---- sc_engine.c ---- */
 
@@ -155,13 +154,13 @@ void sc_writers_reconcile(sc_volume_t *vol, sc_folder_t *f);
 /* Accounts an open for writing (the file had before bytes, has after now, created: new)
  * and remembers fd to fold in later growth. */
 void sc_writer_add(sc_volume_t *vol, sc_folder_t *f, int fd, int64_t before, int64_t after,
-                    int created);
+                   int created);
 void sc_writers_free(sc_folder_t *f);
 void sc_tick(baic_timer_t *t, void *arg);
 /* Ensures the folder's (or with f NULL, every folder of scope's) usage is known, then
  * calls done(arg, status). Runs the walks on the work queue. */
 int sc_usage_ensure(sc_volume_t *vol, sc_scope_t *scope, sc_folder_t *f,
-                     void (*done)(void *arg, int status), void *arg);
+                    void (*done)(void *arg, int status), void *arg);
 /* Starts a full rescan of one folder (or all known folders when key is NULL). */
 void sc_rescan(sc_volume_t *vol, const char *key);
 int64_t sc_scope_bytes(sc_volume_t *vol, sc_scope_t *s, int64_t *files);

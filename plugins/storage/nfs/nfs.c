@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/nfs: folders on an NFS export the plugin mounts itself (mount -t nfs, soft by default), health probes
- * (statfs with a timeout) that fail the volume's ops fast while the server is away, capacity from the export. */
+/* storage/nfs: folders on an NFS export the plugin mounts itself (mount -t nfs, soft by default),
+ * health probes (statfs with a timeout) that fail the volume's ops fast while the server is away,
+ * capacity from the export. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,7 @@ typedef struct nfs_vol {
     nfs_health_t health;
     baic_timer_t *timer;
     sc_volume_t *vol;
-    struct statfs probe;           /* the probe's result, written on the pool thread */
+    struct statfs probe; /* the probe's result, written on the pool thread */
     int probe_rc;
 } nfs_vol_t;
 
@@ -44,6 +45,9 @@ static int64_t mono_ms(void) {
 
 /* The filesystem type and source mounted exactly at path, from /proc/self/mountinfo. */
 static int mount_at(const char *path, char *type, size_t tlen, char *src, size_t slen) {
+    char real[4096];
+    if (realpath(path, real) != NULL)
+        path = real; /* mountinfo names the mount point without links or a trailing slash */
     FILE *f = fopen("/proc/self/mountinfo", "re");
     if (f == NULL)
         return -errno;
@@ -110,7 +114,8 @@ static int run_mount(const nfs_conf_t *c, const char *path, char *msg, size_t ms
         if (*q == '\n' || *q == '"')
             *q = *q == '\n' ? ' ' : '\'';
     if (timed_out) {
-        snprintf(msg, msglen, "mount did not finish within %lld ms", (long long)c->mount_timeout_ms);
+        snprintf(msg, msglen, "mount did not finish within %lld ms",
+                 (long long)c->mount_timeout_ms);
         return BAIC_ETIMEOUT;
     }
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : BAIC_EBACKEND;
@@ -200,24 +205,29 @@ static int nfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     int is_nfs = at == 0 && strncmp(type, "nfs", 3) == 0;
     if (n->conf.server[0] == '\0') {
         if (!is_nfs) {
-            h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"not an NFS mount; "
-                   "set server and export to have the plugin mount it\"", vol->name, vol->root);
+            h->log(h, BAIC_LOG_ERROR, "config_error",
+                   "volume=%s path=%s msg=\"not an NFS mount; "
+                   "set server and export to have the plugin mount it\"",
+                   vol->name, vol->root);
             free(n);
             return BAIC_ENOT_SUPPORTED;
         }
     } else if (is_nfs) {
         if (strcmp(src, n->conf.source) != 0) {
-            h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"%s is mounted "
-                   "there, not %s\"", vol->name, vol->root, src, n->conf.source);
+            h->log(h, BAIC_LOG_ERROR, "config_error",
+                   "volume=%s path=%s msg=\"%s is mounted "
+                   "there, not %s\"",
+                   vol->name, vol->root, src, n->conf.source);
             free(n);
             return BAIC_EEXISTS;
         }
     } else {
         rc = run_mount(&n->conf, vol->root, err, sizeof err);
         if (rc != 0) {
-            h->log(h, BAIC_LOG_ERROR, "volume_mount_failed", "volume=%s source=%s path=%s "
-                   "error=\"%s\" msg=\"%s\"", vol->name, n->conf.source, vol->root,
-                   h->strerror(rc), err);
+            h->log(h, BAIC_LOG_ERROR, "volume_mount_failed",
+                   "volume=%s source=%s path=%s "
+                   "error=\"%s\" msg=\"%s\"",
+                   vol->name, n->conf.source, vol->root, h->strerror(rc), err);
             free(n);
             return rc;
         }
@@ -235,8 +245,8 @@ static int nfs_vol_open(sc_volume_t *vol, const json_t *conf) {
         nfs_vol_close(vol);
         return BAIC_EBACKEND;
     }
-    if (h->timer_start(h, (uint64_t)n->conf.health_interval_ms, (uint64_t)n->conf.health_interval_ms,
-                       probe_tick, n, &n->timer) != 0)
+    if (h->timer_start(h, (uint64_t)n->conf.health_interval_ms,
+                       (uint64_t)n->conf.health_interval_ms, probe_tick, n, &n->timer) != 0)
         n->timer = NULL;
     return 0;
 }

@@ -146,8 +146,7 @@ void nfs_health_result(nfs_health_t *h, int rc, unsigned long fstype) {
     h->inflight = 0;
     if (rc != 0) {
         h->healthy = 0;
-        snprintf(h->reason, sizeof h->reason, "statfs of the mount failed: %s",
-                 strerror(-rc));
+        snprintf(h->reason, sizeof h->reason, "statfs of the mount failed: %s", strerror(-rc));
     } else if (fstype != NFS_SUPER_MAGIC_) {
         h->healthy = 0;
         snprintf(h->reason, sizeof h->reason, "the mount point is no longer an NFS mount");

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/nfs, the parts without side effects: volume options, the mount command line, the health state machine. */
+/* storage/nfs, the parts without side effects: volume options, the mount command line, the health
+ * state machine. */
 #ifndef BAIC_NFS_LOGIC_H
 #define BAIC_NFS_LOGIC_H
 
@@ -13,10 +14,10 @@
 #define NFS_DEFAULT_MOUNT_TIMEOUT_MS 30000
 
 typedef struct nfs_conf {
-    char server[256];              /* "" = path is mounted by someone else (fstab) */
+    char server[256]; /* "" = path is mounted by someone else (fstab) */
     char export_path[1024];
     char options[512];
-    char source[1300];             /* "server:/export" ("[v6]:/export") */
+    char source[1300]; /* "server:/export" ("[v6]:/export") */
     int64_t health_interval_ms, health_timeout_ms, mount_timeout_ms;
 } nfs_conf_t;
 
@@ -32,7 +33,7 @@ void nfs_mount_argv(const nfs_conf_t *c, const char *path, const char *argv[8]);
 typedef struct nfs_health {
     int healthy;
     int inflight;
-    int64_t started_ms;            /* of the probe in flight */
+    int64_t started_ms; /* of the probe in flight */
     char reason[256];
 } nfs_health_t;
 

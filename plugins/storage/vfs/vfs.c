@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/vfs: folders as plain directories under the volume root, scope limits in <scope>/.quota (enforced by the proxy). */
+/* storage/vfs: folders as plain directories under the volume root, scope limits in <scope>/.quota
+ * (enforced by the proxy). */
 #include <baic/plugin.h>
 #include <baic/storage.h>
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* storage/xfs: one XFS project per quota scope (project id and inherit flag on the scope directory),
- * limits and usage through quotactl (Q_XSETQLIM / Q_XGETQUOTA), enforced by the kernel for every writer. */
+/* storage/xfs: one XFS project per quota scope (project id and inherit flag on the scope
+ * directory), limits and usage through quotactl (Q_XSETQLIM / Q_XGETQUOTA), enforced by the kernel
+ * for every writer. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -37,10 +38,11 @@
 #define XFS_DEFAULT_PROJID_BASE 10000u
 
 typedef struct xfs_vol {
-    pthread_mutex_t lock;          /* project id allocation */
+    pthread_mutex_t lock; /* project id allocation */
     uint32_t next_id;
-    char dev[4096];                /* block device, for kernels without quotactl_fd */
-    int use_fd;                    /* quotactl_fd works */
+    uint32_t root_id; /* the volume root's own project id (scopes must differ) */
+    char dev[4096];   /* block device, for kernels without quotactl_fd */
+    int use_fd;       /* quotactl_fd works */
 } xfs_vol_t;
 
 /* quotactl on the volume's filesystem: quotactl_fd (5.14+) on the root, else the device. */
@@ -89,13 +91,31 @@ static int get_projid(int fd, uint32_t *id) {
     return 0;
 }
 
+/* A scope's project id; 0 when it has none of its own (one inherited from the root is not). */
 static int scope_projid(sc_volume_t *vol, const char *scope, uint32_t *id) {
+    xfs_vol_t *x = vol->priv;
     int fd = openat(vol->rootfd, scope, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return sc_errno(errno);
     int rc = get_projid(fd, id);
     close(fd);
+    if (rc == 0 && *id == x->root_id)
+        *id = 0;
     return rc;
+}
+
+/* 1 when project id is charged with anything or has limits on this filesystem (another
+ * volume's scope, an administrator's project). */
+static int id_in_use(sc_volume_t *vol, uint32_t id) {
+    struct fs_disk_quota d;
+    memset(&d, 0, sizeof d);
+    int rc = xquotactl(vol, Q_XGETQUOTA, id, &d);
+    if (rc == -ENOENT || rc == -ESRCH)
+        return 0;
+    if (rc != 0)
+        return 1; /* cannot tell: do not take it */
+    return d.d_icount != 0 || d.d_bcount != 0 || d.d_blk_hardlimit != 0 || d.d_blk_softlimit != 0 ||
+           d.d_ino_hardlimit != 0 || d.d_ino_softlimit != 0;
 }
 
 static int xfs_scope_prepare(sc_volume_t *vol, const char *scope) {
@@ -108,9 +128,15 @@ static int xfs_scope_prepare(sc_volume_t *vol, const char *scope) {
     pthread_mutex_lock(&x->lock);
     if (ioctl(fd, FS_IOC_FSGETXATTR, &fx) != 0) {
         rc = sc_errno(errno);
-    } else if (fx.fsx_projid == 0 || !(fx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
-        if (fx.fsx_projid == 0)
-            fx.fsx_projid = x->next_id++;
+    } else if (fx.fsx_projid == 0 || fx.fsx_projid == x->root_id ||
+               !(fx.fsx_xflags & FS_XFLAG_PROJINHERIT)) {
+        if (fx.fsx_projid == 0 || fx.fsx_projid == x->root_id) {
+            uint32_t id = x->next_id;
+            for (int tries = 0; tries < 65536 && (id == x->root_id || id_in_use(vol, id)); tries++)
+                id++;
+            fx.fsx_projid = id;
+            x->next_id = id + 1;
+        }
         fx.fsx_xflags |= FS_XFLAG_PROJINHERIT;
         if (ioctl(fd, FS_IOC_FSSETXATTR, &fx) != 0)
             rc = sc_errno(errno);
@@ -240,8 +266,10 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     if (statfs(vol->root, &sf) != 0)
         return sc_errno(errno);
     if ((unsigned long)sf.f_type != XFS_SUPER_MAGIC_) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"not on an XFS "
-               "filesystem\"", vol->name, vol->root);
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s path=%s msg=\"not on an XFS "
+               "filesystem\"",
+               vol->name, vol->root);
         return BAIC_ENOT_SUPPORTED;
     }
     int64_t base = XFS_DEFAULT_PROJID_BASE;
@@ -249,8 +277,10 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     if (b != NULL) {
         base = json_integer_value(b);
         if (!json_is_integer(b) || base < 1 || base > 0x7fffffff) {
-            h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s msg=\"project_id_base must be an "
-                   "integer from 1 to 2147483647\"", vol->name);
+            h->log(h, BAIC_LOG_ERROR, "config_error",
+                   "volume=%s msg=\"project_id_base must be an "
+                   "integer from 1 to 2147483647\"",
+                   vol->name);
             return BAIC_ECONFIG_TYPE;
         }
     }
@@ -279,15 +309,19 @@ static int xfs_vol_open(sc_volume_t *vol, const json_t *conf) {
     }
     close(rfd);
     if (qrc != 0 || !(qs.qs_flags & FS_QUOTA_PDQ_ACCT) || !(qs.qs_flags & FS_QUOTA_PDQ_ENFD)) {
-        h->log(h, BAIC_LOG_ERROR, "config_error", "volume=%s path=%s msg=\"XFS project quotas are "
-               "not %s: mount the filesystem with -o prjquota\" error=\"%s\"", vol->name, vol->root,
-               qrc != 0 ? "available" : "enforced", qrc != 0 ? strerror(err) : "-");
+        h->log(h, BAIC_LOG_ERROR, "config_error",
+               "volume=%s path=%s msg=\"XFS project quotas are "
+               "not %s: mount the filesystem with -o prjquota\" error=\"%s\"",
+               vol->name, vol->root, qrc != 0 ? "available" : "enforced",
+               qrc != 0 ? strerror(err) : "-");
         xfs_vol_close(vol);
         return BAIC_ENOT_SUPPORTED;
     }
     /* New scopes take ids above every id in use under this root. */
     uint32_t next = (uint32_t)base;
     vol->rootfd = open(vol->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (vol->rootfd >= 0 && get_projid(vol->rootfd, &x->root_id) != 0)
+        x->root_id = 0;
     if (vol->rootfd >= 0) {
         each_scope(vol, max_id, &next);
         close(vol->rootfd);
