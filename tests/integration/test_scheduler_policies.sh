@@ -20,7 +20,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || skip "PostgreSQL server n
 for t in curl python3 redis-cli psql; do command -v $t >/dev/null || skip "$t not installed"; done
 PY=$(command -v /usr/bin/python3 || command -v python3)
 
-T=$(mktemp -d) && chmod 711 "$T" || exit 1
+T=$(mktemp -d "${TMPDIR:-/tmp}/baic-sched.XXXXXX") && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
 AGENT_PIDS=
@@ -351,7 +351,12 @@ create '{"name": "dep-a", "image": "busybox", "type": "batch", "startupCommand":
 A_ID=$(field "$BODY" "['sessionId']")
 create '{"name": "dep-b", "image": "busybox", "type": "batch", "startupCommand": "sleep 0.5; exit 0", "dependencies": ["dep-a"], "enqueueOnly": true}'
 expect 201 "" "B depends on A by name"
-b_waits() { sql "SELECT status, status_info, status_data->'scheduler'->>'failed_predicates' FROM sessions WHERE name = 'dep-b'" | grep -q '^PENDING|predicate-checks-failed|.*"dependencies".*dep-a'; }
+b_waits() {
+    local row
+    row=$(sql "SELECT status, status_info, status_data->'scheduler'->>'failed_predicates' FROM sessions WHERE name = 'dep-b'")
+    case "$row" in PENDING\|predicate-checks-failed\|*'"dependencies"'*) ;; *) return 1 ;; esac
+    printf '%s' "$row" | grep -q 'dep-a'
+}
 until_ok 8 b_waits && ok "B waits for A (dependencies, naming dep-a)" || bad "B: $(sql "SELECT status, status_info, status_data FROM sessions WHERE name = 'dep-b'")"
 create "{\"name\": \"dep-c\", \"image\": \"busybox\", \"type\": \"batch\", \"startupCommand\": \"sleep 0.5; exit 0\", \"dependencies\": [\"dep-b\", \"$A_ID\"], \"enqueueOnly\": true}"
 expect 201 "" "C depends on B by name and A by id"
