@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Pure helpers of the scheduling policies: limit fits, durations and start times, dependency state. */
+/* Pure helpers of the scheduling policies: limit fits, start times, dependency states. */
 #include "policy.h"
 
 #include <ctype.h>

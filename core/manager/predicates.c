@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The scheduler's predicates: resource policies, resource group access, dependencies, start times. */
+/* The scheduler's predicates: resource policies, group access, dependencies, start times. */
 #include "manager.h"
 #include "policy.h"
 

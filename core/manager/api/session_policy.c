@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Session creation side of the scheduling policies: dependencies, starts_at, pending-slot limits. */
+/* Session creation side of the scheduling policies: dependencies, starts_at, pending limits. */
 #include "manager.h"
 #include "policy.h"
 
@@ -114,8 +114,8 @@ int baic_create_policy_check(baic_http_req_t *req, const baic_db_result_t *res,
     const char *mc = baic_db_result_get_by_name(res, 0, "max_containers");
     if (mc != NULL && atoll(mc) > 0 && cluster_size > atoll(mc)) {
         snprintf(msg, sizeof msg, "You cannot create sessions of more than %s containers.", mc);
-        baic_http_respond_problem(req, 412, "quota-exceeded", "You have reached your resource limit.",
-                                  msg, NULL);
+        baic_http_respond_problem(req, 412, "quota-exceeded",
+                                  "You have reached your resource limit.", msg, NULL);
         return -1;
     }
     const char *maxp = baic_db_result_get_by_name(res, 0, "max_pending_slots");
