@@ -26,7 +26,8 @@ static const char usage[] =
     "                                         manager's [volumes] default_host)\n"
     "  ls                                     your folders\n"
     "  info NAME                              one folder's fields\n"
-    "  rm NAME                                delete a folder\n"
+    "  rm [--purge] NAME                      move a folder to the trash bin; --purge deletes\n"
+    "                                         it and its files for good\n"
     "  upload NAME LOCALFILE [REMOTE_PATH]    upload a file (resumes where the storage proxy\n"
     "                                         has a partial upload of it)\n"
     "  download NAME REMOTE_PATH [LOCALFILE]  download a file (default: its base name here)\n"
@@ -186,16 +187,49 @@ static int do_info(const cli_api_t *api, const char *name) {
     return 0;
 }
 
-static int do_rm(const cli_api_t *api, const char *name) {
-    char path[800];
-    json_t *ans;
+/* DELETE moves a folder to the trash bin (Backend.AI's semantics); --purge then deletes it
+ * for good, which needs its id (a folder in the trash is addressed by id only). */
+static int do_rm(const cli_api_t *api, const char *name, int purge) {
+    char path[800], id[80] = "";
+    const char *status = "ready";
+    json_t *ans, *list = NULL;
     if (folder_path(path, sizeof path, name, "") < 0)
         return 2;
-    if (call(api, "delete folder", "DELETE", path, NULL, &ans, NULL) < 0)
-        return 1;
-    json_decref(ans);
-    printf("folder %s deleted\n", name);
-    return 0;
+    if (purge) {
+        if (call(api, "list folders", "GET", "/folders", NULL, &list, NULL) < 0)
+            return 1;
+        size_t i;
+        json_t *f;
+        json_array_foreach(json_is_array(list) ? list : json_object_get(list, "items"), i, f) {
+            if (strcmp(jstr(f, "name"), name) == 0 && id[0] == '\0') {
+                snprintf(id, sizeof id, "%s", jstr(f, "id"));
+                status = jstr(f, "status");
+            }
+        }
+        if (id[0] == '\0') {
+            fprintf(stderr, "baic: no folder %s\n", name);
+            json_decref(list);
+            return 1;
+        }
+    }
+    int rc = 0;
+    if (strncmp(status, "delete-", 7) != 0) {
+        if (call(api, "delete folder", "DELETE", path, NULL, &ans, NULL) < 0)
+            rc = 1;
+        json_decref(ans);
+    }
+    if (rc == 0 && purge) {
+        if (call(api, "purge folder", "POST", "/folders/purge", json_pack("{s:s}", "id", id),
+                 &ans, NULL) < 0)
+            rc = 1;
+        json_decref(ans);
+    }
+    json_decref(list);
+    if (rc == 0)
+        printf(purge ? "folder %s deleted\n"
+                     : "folder %s moved to the trash bin (`baic folder rm --purge` deletes it)\n",
+               name);
+    return rc;
 }
 
 static int do_files(const cli_api_t *api, const char *name, const char *dir) {
@@ -689,7 +723,9 @@ int cli_cmd_folder(int argc, char **argv) {
     if (strcmp(verb, "info") == 0 && argc == 3)
         return do_info(&api, argv[2]);
     if (strcmp(verb, "rm") == 0 && argc == 3)
-        return do_rm(&api, argv[2]);
+        return do_rm(&api, argv[2], 0);
+    if (strcmp(verb, "rm") == 0 && argc == 4 && strcmp(argv[2], "--purge") == 0)
+        return do_rm(&api, argv[3], 1);
     if (strcmp(verb, "upload") == 0 && (argc == 4 || argc == 5))
         return do_upload(&api, argv[2], argv[3], argc == 5 ? argv[4] : NULL);
     if (strcmp(verb, "download") == 0 && (argc == 4 || argc == 5))

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "cli/compute.h"
 #include "cli/probe.h"
 #include "cli/proc.h"
 #include "config/config.h"
@@ -301,6 +302,48 @@ int cli_storage_volumes_toml(const cli_storage_t *s, char *out, size_t outlen) {
     explicit_bzero(ms, sizeof ms);
     explicit_bzero(js, sizeof js);
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+int cli_storage_grant(const char *mgr_host, int mgr_port, const char *admin_ak,
+                      const char *admin_sk) {
+    static const char host[] = CLI_STORAGE_PROXY ":" CLI_STORAGE_VOLUME;
+    static const char path[] = "/admin/rest/domains/default";
+    char out[65536] = "";
+    int status = 0;
+    if (cli_signed_call(mgr_host, mgr_port, admin_ak, admin_sk, "GET", path, NULL, 30000, &status,
+                        out, sizeof out) < 0 ||
+        status != 200)
+        return fail(NULL, "GET %s: %s %d", path, status ? "status" : "no answer", status);
+    json_t *row = json_loads(out, 0, NULL);
+    json_t *hosts = json_object_get(row, "allowed_vfolder_hosts");
+    if (json_is_string(hosts)) /* a jsonb column may come back as its text */
+        hosts = json_loads(json_string_value(hosts), 0, NULL);
+    else
+        hosts = json_is_object(hosts) ? json_incref(hosts) : json_object();
+    int rc = 0;
+    if (!json_is_object(hosts)) {
+        rc = fail(NULL, "domain default: allowed_vfolder_hosts is not an object");
+    } else if (json_object_get(hosts, host) == NULL) {
+        json_object_set_new(hosts, host,
+                            json_pack("[s,s,s,s,s,s,s,s]", "create-vfolder", "modify-vfolder",
+                                      "delete-vfolder", "mount-in-session", "upload-file",
+                                      "download-file", "invite-others",
+                                      "set-user-specific-permission"));
+        json_t *patch = json_pack("{s:O}", "allowed_vfolder_hosts", hosts);
+        char *text = json_dumps(patch, JSON_COMPACT);
+        json_decref(patch);
+        if (text == NULL ||
+            cli_signed_call(mgr_host, mgr_port, admin_ak, admin_sk, "PATCH", path, text, 30000,
+                            &status, out, sizeof out) < 0 ||
+            status != 200)
+            rc = fail(NULL, "PATCH %s: status %d %.200s", path, status, out);
+        else
+            rc = 1;
+        free(text);
+    }
+    json_decref(hosts);
+    json_decref(row);
+    return rc;
 }
 
 void cli_storage_undo(cli_storage_t *s) {

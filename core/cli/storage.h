@@ -37,6 +37,14 @@ int cli_storage_up(cli_storage_t *s);
 /* The manager's [volumes] section for this proxy (TOML text). 0 or -ENAMETOOLONG. */
 int cli_storage_volumes_toml(const cli_storage_t *s, char *out, size_t outlen);
 
+/* Lets the fixture domain "default" use the proxy's volume host: when the domain's
+ * allowed_vfolder_hosts has no entry for it, adds one with every folder permission
+ * (PATCH /admin/rest/domains/default, signed with the admin keypair). An entry the
+ * operator set is left as it is. Returns 1 when it added one, 0 when one was there, or
+ * -1 after printing why. */
+int cli_storage_grant(const char *mgr_host, int mgr_port, const char *admin_ak,
+                      const char *admin_sk);
+
 /* Stops the proxy this run started. */
 void cli_storage_undo(cli_storage_t *s);
 

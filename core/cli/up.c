@@ -1002,6 +1002,29 @@ static int storage_up(up_t *u) {
     return 0;
 }
 
+/* The fixture domain may use the proxy's volume (folders need a host permission). */
+static int storage_grant(up_t *u) {
+    if (!u->storage_ok)
+        return 0;
+    step(u, "allowing the default domain to use the folder host", NULL, NULL);
+    json_error_t jerr;
+    json_t *keys = json_load_file(u->L.keys_json, 0, &jerr);
+    const char *ak = NULL, *sk = NULL;
+    if (keys == NULL || json_unpack_ex(keys, &jerr, 0, "{s:{s:s,s:s}}", "admin", "access_key",
+                                       &ak, "secret_key", &sk) != 0) {
+        json_decref(keys);
+        return fail(u, "%s: line %d: no admin keypair", u->L.keys_json, jerr.line);
+    }
+    int rc = cli_storage_grant(u->mgr_host, u->mgr_port, ak, sk);
+    json_decref(keys);
+    if (rc < 0)
+        return fail(u, "see above");
+    if (rc == 1)
+        printf("folders: domain default may use host " CLI_STORAGE_PROXY ":" CLI_STORAGE_VOLUME
+               "\n");
+    return 0;
+}
+
 /* Registry, stock images, agent; skipped with a note where this host cannot run them. */
 static int compute_up(up_t *u) {
     if (u->no_agent) {
@@ -1128,7 +1151,7 @@ static int run_up(up_t *u) {
     if (manager_up(u, version, sizeof version) < 0)
         return -1;
     /* Fixtures need the migrated schema, which a running manager implies. */
-    if (fixtures_up(u) < 0 || env_files(u) < 0)
+    if (fixtures_up(u) < 0 || env_files(u) < 0 || storage_grant(u) < 0)
         return -1;
     if (compute_up(u) < 0)
         return -1;

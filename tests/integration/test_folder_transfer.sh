@@ -68,7 +68,8 @@ cat >"$TMP/mgr.py" <<'PYEOF'
 import base64, hashlib, hmac, json, sys, time, urllib.request, urllib.parse, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port, mport, cport, msecret, jsecret = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-folders = {}
+folders = {}   # name -> id
+trashed = set()
 def b64(x): return base64.urlsafe_b64encode(x).rstrip(b"=")
 def jwt(claims):
     h = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(claims).encode())
@@ -103,7 +104,8 @@ class H(BaseHTTPRequestHandler):
         if parts[0] != "folders": return self.problem(404, "url-not-found")
         if len(parts) == 1:
             if method == "GET":
-                return self.send(200, [{"name": k, "id": v, "host": "local:local", "permission": "rw", "status": "ready"} for k, v in folders.items()])
+                return self.send(200, [{"name": k, "id": v, "host": "local:local", "permission": "rw",
+                                        "status": "delete-pending" if k in trashed else "ready"} for k, v in folders.items()])
             name = body.get("name")
             if not isinstance(name, str) or "/" in name or not name: return self.problem(400, "invalid name")
             if name in folders: return self.problem(400, "already exists")
@@ -112,13 +114,20 @@ class H(BaseHTTPRequestHandler):
             if st != 204: return self.problem(500, "proxy said %d" % st)
             folders[name] = vid
             return self.send(201, {"id": vid, "name": name, "host": body.get("host") or "local:local"})
+        if parts[1] == "purge" and method == "POST":
+            for k, v in list(folders.items()):
+                if v == body.get("id") and k in trashed:
+                    proxy("/folder/delete", {"volume": "local", "vfid": "user:t/" + v})
+                    del folders[k]; trashed.discard(k)
+                    return self.send(204, None)
+            return self.problem(404, "not in the trash bin")
         name = parts[1]
-        if name not in folders: return self.problem(404, "folder not found")
+        if name not in folders or name in trashed: return self.problem(404, "folder not found")
         vfid = "user:t/" + folders[name]
         verb = parts[2] if len(parts) > 2 else ""
         if verb == "" and method == "GET": return self.send(200, {"name": name, "id": folders[name], "host": "local:local"})
         if verb == "" and method == "DELETE":
-            proxy("/folder/delete", {"volume": "local", "vfid": vfid}); del folders[name]; return self.send(204, None)
+            trashed.add(name); return self.send(204, None)
         if verb in ("request-upload", "request-download"):
             p = body.get("path")
             if not isinstance(p, str): return self.problem(400, "path")
@@ -197,8 +206,13 @@ B folder create; check "create without a name -> 2" [ $? = 2 ]
 B session create img s1 --mount 'f1:/home/work/x:rx'; check "bad --mount permission -> 2" [ $? = 2 ]
 B session create img s1 --mount ''; check "empty --mount -> 2" [ $? = 2 ]
 B run img -c x --mount f1 --mount f1; check "the same folder twice -> 2" [ $? = 2 ]
-B folder rm f1; check "rm" [ $? = 0 ]
+B folder rm f1; check "rm moves to the trash bin" bash -c "[ $? = 0 ] && grep -q 'trash bin' '$TMP/o' && [ -d '$FDIR' ]"
+B folder ls; check "ls shows it in the trash bin" grep -qE '^f1 .*delete-pending' "$TMP/o"
+B folder rm --purge f1; check "rm --purge (trashed already: no second DELETE)" [ $? = 0 ]
 check "the folder left the volume" [ ! -d "$FDIR" ]
+B folder create f2; B folder rm --purge f2; check "rm --purge of a live folder" bash -c "[ $? = 0 ] && grep -q 'f2 deleted' '$TMP/o'"
+B folder ls; check "both are gone" bash -c "! grep -qE '^f[12] ' '$TMP/o'"
+B folder rm --purge f1; check "rm --purge of a missing folder fails" bash -c "[ $? = 1 ] && grep -q 'no folder f1' '$TMP/e'"
 
 # The stand-in manager is down: a clear error, not a hang.
 kill "$MG_PID"; wait "$MG_PID" 2>/dev/null; MG_PID=
