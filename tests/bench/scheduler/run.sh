@@ -198,7 +198,7 @@ for i in $(seq 1 "$API_N"); do
     case $code in 200 | 201 | 202) api_ok=$((api_ok + 1)) ;; *) [ "$api_ok" = 0 ] && echo "run.sh: POST /session: $code" >&2 ;; esac
 done
 api_ms=$(( $(now_ms) - api_t0 ))
-API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }')
+API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.1f", n * 1000 / (ms > 0 ? ms : 1) }')
 [ "$api_ok" = "$API_N" ] || echo "run.sh: API enqueue: $api_ok of $API_N accepted" >&2
 
 # ---------------------------------------------------------------- Slurm
@@ -211,7 +211,7 @@ run_slurm() {
     [ "$(id -u)" = 0 ] || { echo "run.sh: Slurm peer needs root" >&2; return 1; }
     local S=$W/slurm p1 p2
     mkdir -p "$S/state" "$S/spool" "$S/munge" "$S/out"
-    chown munge: "$S/munge" 2>/dev/null; chmod 700 "$S/munge"
+    chown munge: "$S/munge" 2>/dev/null; chmod 755 "$S/munge" # munged wants o+x on its socket dir
     [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge; dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
     chown munge: /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge; chown munge: /run/munge
