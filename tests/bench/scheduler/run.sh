@@ -176,15 +176,21 @@ FLEET_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$FLEET_PID/status")
 # ceiling). These sessions get scheduled at once and stay out of the drain figures.
 . "$D/user.env"
 HP=${BACKEND_ENDPOINT#http://}
-api_t0=$(now_ms) api_ok=0
+api_t0=$(now_ms) api_ok=0 api_times=()
 for i in $(seq 1 "$API_N"); do
-    args=(-s -o /dev/null -w '%{http_code}' -X POST --max-time 10)
+    args=(-s -o /dev/null -w '%{http_code} %{time_total}' -X POST --max-time 10)
     while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" POST /session "$HP" "$BACKEND_ACCESS_KEY" "$BACKEND_SECRET_KEY")
-    code=$(curl "${args[@]}" --data-binary "{\"image\": \"cr.backend.ai/stable/python:3.11\", \"name\": \"api-$i\", \"enqueueOnly\": true, \"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"1g\"}}}" "$BACKEND_ENDPOINT/session")
+    out=$(curl "${args[@]}" --data-binary "{\"image\": \"cr.backend.ai/stable/python:3.11\", \"name\": \"api-$i\", \"enqueueOnly\": true, \"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"1g\"}}}" "$BACKEND_ENDPOINT/session")
+    code=${out% *}
+    api_times+=("${out#* }")
     case $code in 200 | 201 | 202) api_ok=$((api_ok + 1)) ;; *) [ "$api_ok" = 0 ] && echo "run.sh: POST /session: $code" >&2 ;; esac
 done
 api_ms=$(( $(now_ms) - api_t0 ))
 API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.1f", n * 1000 / (ms > 0 ? ms : 1) }')
+API_P50=$("$PY" -c '
+import sys
+v = sorted(float(x) for x in sys.argv[1:])
+print("%.1f" % (1000 * v[len(v) // 2]) if v else "nan")' "${api_times[@]}")
 [ "$api_ok" = "$API_N" ] || echo "run.sh: API enqueue: $api_ok of $API_N accepted" >&2
 
 declare -A R
@@ -192,11 +198,11 @@ first=1
 for sched in $SCHEDS; do
     [ -n "$first" ] || reset_cluster
     first=
+    ROUNDS_SEEN=$(grep -c schedule_round "$D/log/manager.log")
     run_sched "$sched"
     R[$sched.rate]=$RATE R[$sched.p50]=$P50 R[$sched.p99]=$P99 R[$sched.drain]=$DRAIN_S
     R[$sched.n]=$NDONE R[$sched.running]=$RUNNING R[$sched.cpu]="$CPU_M $CPU_S $CPU_P $CPU_F $LOAD"
-    grep schedule_round "$D/log/manager.log" | tail -n +$(( ${ROUNDS_SEEN:-0} + 1 )) >"$W/rounds-$sched.log"
-    ROUNDS_SEEN=$(grep -c schedule_round "$D/log/manager.log")
+    grep schedule_round "$D/log/manager.log" | tail -n +$(( ROUNDS_SEEN + 1 )) >"$W/rounds-$sched.log"
     sleep 2 # let the kernel_started events land before the next phase
     R[$sched.running]=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
 done
@@ -309,7 +315,7 @@ for sched in $SCHEDS; do
          "rounds $(wc -l <"$W/rounds-$sched.log"), mean decide $(awk -F'decide_ms=' '{ split($2, a, " "); s += a[1]; n++ } END { printf "%.0f", n ? s / n : 0 }' "$W/rounds-$sched.log") ms"
 done
 echo "manager RSS: peak (VmHWM) $MGR_HWM KiB, now $MGR_RSS KiB (target <= 204800)"
-echo "API enqueue (POST /session enqueueOnly, sequential signed curl): $API_RATE/s over $API_N"
+echo "API enqueue (POST /session enqueueOnly, sequential signed curl): $API_RATE/s over $API_N (client-bound: sh + openssl + curl per call); request p50 as curl saw it $API_P50 ms"
 echo "slurm: sbatch --wrap=true sequential $SL_SEQ/s, 4 parallel $SL_PAR/s; submit->start (idle, 1 at a time)" \
      "p50 $SL_P50 ms p99 $SL_P99 ms; slurmctld peak RSS $SL_CTLD_RSS KiB"
 line=
@@ -319,4 +325,4 @@ for sched in $SCHEDS; do
 done
 first_rate=${R[${SCHEDS%% *}.rate]}
 ratio=$(awk -v a="$first_rate" -v b="$SL_SEQ" 'BEGIN { if (b + 0 > 0) printf "%.1f", a / b; else print "nan" }')
-echo "${line# } manager_peak_rss_kib=$MGR_HWM api_enqueue_per_s=$API_RATE slurm_submits_per_s=$SL_SEQ slurm_parallel_submits_per_s=$SL_PAR slurm_submit_start_p50_ms=$SL_P50 slurm_submit_start_p99_ms=$SL_P99 ratio=$ratio"
+echo "${line# } manager_peak_rss_kib=$MGR_HWM api_enqueue_per_s=$API_RATE api_enqueue_p50_ms=$API_P50 slurm_submits_per_s=$SL_SEQ slurm_parallel_submits_per_s=$SL_PAR slurm_submit_start_p50_ms=$SL_P50 slurm_submit_start_p99_ms=$SL_P99 ratio=$ratio"
