@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <baic/scheduler.h>
 #include <baic/selector.h>
@@ -109,6 +110,19 @@ typedef struct baic_sched {
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms;
     uint64_t last_sweep;
+    baic_db_pool_t *db; /* the rounds' own connection: never queued behind launches */
+    uv_timer_t prep_timer;
+    struct launch *prep;     /* accepted launches waiting for the batched PREPARING update */
+    size_t nprep;
+    /* occupancy cache (see below) */
+    json_t *occ_agents;      /* agent id -> {"occupied": {slot: text}, "n": kernels} */
+    json_t *occ_kp;          /* Q_KP_OCC rows */
+    json_t *live_kp;         /* Q_KP_LIVE rows */
+    int cache_ok;
+    uint64_t cache_at;       /* loop ms of the last rebuild */
+    long long cache_ms;      /* rebuild at least this often; 0: every round */
+    char me[96];             /* this manager in the stamp */
+    long long stamp_seq;     /* what our last placing round wrote */
     json_t *confs;   /* "kind/name" -> the conf a plugin was loaded with (must outlive it) */
     json_t *applied; /* "kind/name" -> options text last applied */
     json_t *failed;  /* "kind/name" -> loop time of the last failed load */
@@ -119,7 +133,11 @@ typedef struct vec {
     size_t n;
 } vec_t;
 
-enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_KP_OCC, Q_KP_LIVE, Q_SLOTS, Q_POLICY, NQ };
+/* Every round reads Q_PENDING..Q_POLICY; the occupancy queries after them only when the
+ * scheduler's cached occupancy must be rebuilt (see "occupancy cache" below). */
+enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_POLICY, Q_AGENT_OCC, Q_KP_OCC, Q_KP_LIVE,
+       NQ };
+#define NQ_LIGHT Q_AGENT_OCC
 
 static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
@@ -142,20 +160,24 @@ static const char *const ROUND_SQL[NQ] = {
         " LEFT JOIN images i ON i.name = k.image AND i.architecture = k.architecture"
         " LEFT JOIN keypairs kp ON kp.access_key = s.access_key"
         " LEFT JOIN keypair_resource_policies p ON p.name = kp.resource_policy"
-        " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at"
+        " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
         " LIMIT 1000 FOR UPDATE OF s",
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
                  " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
     [Q_AGENTS] =
         "SELECT a.id, a.addr, a.scaling_group AS sgroup, a.architecture,"
-        " a.available_slots::text AS available,"
-        " (SELECT COALESCE(jsonb_object_agg(key, total), '{}')::text FROM ("
-        "   SELECT e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
-        "   jsonb_each(k.occupied_slots) e WHERE k.agent = a.id AND k.status IN "
-        BAIC_LIVE_STATUSES " GROUP BY e.key) x) AS occupied,"
-        " (SELECT count(*) FROM kernels k WHERE k.agent = a.id AND k.status IN "
-        BAIC_LIVE_STATUSES ") AS n_kernels"
+        " a.available_slots::text AS available"
         " FROM agents a WHERE a.status = 'ALIVE' AND a.schedulable ORDER BY a.id",
+    [Q_STAMP] = "SELECT value::text AS value FROM shared_config WHERE key = 'scheduler/stamp'",
+    /* One pass over the live kernels for every agent's occupancy. */
+    [Q_AGENT_OCC] =
+        "SELECT c.agent AS id, COALESCE(o.occ, '{}') AS occupied, c.n AS n_kernels FROM"
+        " (SELECT agent, count(*) AS n FROM kernels WHERE status IN " BAIC_LIVE_STATUSES
+        "   AND agent IS NOT NULL GROUP BY agent) c LEFT JOIN"
+        " (SELECT agent, jsonb_object_agg(key, total)::text AS occ FROM ("
+        "   SELECT k.agent, e.key, sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
+        "   jsonb_each(k.occupied_slots) e WHERE k.status IN " BAIC_LIVE_STATUSES
+        "   AND k.agent IS NOT NULL GROUP BY 1, 2) x GROUP BY agent) o ON o.agent = c.agent",
     [Q_KP_OCC] = "SELECT k.access_key, k.scaling_group AS sgroup, e.key AS slot,"
                  " sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
                  " jsonb_each(k.occupied_slots) e WHERE k.status IN " BAIC_LIVE_STATUSES
@@ -198,6 +220,10 @@ static const char SKIP_SQL[] =
 typedef struct round {
     baic_sched_t *s;
     baic_db_tx_t *tx;
+    int fresh;                /* occupancy read from the database in this round */
+    long long stamp_seq;      /* the stamp this round wrote, 0 if none */
+    size_t ncands;            /* candidates handed to the plugins */
+    uint64_t t_start, t_fetched, t_decided; /* uv_hrtime() of the round's steps */
     int pending, failed, locked;
     json_t *res[NQ];
     json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
@@ -215,6 +241,9 @@ static void sched_unref(baic_sched_t *s) {
     json_decref(s->confs);
     json_decref(s->applied);
     json_decref(s->failed);
+    json_decref(s->occ_agents);
+    json_decref(s->occ_kp);
+    json_decref(s->live_kp);
     free(s);
 }
 
@@ -398,6 +427,7 @@ static void schedule_group(round_t *r, const json_t *g) {
     json_array_foreach(r->res[Q_PENDING], i, row) if (strcmp(col(row, "sgroup") ?: "", gname) == 0) nc++;
     if (nc == 0)
         return;
+    r->ncands += nc;
     cand_t *cands = calloc(nc, sizeof *cands);
     const baic_sched_session_t **ptrs = calloc(nc, sizeof *ptrs);
     size_t *map = calloc(nc, sizeof *map);
@@ -406,6 +436,7 @@ static void schedule_group(round_t *r, const json_t *g) {
     kp_t *kps = calloc(nkp_max, sizeof *kps);
     const baic_sched_occupancy_t **kptrs = calloc(nkp_max, sizeof *kptrs);
     const baic_sel_agent_t **aptrs = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *aptrs);
+    size_t *amap = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *amap);
     size_t na = 0, nkp = 0;
 
     /* Keypairs: live sessions everywhere, occupancy everywhere and in this group. */
@@ -460,11 +491,13 @@ static void schedule_group(round_t *r, const json_t *g) {
         agent_t *a = &agents[na++];
         a->row = row;
         vec_from_text(r, &a->avail, col(row, "available"));
-        vec_from_text(r, &a->occ, col(row, "occupied"));
         a->a.id = col(row, "id");
+        json_t *oc = json_object_get(s->occ_agents, a->a.id);
+        if (oc != NULL)
+            vec_from_json(r, &a->occ, json_object_get(oc, "occupied"));
         a->a.architecture = col(row, "architecture");
         a->a.resource_group = gname;
-        a->a.n_kernels = (uint32_t)atol(col(row, "n_kernels"));
+        a->a.n_kernels = oc ? (uint32_t)json_integer_value(json_object_get(oc, "n")) : 0;
         vec_add(r, &cap, &a->avail);
         vec_add(r, &occ, &a->occ);
     }
@@ -534,8 +567,7 @@ static void schedule_group(round_t *r, const json_t *g) {
         /* Agents of the right architecture, with their occupancy as of this round. */
         const char *arch = col(c->row, "architecture");
         size_t nsel = 0;
-        size_t amap[256];
-        for (size_t a = 0; a < na && nsel < 256; a++) {
+        for (size_t a = 0; a < na; a++) {
             if ((arch && strcmp(agents[a].a.architecture, arch) != 0) ||
                 !baic_policy_agent_ok(r->pol, agents[a].a.n_kernels))
                 continue;
@@ -620,28 +652,102 @@ out:
     free(kps);
     free(kptrs);
     free(aptrs);
+    free(amap);
 }
 
 /* ---- after commit: start the kernels ---- */
 
 typedef struct launch {
     baic_manager_t *m;
+    struct launch *next; /* in the PREPARING batch */
     char session_id[40], kernel_id[40], addr[136];
 } launch_t;
 
+/*
+ * Sessions whose kernels an agent accepted move SCHEDULED -> PREPARING in batches: one
+ * statement for all the answers that came in during a loop turn (up to PREP_BATCH),
+ * instead of one round trip per session.
+ */
+#define PREP_BATCH 2000
+
+static const char PREPARING_SQL[] =
+    "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
+    " status_history = status_history || jsonb_build_object('PREPARING', now()::text)"
+    " WHERE session_id = ANY($1::uuid[]) AND status = 'SCHEDULED' RETURNING session_id)"
+    " UPDATE sessions s SET status = 'PREPARING', status_changed = now(),"
+    " status_history = s.status_history || jsonb_build_object('PREPARING', now()::text)"
+    " WHERE s.id = ANY($1::uuid[]) AND s.status = 'SCHEDULED'"
+    " AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text, s.name, s.access_key";
+
 static void preparing_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
-    launch_t *l = arg;
-    if (err != 0)
+    launch_t *batch = arg;
+    if (err != 0) {
         BAIC_LOG_W("session_update_failed", "session=%s status=PREPARING error=\"%s\"",
-                   l->session_id, errmsg ? errmsg : "");
-    else if (baic_db_result_rows(res) > 0) {
-        const char *name = baic_db_result_get(res, 0, 0), *ak = baic_db_result_get(res, 0, 1);
-        baic_session_event(l->m, "kernel_preparing", l->session_id, name, ak, NULL, l->kernel_id,
-                           INT32_MIN);
-        baic_session_event(l->m, "session_preparing", l->session_id, name, ak, NULL, NULL,
-                           INT32_MIN);
+                   batch ? batch->session_id : "-", errmsg ? errmsg : "");
+    } else if (batch != NULL) {
+        /* Rows come back in no particular order: index the batch by session id. */
+        json_t *by_id = json_object();
+        for (launch_t *l = batch; l; l = l->next)
+            json_object_set_new_nocheck(by_id, l->session_id, json_integer((json_int_t)(intptr_t)l));
+        for (int i = 0; i < baic_db_result_rows(res); i++) {
+            const char *sid = baic_db_result_get(res, i, 0);
+            json_t *v = json_object_get(by_id, sid);
+            if (v == NULL)
+                continue;
+            launch_t *l = (launch_t *)(intptr_t)json_integer_value(v);
+            const char *name = baic_db_result_get(res, i, 1), *ak = baic_db_result_get(res, i, 2);
+            baic_session_event(l->m, "kernel_preparing", sid, name, ak, NULL, l->kernel_id,
+                               INT32_MIN);
+            baic_session_event(l->m, "session_preparing", sid, name, ak, NULL, NULL, INT32_MIN);
+        }
+        json_decref(by_id);
     }
-    free(l);
+    while (batch) {
+        launch_t *n = batch->next;
+        free(batch);
+        batch = n;
+    }
+}
+
+static void prep_flush(baic_sched_t *s) {
+    if (s->prep == NULL)
+        return;
+    launch_t *batch = s->prep;
+    size_t cap = s->nprep * 37 + 3, n = 0;
+    char *arr = malloc(cap);
+    s->prep = NULL;
+    s->nprep = 0;
+    if (arr == NULL) {
+        preparing_done(NULL, -ENOMEM, "out of memory", batch);
+        return;
+    }
+    arr[n++] = '{';
+    for (launch_t *l = batch; l; l = l->next)
+        n += (size_t)snprintf(arr + n, cap - n, "%s%s", l == batch ? "" : ",", l->session_id);
+    arr[n++] = '}';
+    arr[n] = '\0';
+    const char *p[1] = {arr};
+    if (baic_db_query(s->m->db, PREPARING_SQL, 1, p, preparing_done, batch) != 0)
+        preparing_done(NULL, -ECONNRESET, "query not sent", batch);
+    free(arr);
+}
+
+static void prep_tick(uv_timer_t *t) {
+    prep_flush(t->data);
+}
+
+static void prep_add(baic_manager_t *m, launch_t *l) {
+    baic_sched_t *s = m->sched;
+    if (s == NULL || s->closing) {
+        free(l);
+        return;
+    }
+    l->next = s->prep;
+    s->prep = l;
+    if (++s->nprep >= PREP_BATCH)
+        prep_flush(s);
+    else if (!uv_is_active((uv_handle_t *)&s->prep_timer))
+        uv_timer_start(&s->prep_timer, prep_tick, 0, 0);
 }
 
 static void created(int status, json_t *answer, int err, void *arg) {
@@ -652,19 +758,9 @@ static void created(int status, json_t *answer, int err, void *arg) {
         return;
     }
     if (err == 0 && status == 202) {
-        const char *p[1] = {l->session_id};
-        BAIC_LOG_I("kernels_accepted", "session=%s kernel=%s agent=%s", l->session_id,
+        BAIC_LOG_D("kernels_accepted", "session=%s kernel=%s agent=%s", l->session_id,
                    l->kernel_id, l->addr);
-        if (baic_db_query(m->db,
-                          "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
-                          " status_history = status_history || jsonb_build_object('PREPARING',"
-                          " now()::text) WHERE session_id = $1::uuid AND status = 'SCHEDULED'"
-                          " RETURNING id) UPDATE sessions SET status = 'PREPARING',"
-                          " status_changed = now(), status_history = status_history ||"
-                          " jsonb_build_object('PREPARING', now()::text) WHERE id = $1::uuid"
-                          " AND status = 'SCHEDULED' RETURNING name, access_key",
-                          1, p, preparing_done, l) != 0)
-            free(l);
+        prep_add(m, l);
         return;
     }
     char why[300];
@@ -808,6 +904,123 @@ static void sweep(baic_sched_t *s) {
         sched_unref(s);
 }
 
+/* ---- occupancy cache ---- */
+
+/*
+ * Summing every live kernel's occupied_slots (jsonb_each over all of them) is the costliest
+ * read of a round. The scheduler keeps the sums in memory instead and adds its own
+ * placements on commit. Every placement anywhere goes through a round under the advisory
+ * lock, so the cache can only overstate occupancy (kernels freed since), never understate
+ * it, as long as no other manager placed meanwhile: each placing round writes a stamp
+ * (manager, sequence) into shared_config, and a round that finds someone else's stamp
+ * rebuilds. It also rebuilds when the cache is older than manager.scheduler_cache_ms
+ * (default 5000; 0 = every round), after a failed commit, and right after a round on cached
+ * numbers that left a candidate unplaced (frees are seen by a rebuild only).
+ */
+static void cache_rebuild(baic_sched_t *s, round_t *r) {
+    json_decref(s->occ_agents);
+    json_decref(s->occ_kp);
+    json_decref(s->live_kp);
+    s->occ_agents = json_object();
+    size_t i;
+    json_t *row;
+    json_array_foreach(r->res[Q_AGENT_OCC], i, row) {
+        json_t *occ = json_loads(col(row, "occupied") ?: "{}", 0, NULL);
+        if (!json_is_object(occ)) {
+            json_decref(occ);
+            occ = json_object();
+        }
+        if (col(row, "id") != NULL)
+            json_object_set_new(s->occ_agents, col(row, "id"),
+                                json_pack("{s:o, s:I}", "occupied", occ, "n",
+                                          (json_int_t)atoll(col(row, "n_kernels") ?: "0")));
+        else
+            json_decref(occ);
+    }
+    s->occ_kp = json_incref(r->res[Q_KP_OCC]);
+    s->live_kp = json_incref(r->res[Q_KP_LIVE]);
+    s->cache_ok = 1;
+    s->cache_at = uv_now(s->m->uv);
+}
+
+/* 1 when the last placing round was ours (or there was none). */
+static int stamp_ours(baic_sched_t *s, round_t *r) {
+    const char *v = col(json_array_get(r->res[Q_STAMP], 0), "value");
+    if (v == NULL)
+        return s->stamp_seq == 0;
+    json_t *j = json_loads(v, 0, NULL);
+    const char *by = json_string_value(json_object_get(j, "by"));
+    int ours = by != NULL && strcmp(by, s->me) == 0 &&
+               json_integer_value(json_object_get(j, "seq")) == s->stamp_seq;
+    json_decref(j);
+    return ours;
+}
+
+static void text_add(round_t *r, json_t *obj, const char *key, const char *slot, int64_t add) {
+    int bytes = slot_is_bytes(r, slot);
+    int64_t v = 0;
+    const char *cur = json_string_value(json_object_get(obj, key));
+    if (cur != NULL && baic_slot_parse(cur, bytes, &v) != 0)
+        v = 0;
+    char buf[64];
+    baic_slot_format(v + add, bytes, buf, sizeof buf);
+    json_object_set_new(obj, key, json_string(buf));
+}
+
+static json_t *row_find(json_t *rows, const char *k1, const char *v1, const char *k2,
+                        const char *v2, const char *k3, const char *v3) {
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        if (strcmp(col(row, k1) ?: "", v1) == 0 && (k2 == NULL || strcmp(col(row, k2) ?: "", v2) == 0) &&
+            (k3 == NULL || strcmp(col(row, k3) ?: "", v3) == 0))
+            return row;
+    }
+    return NULL;
+}
+
+/* Adds the confirmed placements of a committed round to the cache. */
+static void cache_apply(baic_sched_t *s, round_t *r) {
+    size_t i;
+    json_t *id;
+    json_array_foreach(r->scheduled, i, id) {
+        const json_t *l = json_object_get(r->launch, json_string_value(id));
+        const char *agent = col(l, "agent"), *ak = col(l, "access_key");
+        const char *sg = col(l, "sgroup") ?: "";
+        if (agent == NULL)
+            continue;
+        vec_t v = {0};
+        vec_from_text(r, &v, col(l, "requested"));
+        json_t *e = json_object_get(s->occ_agents, agent);
+        if (e == NULL) {
+            e = json_pack("{s:{}, s:I}", "occupied", "n", (json_int_t)0);
+            json_object_set_new(s->occ_agents, agent, e);
+        }
+        json_t *occ = json_object_get(e, "occupied");
+        for (size_t k = 0; k < v.n; k++)
+            text_add(r, occ, v.v[k].name, v.v[k].name, v.v[k].value);
+        json_object_set_new(e, "n", json_integer(json_integer_value(json_object_get(e, "n")) + 1));
+        if (ak == NULL)
+            continue;
+        for (size_t k = 0; k < v.n; k++) {
+            json_t *row = row_find(s->occ_kp, "access_key", ak, "sgroup", sg, "slot", v.v[k].name);
+            if (row == NULL) {
+                row = json_pack("{s:s, s:s, s:s, s:s}", "access_key", ak, "sgroup", sg, "slot",
+                                v.v[k].name, "total", "0");
+                json_array_append_new(s->occ_kp, row);
+            }
+            text_add(r, row, "total", v.v[k].name, v.v[k].value);
+        }
+        json_t *live = row_find(s->live_kp, "access_key", ak, NULL, NULL, NULL, NULL);
+        char n[24];
+        snprintf(n, sizeof n, "%lld", live ? atoll(col(live, "n") ?: "0") + 1 : 1);
+        if (live == NULL)
+            json_array_append_new(s->live_kp, json_pack("{s:s, s:s}", "access_key", ak, "n", n));
+        else
+            json_object_set_new(live, "n", json_string(n));
+    }
+}
+
 /* ---- the round ---- */
 
 static void kick(baic_sched_t *s);
@@ -848,8 +1061,21 @@ static void committed(int err, const char *errmsg, void *arg) {
     if (err != 0) {
         BAIC_LOG_W("schedule_commit_failed", "error=\"%s\"", errmsg ? errmsg : "");
     } else if (!r->s->closing) {
+        uint64_t t = uv_hrtime();
+        if (json_array_size(r->scheduled) > 0 || json_object_size(r->deny) > 0)
+            BAIC_LOG_I("schedule_round", "pending=%zu placed=%zu denied=%zu fetch_ms=%.1f"
+                       " decide_ms=%.1f write_ms=%.1f",
+                       json_array_size(r->res[Q_PENDING]), json_array_size(r->scheduled),
+                       json_object_size(r->deny), (double)(r->t_fetched - r->t_start) / 1e6,
+                       (double)(r->t_decided - r->t_fetched) / 1e6,
+                       (double)(t - r->t_decided) / 1e6);
         size_t i;
         json_t *id;
+        baic_sched_t *s = r->s;
+        if (r->stamp_seq)
+            s->stamp_seq = r->stamp_seq;
+        if (s->cache_ok)
+            cache_apply(s, r);
         json_array_foreach(r->scheduled, i, id) {
             json_t *row = json_object_get(r->launch, json_string_value(id));
             if (row)
@@ -858,7 +1084,14 @@ static void committed(int err, const char *errmsg, void *arg) {
         /* Something was placed: more may fit once these numbers settle. */
         if (json_array_size(r->scheduled) > 0)
             r->s->again = 1;
+        /* Cached numbers may hide what was freed since: look again with fresh ones. */
+        if (!r->fresh && (json_object_size(r->deny) > 0 || json_array_size(r->scheduled) < r->ncands)) {
+            s->cache_ok = 0;
+            s->again = 1;
+        }
     }
+    if (err != 0)
+        r->s->cache_ok = 0;
     round_end(r);
 }
 
@@ -887,6 +1120,7 @@ static void tx_query(round_t *r, const char *sql, json_t *param, baic_db_cb cb) 
 }
 
 static void decide(round_t *r) {
+    r->t_fetched = uv_hrtime();
     json_t *slots = json_loads(col(json_array_get(r->res[Q_SLOTS], 0), "value") ?: "{}", 0, NULL);
     json_object_set_new(r->types, "cpu", json_string("count"));
     json_object_set_new(r->types, "mem", json_string("bytes"));
@@ -897,8 +1131,16 @@ static void decide(round_t *r) {
     size_t i;
     json_t *g;
     json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);
-    if (json_object_size(r->alloc) > 0)
+    r->t_decided = uv_hrtime();
+    if (json_object_size(r->alloc) > 0) {
         tx_query(r, ALLOC_SQL, r->alloc, alloc_done);
+        r->stamp_seq = r->s->stamp_seq + 1;
+        json_t *st = json_pack("{s:s, s:I}", "by", r->s->me, "seq", (json_int_t)r->stamp_seq);
+        tx_query(r, "INSERT INTO shared_config (key, value) VALUES ('scheduler/stamp', $1::jsonb)"
+                    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                 st, write_done);
+        json_decref(st);
+    }
     if (json_object_size(r->deny) > 0)
         tx_query(r, DENY_SQL, r->deny, write_done);
     if (json_object_size(r->skips) > 0)
@@ -926,6 +1168,8 @@ typedef struct part {
     int idx;
 } part_t;
 
+static void issue(round_t *r, int from, int to);
+
 static void part_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     part_t *p = arg;
     round_t *r = p->r;
@@ -945,7 +1189,38 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
         round_end(r);
         return;
     }
+    baic_sched_t *s = r->s;
+    if (!r->fresh && !stamp_ours(s, r)) {
+        r->fresh = 1; /* another manager placed since: read the occupancy */
+        issue(r, NQ_LIGHT, NQ);
+        return;
+    }
+    if (r->fresh) {
+        cache_rebuild(s, r);
+    } else {
+        r->res[Q_KP_OCC] = json_incref(s->occ_kp);
+        r->res[Q_KP_LIVE] = json_incref(s->live_kp);
+    }
     decide(r);
+}
+
+static void issue(round_t *r, int from, int to) {
+    r->pending = to - from;
+    for (int i = from; i < to; i++) {
+        part_t *p = calloc(1, sizeof *p);
+        if (p == NULL) {
+            r->failed = 1;
+            if (--r->pending == 0) {
+                baic_db_tx_rollback(r->tx, NULL, NULL);
+                round_end(r);
+            }
+            continue;
+        }
+        p->r = r;
+        p->idx = i;
+        if (baic_db_tx_query(r->tx, ROUND_SQL[i], 0, NULL, part_done, p) != 0)
+            part_done(NULL, -ECONNRESET, "connection lost", p);
+    }
 }
 
 static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -965,14 +1240,9 @@ static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, 
         return;
     }
     r->locked = 1;
-    r->pending = NQ;
-    for (int i = 0; i < NQ; i++) {
-        part_t *p = calloc(1, sizeof *p);
-        p->r = r;
-        p->idx = i;
-        if (baic_db_tx_query(r->tx, ROUND_SQL[i], 0, NULL, part_done, p) != 0)
-            part_done(NULL, -ECONNRESET, "connection lost", p);
-    }
+    baic_sched_t *s = r->s;
+    r->fresh = !s->cache_ok || s->cache_ms == 0 || uv_now(s->m->uv) - s->cache_at >= (uint64_t)s->cache_ms;
+    issue(r, 0, r->fresh ? NQ : NQ_LIGHT);
 }
 
 static void tx_started(baic_db_tx_t *tx, int err, const char *errmsg, void *arg) {
@@ -1008,9 +1278,10 @@ static void round_start(uv_timer_t *t) {
     r->skips = json_object();
     r->launch = json_object();
     r->scheduled = json_array();
+    r->t_start = uv_hrtime();
     s->running = 1;
     s->refs++;
-    if (baic_db_tx_begin(s->m->db, tx_started, r) != 0) {
+    if (baic_db_tx_begin(s->db ? s->db : s->m->db, tx_started, r) != 0) {
         round_free(r);
         s->running = 0;
         s->refs--;
@@ -1062,18 +1333,38 @@ int baic_scheduler_init(baic_manager_t *m) {
         baic_config_get_int(m->config, "manager.destroy_tries", 3, &s->destroy_tries, err,
                             sizeof err) ||
         baic_config_get_int(m->config, "manager.scheduler_tick_ms", 2000, &s->tick_ms, err,
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.scheduler_cache_ms", 5000, &s->cache_ms, err,
                             sizeof err)) {
         BAIC_LOG_E("config_error", "msg=\"%s\"", err);
         free(s);
         return -EINVAL;
     }
+    /* The rounds get a connection of their own: on the shared pool a round would wait
+     * behind every queued launch and event update, and placement would slow down to
+     * the pace of what follows it. Without a DSN (tests) they share the pool. */
+    const char *dsn = NULL;
+    if (baic_config_get_string(m->config, "db.dsn", NULL, &dsn, err, sizeof err) == 0 && dsn) {
+        /* Named, so that its server process can be told apart (pg_stat_activity). */
+        char named[2048];
+        int uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
+        int n = snprintf(named, sizeof named, "%s%sapplication_name=baic-scheduler", dsn,
+                         !uri ? " " : strchr(dsn, '?') ? "&" : "?");
+        if (n < 0 || (size_t)n >= sizeof named || baic_db_pool_new(m->uv, named, 1, &s->db) != 0)
+            s->db = NULL;
+    }
+    char host[64] = "manager";
+    gethostname(host, sizeof host - 1);
+    unsigned rnd = (unsigned)(uv_hrtime() ^ (uint64_t)getpid() * 2654435761u);
+    snprintf(s->me, sizeof s->me, "%.63s:%d:%08x", host, (int)getpid(), rnd);
     s->confs = json_object();
     s->applied = json_object();
     s->failed = json_object();
     uv_timer_init(m->uv, &s->tick);
     uv_timer_init(m->uv, &s->kick);
-    s->tick.data = s->kick.data = s;
-    s->n_open = 2;
+    uv_timer_init(m->uv, &s->prep_timer);
+    s->tick.data = s->kick.data = s->prep_timer.data = s;
+    s->n_open = 3;
     s->refs = 1;
     m->sched = s;
     uv_timer_start(&s->tick, safety_tick, (uint64_t)s->tick_ms, (uint64_t)s->tick_ms);
@@ -1097,6 +1388,19 @@ void baic_scheduler_fini(baic_manager_t *m) {
     s->closing = 1;
     uv_timer_stop(&s->tick);
     uv_timer_stop(&s->kick);
+    uv_timer_stop(&s->prep_timer);
     uv_close((uv_handle_t *)&s->tick, timer_closed);
     uv_close((uv_handle_t *)&s->kick, timer_closed);
+    uv_close((uv_handle_t *)&s->prep_timer, timer_closed);
+    /* Accepted launches not yet marked PREPARING stay SCHEDULED: the next kernel event
+     * moves them on, or the deadline sweep of the next manager does. */
+    while (s->prep) {
+        launch_t *n = s->prep->next;
+        free(s->prep);
+        s->prep = n;
+    }
+    if (s->db) {
+        baic_db_pool_close(s->db, NULL, NULL);
+        s->db = NULL;
+    }
 }

@@ -52,7 +52,12 @@ static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t 
         refs[i].s = cands[i];
         refs[i].index = i;
     }
-    qsort(refs, n, sizeof *refs, cmp);
+    /* The host usually hands them over in this order already (one check, no sort). */
+    size_t i = 1;
+    while (i < n && cmp(&refs[i - 1], &refs[i]) <= 0)
+        i++;
+    if (i < n)
+        qsort(refs, n, sizeof *refs, cmp);
     *out = refs;
     return 0;
 }

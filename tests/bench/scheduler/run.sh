@@ -46,6 +46,7 @@ cleanup() {
     [ -n "$OWN_DIR" ] && rm -rf "$W"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 # ---------------------------------------------------------------- baic
@@ -117,14 +118,24 @@ enqueue() {
        s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
 }
 
-# Releases the queue, waits for it to drain; sets RATE P50 P99 DRAIN_S for scheduler $1.
+# CPU seconds (user + system) of the processes given by PID.
+HZ=$(getconf CLK_TCK)
+cpu_s() { local p t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat") )); done; awk -v t=$t -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+pg_pids() { ps -o pid= --ppid "$(head -1 "$D/pg/postmaster.pid")"; }
+sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'baic-scheduler' LIMIT 1"; }
+
+# Releases the queue, waits for it to drain; sets RATE P50 P99 DRAIN_S for scheduler $1,
+# and the CPU seconds spent meanwhile (manager, scheduler's PostgreSQL backend, all of
+# PostgreSQL, the fleet) with the load average at the end (other work on the machine).
 run_sched() {
-    local sched=$1 t0 left end
+    local sched=$1 t0 left end c0m c0s c0p c0f spid
     sql "UPDATE scaling_groups SET scheduler = '$sched' WHERE name = 'default'" >/dev/null
     enqueue || exit 1
     t0=$(sql "BEGIN; UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
               WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
               SELECT now()::text; COMMIT;")
+    spid=$(sched_pid)
+    c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
     end=$(( $(date +%s) + 300 ))
     while :; do
@@ -133,8 +144,13 @@ run_sched() {
         [ "$(date +%s)" -ge $end ] && { echo "run.sh: $sched: $left sessions still PENDING after 300 s" >&2; break; }
         sleep 0.2
     done
+    CPU_M=$(awk -v a="$(cpu_s "$MPID")" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
+    CPU_S=$(awk -v a="$(cpu_s $spid)" -v b="$c0s" 'BEGIN { printf "%.2f", a - b }')
+    CPU_P=$(awk -v a="$(cpu_s $(pg_pids))" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
+    CPU_F=$(awk -v a="$(cpu_s "$FLEET_PID")" -v b="$c0f" 'BEGIN { printf "%.2f", a - b }')
+    LOAD=$(cut -d' ' -f1 /proc/loadavg)
     read -r RATE P50 P99 DRAIN_S NDONE <<<"$(sql "WITH x AS (SELECT (status_history->>'SCHEDULED')::timestamptz AS t, enqueued_at
-          FROM sessions WHERE status_history ? 'SCHEDULED')
+          FROM sessions WHERE status_history ? 'SCHEDULED' AND name LIKE 'bench-%')
         SELECT round(count(*) / greatest(extract(epoch FROM max(t) - '$t0'::timestamptz), 0.001)),
           round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - enqueued_at))),
           round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
@@ -155,35 +171,43 @@ since=$(sql "SELECT now()::text")
 start_fleet
 wait_agents "$since" || exit 1
 FLEET_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$FLEET_PID/status")
+# API enqueue rate, on the idle cluster before the drains: sequential signed POST /session
+# enqueueOnly (each curl + openssl signing process included: a floor for the API, not its
+# ceiling). These sessions get scheduled at once and stay out of the drain figures.
+. "$D/user.env"
+HP=${BACKEND_ENDPOINT#http://}
+api_t0=$(now_ms) api_ok=0 api_times=()
+for i in $(seq 1 "$API_N"); do
+    args=(-s -o /dev/null -w '%{http_code} %{time_total}' -X POST --max-time 10)
+    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" POST /session "$HP" "$BACKEND_ACCESS_KEY" "$BACKEND_SECRET_KEY")
+    out=$(curl "${args[@]}" --data-binary "{\"image\": \"cr.backend.ai/stable/python:3.11\", \"name\": \"api-$i\", \"enqueueOnly\": true, \"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"1g\"}}}" "$BACKEND_ENDPOINT/session")
+    code=${out% *}
+    api_times+=("${out#* }")
+    case $code in 200 | 201 | 202) api_ok=$((api_ok + 1)) ;; *) [ "$api_ok" = 0 ] && echo "run.sh: POST /session: $code" >&2 ;; esac
+done
+api_ms=$(( $(now_ms) - api_t0 ))
+API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.1f", n * 1000 / (ms > 0 ? ms : 1) }')
+API_P50=$("$PY" -c '
+import sys
+v = sorted(float(x) for x in sys.argv[1:])
+print("%.1f" % (1000 * v[len(v) // 2]) if v else "nan")' "${api_times[@]}")
+[ "$api_ok" = "$API_N" ] || echo "run.sh: API enqueue: $api_ok of $API_N accepted" >&2
+
 declare -A R
 first=1
 for sched in $SCHEDS; do
     [ -n "$first" ] || reset_cluster
     first=
+    ROUNDS_SEEN=$(grep -c schedule_round "$D/log/manager.log")
     run_sched "$sched"
     R[$sched.rate]=$RATE R[$sched.p50]=$P50 R[$sched.p99]=$P99 R[$sched.drain]=$DRAIN_S
-    R[$sched.n]=$NDONE R[$sched.running]=$RUNNING
+    R[$sched.n]=$NDONE R[$sched.running]=$RUNNING R[$sched.cpu]="$CPU_M $CPU_S $CPU_P $CPU_F $LOAD"
+    grep schedule_round "$D/log/manager.log" | tail -n +$(( ROUNDS_SEEN + 1 )) >"$W/rounds-$sched.log"
     sleep 2 # let the kernel_started events land before the next phase
     R[$sched.running]=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
 done
 MGR_HWM=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
 MGR_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$MPID/status")
-
-# API enqueue rate: sequential signed POST /session enqueueOnly (each curl + openssl signing
-# process included, so this is a floor for the API, not its ceiling).
-. "$D/user.env"
-HP=${BACKEND_ENDPOINT#http://}
-sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
-api_t0=$(now_ms) api_ok=0
-for i in $(seq 1 "$API_N"); do
-    args=(-s -o /dev/null -w '%{http_code}' -X POST --max-time 30)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" POST /session "$HP" "$BACKEND_ACCESS_KEY" "$BACKEND_SECRET_KEY")
-    code=$(curl "${args[@]}" --data-binary "{\"image\": \"cr.backend.ai/stable/python:3.11\", \"name\": \"api-$i\", \"enqueueOnly\": true, \"config\": {\"resources\": {\"cpu\": \"1\", \"mem\": \"1g\"}}}" "$BACKEND_ENDPOINT/session")
-    case $code in 200 | 201 | 202) api_ok=$((api_ok + 1)) ;; esac
-done
-api_ms=$(( $(now_ms) - api_t0 ))
-API_RATE=$(awk -v n="$api_ok" -v ms="$api_ms" 'BEGIN { printf "%.0f", n * 1000 / (ms > 0 ? ms : 1) }')
-[ "$api_ok" = "$API_N" ] || echo "run.sh: API enqueue: $api_ok of $API_N accepted" >&2
 
 # ---------------------------------------------------------------- Slurm
 SL_SEQ=nan SL_PAR=nan SL_P50=nan SL_P99=nan
@@ -195,7 +219,7 @@ run_slurm() {
     [ "$(id -u)" = 0 ] || { echo "run.sh: Slurm peer needs root" >&2; return 1; }
     local S=$W/slurm p1 p2
     mkdir -p "$S/state" "$S/spool" "$S/munge" "$S/out"
-    chown munge: "$S/munge" 2>/dev/null; chmod 700 "$S/munge"
+    chown munge: "$S/munge" 2>/dev/null; chmod 755 "$S/munge" # munged wants o+x on its socket dir
     [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge; dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; }
     chown munge: /etc/munge/munge.key; chmod 400 /etc/munge/munge.key
     mkdir -p /run/munge; chown munge: /run/munge
@@ -284,14 +308,21 @@ for sched in $SCHEDS; do
     printf '%-6s %14s %10s %10s %10s %10s %10s\n' "$sched" "${R[$sched.rate]}" "${R[$sched.p50]}" \
         "${R[$sched.p99]}" "${R[$sched.drain]}" "${R[$sched.n]}" "${R[$sched.running]}"
 done
+echo "CPU seconds during each drain (manager, its scheduler's PostgreSQL backend, all PostgreSQL, fleet; load average after):"
+for sched in $SCHEDS; do
+    read -r cm cs cp cf ld <<<"${R[$sched.cpu]}"
+    echo "  $sched: manager $cm s, scheduler backend $cs s, postgres $cp s, fleet $cf s; loadavg $ld;" \
+         "rounds $(wc -l <"$W/rounds-$sched.log"), mean decide $(awk -F'decide_ms=' '{ split($2, a, " "); s += a[1]; n++ } END { printf "%.0f", n ? s / n : 0 }' "$W/rounds-$sched.log") ms"
+done
 echo "manager RSS: peak (VmHWM) $MGR_HWM KiB, now $MGR_RSS KiB (target <= 204800)"
-echo "API enqueue (POST /session enqueueOnly, sequential signed curl): $API_RATE/s over $API_N"
+echo "API enqueue (POST /session enqueueOnly, sequential signed curl): $API_RATE/s over $API_N (client-bound: sh + openssl + curl per call); request p50 as curl saw it $API_P50 ms"
 echo "slurm: sbatch --wrap=true sequential $SL_SEQ/s, 4 parallel $SL_PAR/s; submit->start (idle, 1 at a time)" \
      "p50 $SL_P50 ms p99 $SL_P99 ms; slurmctld peak RSS $SL_CTLD_RSS KiB"
 line=
 for sched in $SCHEDS; do
     line="$line ${sched}_placements_per_s=${R[$sched.rate]} ${sched}_p50_ms=${R[$sched.p50]} ${sched}_p99_ms=${R[$sched.p99]}"
+    line="$line ${sched}_loadavg=$(echo "${R[$sched.cpu]}" | cut -d' ' -f5)"
 done
 first_rate=${R[${SCHEDS%% *}.rate]}
 ratio=$(awk -v a="$first_rate" -v b="$SL_SEQ" 'BEGIN { if (b + 0 > 0) printf "%.1f", a / b; else print "nan" }')
-echo "${line# } manager_peak_rss_kib=$MGR_HWM api_enqueue_per_s=$API_RATE slurm_submits_per_s=$SL_SEQ slurm_parallel_submits_per_s=$SL_PAR slurm_submit_start_p50_ms=$SL_P50 slurm_submit_start_p99_ms=$SL_P99 ratio=$ratio"
+echo "${line# } manager_peak_rss_kib=$MGR_HWM api_enqueue_per_s=$API_RATE api_enqueue_p50_ms=$API_P50 slurm_submits_per_s=$SL_SEQ slurm_parallel_submits_per_s=$SL_PAR slurm_submit_start_p50_ms=$SL_P50 slurm_submit_start_p99_ms=$SL_P99 ratio=$ratio"
