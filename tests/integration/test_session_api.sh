@@ -224,15 +224,18 @@ timeout 30 "$BAIC" shell no-such-session </dev/null >/dev/null 2>&1 && bad "shel
     || ok "baic shell to an unknown session fails"
 
 # ---------------------------------------------------------------- batch sessions
+# Room for them (an image minimum of one CPU each; the test machine may have two).
+ucall DELETE /session/sapi-2
+ucall DELETE /session/sapi-renamed
 SSE_TIME=120 curl_sse "$USER_AK" "$USER_SK" '/events/session?sessionName=sapi-batch-ok' "$T/sse-ok" &
 P1=$!
 SSE_TIME=120 curl_sse "$USER_AK" "$USER_SK" '/events/session?sessionName=sapi-batch-bad' "$T/sse-bad" &
 P2=$!
 sleep 1
-create '{"image": "busybox", "name": "sapi-batch-ok", "type": "batch", "startupCommand": "echo batch-output; sleep 1; exit 0"}'
+create '{"image": "busybox", "name": "sapi-batch-ok", "type": "batch", "startupCommand": "echo batch-output; sleep 1; exit 0", "config": {"resources": {"cpu": "1", "mem": "64m"}}}'
 [ "$STATUS" = 201 ] && ok "batch session created ($(field "$BODY" "['status']"))" || bad "batch create: $STATUS $BODY"
 BOK=$(field "$BODY" "['sessionId']")
-create '{"image": "busybox", "name": "sapi-batch-bad", "type": "batch", "startupCommand": "echo going-wrong; exit 3"}'
+create '{"image": "busybox", "name": "sapi-batch-bad", "type": "batch", "startupCommand": "echo going-wrong; exit 3", "config": {"resources": {"cpu": "1", "mem": "64m"}}}'
 [ "$STATUS" = 201 ] || bad "failing batch create: $STATUS $BODY"
 BBAD=$(field "$BODY" "['sessionId']")
 ended() { grep -q '^event: session_terminated' "$1"; }
@@ -282,7 +285,7 @@ ucall GET /session/sapi-batch-bad/logs
 printf '%s' "$(field "$BODY" "['result']['logs']")" | grep -q going-wrong && ok "logs of an ended session (kernels.container_log)" \
     || bad "ended logs: $STATUS $BODY"
 printf 'echo from-batch-file\nexit 5\n' > "$T/job.sh"
-OUT=$("$BAIC" run busybox "$T/job.sh" --batch --name sapi-cli-batch 2>&1); RC=$?
+OUT=$("$BAIC" run busybox "$T/job.sh" --batch --name sapi-cli-batch -r mem=64m 2>&1); RC=$?
 [ "$RC" = 5 ] && printf '%s' "$OUT" | grep -q from-batch-file && ok "baic run IMAGE FILE --batch: its output and exit code 5" \
     || bad "baic run --batch: rc=$RC out=[$OUT]"
 ucall POST /session '{"image": "busybox", "name": "sapi-batch-empty", "type": "batch"}'
@@ -339,7 +342,6 @@ ucall POST /_test/bgtask '{"steps": "many"}'
 expect 400 invalid-api-params "test task with bad input"
 
 # Leave nothing running for `baic down`.
-for s in sapi-renamed sapi-2; do ucall DELETE "/session/$s"; done
 for _ in $(seq 1 100); do
     [ "$("$BAIC" session ls | tail -n +2 | wc -l)" = 0 ] && break
     sleep 0.2
