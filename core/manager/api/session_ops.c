@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Session control beyond create/get/destroy: restart, rename, logs, and creating for another owner. */
+/* Session control beyond create/get/destroy: restart, rename, logs, and creating for another owner.
+ */
 #include "manager.h"
 
 #include <ctype.h>
@@ -69,9 +70,9 @@ static void owner_found(baic_keypair_t *kp, int err, void *arg) {
     owner->email = arena_dup(req, kp->email);
     owner->role = arena_dup(req, kp->role);
     owner->domain = arena_dup(req, kp->domain);
-    owner->is_admin = kp->is_admin ||
-                      (kp->role && (strcmp(kp->role, "admin") == 0 ||
-                                    strcmp(kp->role, "superadmin") == 0));
+    owner->is_admin =
+        kp->is_admin ||
+        (kp->role && (strcmp(kp->role, "admin") == 0 || strcmp(kp->role, "superadmin") == 0));
     owner->is_superadmin = kp->role && strcmp(kp->role, "superadmin") == 0;
     owner->api_version = who->api_version;
     if (owner->access_key == NULL || owner->user_uuid == NULL || owner->domain == NULL) {
@@ -281,10 +282,9 @@ static void renamed(const baic_db_result_t *res, int err, const char *errmsg, vo
     }
     const char *dup = baic_db_result_get(res, 0, 2);
     if (dup != NULL) {
-        baic_http_respond_problem(op->req, 400, "session-already-exists",
-                                  "The session already exists.",
-                                  "A live session with this name exists.",
-                                  json_pack("{s:s}", "existingSessionId", dup));
+        baic_http_respond_problem(
+            op->req, 400, "session-already-exists", "The session already exists.",
+            "A live session with this name exists.", json_pack("{s:s}", "existingSessionId", dup));
         return;
     }
     BAIC_LOG_I("session_renamed", "session=%s from=%s", baic_db_result_get(res, 0, 0),
@@ -478,8 +478,7 @@ static void restart_acked(int status, json_t *answer, int err, void *arg) {
     restart_end(r);
 }
 
-static void restarting_done(const baic_db_result_t *res, int err, const char *errmsg,
-                            void *arg) {
+static void restarting_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     restart_t *r = arg;
     if (baic_api_op_gone(r->op)) {
         restart_free(r);
@@ -498,8 +497,7 @@ static void restarting_done(const baic_db_result_t *res, int err, const char *er
         restart_free(r);
         return;
     }
-    BAIC_LOG_I("session_restarting", "session=%s kernel=%s", r->ref.session_id,
-               r->ref.kernel_id);
+    BAIC_LOG_I("session_restarting", "session=%s kernel=%s", r->ref.session_id, r->ref.kernel_id);
     /* Watch first: the kernel may be back before the agent's answer arrives. */
     r->watch = baic_session_watch(r->m, r->ref.session_id, restart_on_change, r);
     uv_timer_init(r->m->uv, &r->timer);
@@ -529,8 +527,8 @@ static void restart_found(const baic_kref_t *ref, int err, void *arg) {
                ref->addr[0] == '\0') {
         char msg[160];
         snprintf(msg, sizeof msg, "The session is %.32s, not RUNNING.", ref->status);
-        baic_http_respond_problem(r->req, 409, "kernel-not-ready", "The kernel is not ready.",
-                                  msg, json_pack("{s:s}", "status", ref->status));
+        baic_http_respond_problem(r->req, 409, "kernel-not-ready", "The kernel is not ready.", msg,
+                                  json_pack("{s:s}", "status", ref->status));
     } else {
         r->ref = *ref;
         const char *p[2] = {ref->session_id, ref->kernel_id};
