@@ -211,6 +211,29 @@ expect 404 object-not-found "restart of an unknown session"
 ucall GET /session/no-such-session/logs
 expect 404 object-not-found "logs of an unknown session"
 
+# --- a domain admin of another domain: none of the user's sessions, no creating for them ---
+OAK=AKIAOTHERDOMAIN00001 OSK=0123456789abcdef0123456789abcdef01234567
+sql "INSERT INTO domains (name) VALUES ('sapi-other');
+     INSERT INTO users (email, domain_name, role, resource_policy)
+       SELECT 'sapi-other-admin@example.com', 'sapi-other', 'admin', resource_policy FROM users LIMIT 1;
+     INSERT INTO keypairs (access_key, secret_key, user_id, \"user\", is_admin, resource_policy)
+       SELECT '$OAK', '$OSK', email, uuid, true, (SELECT resource_policy FROM keypairs LIMIT 1)
+       FROM users WHERE email = 'sapi-other-admin@example.com';" >/dev/null
+ocall() { call "$OAK" "$OSK" "$@"; }
+ocall GET "/session/sapi-renamed?owner_access_key=$USER_AK"
+expect 404 object-not-found "another domain's admin: GET with owner_access_key"
+ocall PATCH "/session/sapi-renamed?owner_access_key=$USER_AK"
+expect 404 object-not-found "another domain's admin: restart"
+ocall POST "/session/sapi-renamed/rename?name=other-dom&owner_access_key=$USER_AK"
+expect 404 object-not-found "another domain's admin: rename"
+ocall GET "/session/sapi-renamed/logs?owner_access_key=$USER_AK"
+expect 404 object-not-found "another domain's admin: logs"
+ocall DELETE "/session/sapi-renamed?owner_access_key=$USER_AK"
+expect 404 object-not-found "another domain's admin: destroy"
+ocall POST /session "{\"image\": \"busybox\", \"name\": \"sapi-xdom\", \"owner_access_key\": \"$USER_AK\"}"
+expect 403 insufficient-privilege "another domain's admin creating for the user"
+status_is sapi-renamed RUNNING && ok "the session is untouched" || bad "after other-domain calls: $BODY"
+
 # --- CLI: upload, download, shell ---
 mkdir -p "$T/up/sub" "$T/dl"
 printf 'payload-1\n' > "$T/up/sub/a.txt"
