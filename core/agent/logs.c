@@ -126,8 +126,7 @@ static void h_logs(baic_http_req_t *req, void *arg) {
         char *end = NULL;
         errno = 0;
         unsigned long long v = strtoull(q, &end, 10);
-        if (errno != 0 || end == q || *end != '\0' || v == 0 || v > LOGS_MAX_BYTES ||
-            *q == '-') {
+        if (errno != 0 || end == q || *end != '\0' || v == 0 || v > LOGS_MAX_BYTES || *q == '-') {
             baic_http_respond_problem(req, 400, "invalid-api-params",
                                       "Missing or invalid API parameters.",
                                       "max_bytes must be an integer in 1..4194304", NULL);
@@ -145,9 +144,8 @@ static void h_logs(baic_http_req_t *req, void *arg) {
     struct stat st;
     agent_console_log_path(a, k->id, path, sizeof path);
     json_int_t size = stat(path, &st) == 0 ? (json_int_t)st.st_size : 0;
-    baic_http_respond_json(req, 200,
-                           json_pack("{s:s, s:s, s:I}", "kernel_id", k->id, "logs", text,
-                                     "size", size));
+    baic_http_respond_json(
+        req, 200, json_pack("{s:s, s:s, s:I}", "kernel_id", k->id, "logs", text, "size", size));
     free(text);
 }
 
@@ -165,8 +163,8 @@ static void h_restart(baic_http_req_t *req, void *arg) {
         baic_http_respond_problem(req, 409, "kernel-not-ready",
                                   "The kernel cannot be restarted now.", msg, NULL);
     } else if (rc == BAIC_ENOT_SUPPORTED) {
-        baic_http_respond_problem(req, 501, "not-implemented",
-                                  "The kernel cannot be restarted.", msg, NULL);
+        baic_http_respond_problem(req, 501, "not-implemented", "The kernel cannot be restarted.",
+                                  msg, NULL);
     } else if (rc != 0) {
         baic_http_respond_problem(req, 500, "internal-server-error", "Something went wrong.",
                                   baic_strerror(rc), NULL);

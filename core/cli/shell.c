@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `baic shell SESSION`: a terminal in a session over the pty websocket (raw tty, resize, restore). */
+/* `baic shell SESSION`: a terminal in a session over the pty websocket (raw tty, resize, restore).
+ */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,8 +23,8 @@
 typedef struct shell {
     uv_loop_t loop;
     union {
-        uv_tty_t tty;       /* stdin when it is a terminal */
-        uv_pipe_t pipe;     /* otherwise */
+        uv_tty_t tty;   /* stdin when it is a terminal */
+        uv_pipe_t pipe; /* otherwise */
     } in;
     uv_signal_t winch;
     uv_timer_t ping;
@@ -130,8 +131,7 @@ static void on_stdin(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
     free(buf->base);
 }
 
-static void on_message(baic_ws_client_t *c, int is_text, const void *data, size_t len,
-                       void *arg) {
+static void on_message(baic_ws_client_t *c, int is_text, const void *data, size_t len, void *arg) {
     shell_t *s = arg;
     (void)c;
     (void)is_text;

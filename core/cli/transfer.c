@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `baic session upload|download`: files into a session's home (multipart) and out of it (tar parts). */
+/* `baic session upload|download`: files into a session's home (multipart) and out of it (tar
+ * parts). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,8 +82,10 @@ static int do_upload(const cli_api_t *api, const char *name, int nfiles, char **
         while (rel[0] == '.' && rel[1] == '/')
             rel += 2;
         if (!rel_path_ok(rel) || strpbrk(rel, "\"\r\n") != NULL) {
-            fprintf(stderr, "baic session upload: %s: give a path relative to here without "
-                            "'..' (it becomes the same path under the session's home)\n", path);
+            fprintf(stderr,
+                    "baic session upload: %s: give a path relative to here without "
+                    "'..' (it becomes the same path under the session's home)\n",
+                    path);
             free(b.p);
             return 2;
         }
@@ -338,8 +341,7 @@ static int unpack_parts(const cli_resp_t *r, const char *dest) {
 static int do_download(const cli_api_t *api, const char *name, int nfiles, char **files,
                        const char *dest) {
     if (nfiles > DOWNLOAD_FILES_MAX) {
-        fprintf(stderr, "baic session download: at most %d files per call\n",
-                DOWNLOAD_FILES_MAX);
+        fprintf(stderr, "baic session download: at most %d files per call\n", DOWNLOAD_FILES_MAX);
         return 2;
     }
     char esc[300], path[4096];

@@ -65,8 +65,8 @@ static void updated(const baic_db_result_t *res, int err, const char *errmsg, vo
 }
 
 static void publish(baic_manager_t *m, const char *name, json_t *body) {
-    int rc = m->bus ? baic_bus_publish(m->bus, BAIC_BGTASK_EVENTS, name, body, NULL, NULL)
-                    : -ENOTCONN;
+    int rc =
+        m->bus ? baic_bus_publish(m->bus, BAIC_BGTASK_EVENTS, name, body, NULL, NULL) : -ENOTCONN;
     if (rc != 0)
         BAIC_LOG_W("bgtask_event_lost", "event=%s task=%s error=%d", name,
                    json_string_value(json_object_get(body, "task_id")), rc);
@@ -80,8 +80,8 @@ static void store(baic_manager_t *m, const char *task_id, const char *sql, int n
         free(id);
 }
 
-void baic_bgtask_progress(baic_manager_t *m, const char *task_id, int64_t current,
-                          int64_t total, const char *message) {
+void baic_bgtask_progress(baic_manager_t *m, const char *task_id, int64_t current, int64_t total,
+                          const char *message) {
     if (task_id == NULL)
         return;
     publish(m, "bgtask_updated",
@@ -193,12 +193,11 @@ static void post_test_task(baic_http_req_t *req, baic_manager_t *m, const baic_c
     const char *outcome = json_string_value(json_object_get(body, "outcome"));
     if ((steps && (!json_is_integer(steps) || json_integer_value(steps) < 0 ||
                    json_integer_value(steps) > 1000)) ||
-        (iv && (!json_is_integer(iv) || json_integer_value(iv) < 1 ||
-                json_integer_value(iv) > 60000)) ||
-        (json_object_get(body, "outcome") && (outcome == NULL ||
-                                               (strcmp(outcome, "done") != 0 &&
-                                                strcmp(outcome, "failed") != 0 &&
-                                                strcmp(outcome, "cancelled") != 0)))) {
+        (iv &&
+         (!json_is_integer(iv) || json_integer_value(iv) < 1 || json_integer_value(iv) > 60000)) ||
+        (json_object_get(body, "outcome") &&
+         (outcome == NULL || (strcmp(outcome, "done") != 0 && strcmp(outcome, "failed") != 0 &&
+                              strcmp(outcome, "cancelled") != 0)))) {
         baic_api_invalid_params(req, "steps 0..1000, interval_ms 1..60000, outcome done, "
                                      "failed or cancelled.");
         json_decref(body);

@@ -22,16 +22,15 @@
 #define BAIC_BGTASK_EVENTS "baic:bgtask-events"
 
 /* task_id NULL (err < 0) when the row could not be stored. */
-typedef void (*baic_bgtask_started_cb)(baic_manager_t *m, const char *task_id, int err,
-                                       void *arg);
+typedef void (*baic_bgtask_started_cb)(baic_manager_t *m, const char *task_id, int err, void *arg);
 
 /* Stores a new running task of kind (e.g. "vfolder-clone") owned by access_key (NULL:
  * system). cb runs once with its id. Returns 0 or a negative code (cb never runs). */
 int baic_bgtask_start(baic_manager_t *m, const char *kind, const char *access_key,
                       baic_bgtask_started_cb cb, void *arg);
 /* Progress: current of total (total 0 = unknown); message may be NULL. */
-void baic_bgtask_progress(baic_manager_t *m, const char *task_id, int64_t current,
-                          int64_t total, const char *message);
+void baic_bgtask_progress(baic_manager_t *m, const char *task_id, int64_t current, int64_t total,
+                          const char *message);
 /* The end. errors (borrowed, may be NULL): a list of strings for a partial success. */
 void baic_bgtask_done(baic_manager_t *m, const char *task_id, const char *message,
                       const json_t *errors);

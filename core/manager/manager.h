@@ -232,6 +232,10 @@ int baic_session_name_ok(const char *s);
 void baic_session_create_for_owner(baic_http_req_t *req, baic_manager_t *m,
                                    const baic_caller_t *who, const char *owner_key,
                                    baic_api_fn again);
+/* The domain a session lookup is confined to: NULL for the caller's own key or a
+ * superadmin, else the caller's domain (a domain admin's owner_access_key reaches only
+ * sessions of that domain; others are not found). */
+const char *baic_session_domain_scope(const baic_caller_t *who, const char *key);
 /* Keeps a kernel's last console output (kernels.container_log) for GET .../logs. */
 void baic_kernel_store_log(baic_manager_t *m, const char *kernel_id, const char *text);
 

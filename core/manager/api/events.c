@@ -290,12 +290,12 @@ static void get_bgtask_events(baic_http_req_t *req, baic_manager_t *m,
     for (char *p = s->task_id; *p; p++)
         *p = (char)tolower((unsigned char)*p);
     snprintf(s->last, sizeof s->last, "%s", last ? last : "");
-    /* Another keypair's task is not found (superadmins see every task). */
-    const char *p[3] = {s->task_id, who->access_key, who->is_superadmin ? "true" : "false"};
+    /* Another keypair's task is not found. */
+    const char *p[2] = {s->task_id, who->access_key};
     if (baic_db_query(m->db,
                       "SELECT status, message FROM background_tasks WHERE id = $1::uuid"
-                      " AND (access_key = $2 OR $3::boolean)",
-                      3, p, bg_found, s) != 0)
+                      " AND access_key = $2",
+                      2, p, bg_found, s) != 0)
         baic_api_unavailable(req, "The database is not reachable.");
 }
 

@@ -788,6 +788,7 @@ static const char FIND_SQL[] =
     " FROM sessions s LEFT JOIN kernels k ON k.session_id = s.id AND k.cluster_idx = 0"
     " WHERE s.access_key = $2 AND (s.name = $1 OR s.id::text = lower($1))"
     " AND ($3::boolean IS NOT TRUE OR s.status NOT IN " BAIC_FINAL_STATUSES ")"
+    " AND ($4::text IS NULL OR s.domain_name = $4)"
     " ORDER BY (s.status NOT IN " BAIC_FINAL_STATUSES ") DESC, s.created_at DESC LIMIT 1";
 
 /* The access key whose sessions the caller means; NULL after answering 403. */
@@ -859,8 +860,9 @@ static void get_session(baic_http_req_t *req, baic_manager_t *m, const baic_call
     if (key == NULL)
         return;
     baic_api_op_t *op = baic_api_op_new(req, m, who);
-    const char *p[3] = {baic_http_param(req, "ref"), key, "false"};
-    if (baic_db_query(m->db, FIND_SQL, 3, p, get_done, op) != 0)
+    const char *p[4] = {baic_http_param(req, "ref"), key, "false",
+                        baic_session_domain_scope(who, key)};
+    if (baic_db_query(m->db, FIND_SQL, 4, p, get_done, op) != 0)
         baic_api_unavailable(req, "The database is not reachable.");
 }
 
@@ -896,8 +898,8 @@ static const char TERMINATE_SQL[] =
 typedef struct destroy {
     baic_api_op_t *op;
     baic_manager_t *m;
-    char ref[80], key[24], session_id[40], name[72];
-    int forced, tries, pending;
+    char ref[80], key[24], session_id[40], name[72], domain[72];
+    int forced, tries, pending, any_domain;
 } destroy_t;
 
 static void destroy_find(destroy_t *d);
@@ -1030,8 +1032,8 @@ static void found_for_destroy(const baic_db_result_t *res, int err, const char *
 }
 
 static void destroy_find(destroy_t *d) {
-    const char *p[3] = {d->ref, d->key, "true"};
-    if (baic_db_query(d->m->db, FIND_SQL, 3, p, found_for_destroy, d) != 0) {
+    const char *p[4] = {d->ref, d->key, "true", d->any_domain ? NULL : d->domain};
+    if (baic_db_query(d->m->db, FIND_SQL, 4, p, found_for_destroy, d) != 0) {
         baic_api_unavailable(d->op->req, "The database is not reachable.");
         free(d);
     }
@@ -1051,6 +1053,9 @@ static void delete_session(baic_http_req_t *req, baic_manager_t *m, const baic_c
     d->m = m;
     snprintf(d->ref, sizeof d->ref, "%s", ref);
     snprintf(d->key, sizeof d->key, "%s", key);
+    const char *scope = baic_session_domain_scope(who, key);
+    d->any_domain = scope == NULL;
+    snprintf(d->domain, sizeof d->domain, "%s", scope ? scope : "");
     const char *f = baic_http_query(req, "forced");
     d->forced = f != NULL && strcmp(f, "true") == 0;
     destroy_find(d);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Session control beyond create/get/destroy: restart, rename, logs, and creating for another owner. */
+/* Session control beyond create/get/destroy: restart, rename, logs, and creating for another owner.
+ */
 #include "manager.h"
 
 #include <ctype.h>
@@ -69,9 +70,9 @@ static void owner_found(baic_keypair_t *kp, int err, void *arg) {
     owner->email = arena_dup(req, kp->email);
     owner->role = arena_dup(req, kp->role);
     owner->domain = arena_dup(req, kp->domain);
-    owner->is_admin = kp->is_admin ||
-                      (kp->role && (strcmp(kp->role, "admin") == 0 ||
-                                    strcmp(kp->role, "superadmin") == 0));
+    owner->is_admin =
+        kp->is_admin ||
+        (kp->role && (strcmp(kp->role, "admin") == 0 || strcmp(kp->role, "superadmin") == 0));
     owner->is_superadmin = kp->role && strcmp(kp->role, "superadmin") == 0;
     owner->api_version = who->api_version;
     if (owner->access_key == NULL || owner->user_uuid == NULL || owner->domain == NULL) {
@@ -113,6 +114,12 @@ void baic_session_create_for_owner(baic_http_req_t *req, baic_manager_t *m,
     baic_keycache_get(m->keys, q->key, owner_found, q);
 }
 
+const char *baic_session_domain_scope(const baic_caller_t *who, const char *key) {
+    if (who->is_superadmin || key == NULL || strcmp(key, who->access_key) == 0)
+        return NULL;
+    return who->domain;
+}
+
 /* ---- the kernel's console log kept after it ended ---- */
 
 static void log_stored(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -141,7 +148,7 @@ void baic_kernel_store_log(baic_manager_t *m, const char *kernel_id, const char 
  * named by $3, which must belong to it. */
 static const char LOGS_SQL[] =
     "WITH s AS (SELECT id FROM sessions WHERE access_key = $2"
-    "   AND (name = $1 OR id::text = lower($1))"
+    "   AND (name = $1 OR id::text = lower($1)) AND ($4::text IS NULL OR domain_name = $4)"
     "   ORDER BY (status NOT IN " BAIC_FINAL_STATUSES ") DESC, created_at DESC LIMIT 1)"
     " SELECT k.id::text, k.status, k.agent_addr,"
     "   convert_from(COALESCE(k.container_log, ''::bytea), 'UTF8') AS log"
@@ -240,8 +247,8 @@ static void get_logs(baic_http_req_t *req, baic_manager_t *m, const baic_caller_
         return;
     }
     baic_api_op_t *op = baic_api_op_new(req, m, who);
-    const char *p[3] = {ref, key, kid};
-    if (baic_db_query(m->db, LOGS_SQL, 3, p, logs_found, op) != 0)
+    const char *p[4] = {ref, key, kid, baic_session_domain_scope(who, key)};
+    if (baic_db_query(m->db, LOGS_SQL, 4, p, logs_found, op) != 0)
         baic_api_unavailable(req, "The database is not reachable.");
 }
 
@@ -249,7 +256,8 @@ static void get_logs(baic_http_req_t *req, baic_manager_t *m, const baic_caller_
 
 static const char RENAME_SQL[] =
     "WITH s AS (SELECT id, name FROM sessions WHERE access_key = $2"
-    "   AND (name = $1 OR id::text = lower($1)) AND status NOT IN " BAIC_FINAL_STATUSES
+    "   AND (name = $1 OR id::text = lower($1)) AND ($4::text IS NULL OR domain_name = $4)"
+    "   AND status NOT IN " BAIC_FINAL_STATUSES
     "   ORDER BY created_at DESC LIMIT 1),"
     " dup AS (SELECT o.id FROM sessions o, s WHERE o.access_key = $2 AND o.name = $3"
     "   AND o.id <> s.id AND o.status NOT IN " BAIC_FINAL_STATUSES " LIMIT 1),"
@@ -281,10 +289,9 @@ static void renamed(const baic_db_result_t *res, int err, const char *errmsg, vo
     }
     const char *dup = baic_db_result_get(res, 0, 2);
     if (dup != NULL) {
-        baic_http_respond_problem(op->req, 400, "session-already-exists",
-                                  "The session already exists.",
-                                  "A live session with this name exists.",
-                                  json_pack("{s:s}", "existingSessionId", dup));
+        baic_http_respond_problem(
+            op->req, 400, "session-already-exists", "The session already exists.",
+            "A live session with this name exists.", json_pack("{s:s}", "existingSessionId", dup));
         return;
     }
     BAIC_LOG_I("session_renamed", "session=%s from=%s", baic_db_result_get(res, 0, 0),
@@ -316,21 +323,25 @@ static void post_rename(baic_http_req_t *req, baic_manager_t *m, const baic_call
         return;
     }
     baic_api_op_t *op = baic_api_op_new(req, m, who);
-    const char *p[3] = {ref, key, name};
-    if (baic_db_query(m->db, RENAME_SQL, 3, p, renamed, op) != 0)
+    const char *p[4] = {ref, key, name, baic_session_domain_scope(who, key)};
+    if (baic_db_query(m->db, RENAME_SQL, 4, p, renamed, op) != 0)
         baic_api_unavailable(req, "The database is not reachable.");
 }
 
 /* ---- PATCH /session/{ref}: restart ---- */
 
 static const char RESTARTING_SQL[] =
-    "WITH k AS (UPDATE kernels SET status = 'RESTARTING', status_changed = now(),"
+    "WITH d AS (SELECT id FROM sessions WHERE id = $1::uuid"
+    "   AND ($3::text IS NULL OR domain_name = $3)),"
+    " k AS (UPDATE kernels SET status = 'RESTARTING', status_changed = now(),"
     "   status_history = status_history || jsonb_build_object('RESTARTING', now()::text)"
-    " WHERE session_id = $1::uuid AND id = $2::uuid AND status = 'RUNNING' RETURNING id),"
+    " WHERE session_id = $1::uuid AND id = $2::uuid AND status = 'RUNNING'"
+    "   AND EXISTS (SELECT 1 FROM d) RETURNING id),"
     " s AS (UPDATE sessions SET status = 'RESTARTING', status_changed = now(),"
     "   status_history = status_history || jsonb_build_object('RESTARTING', now()::text)"
     " WHERE id = $1::uuid AND status = 'RUNNING' AND EXISTS (SELECT 1 FROM k) RETURNING id)"
-    " SELECT (SELECT count(*) FROM k) AS k, (SELECT count(*) FROM s) AS s";
+    " SELECT (SELECT count(*) FROM k) AS k, (SELECT count(*) FROM s) AS s,"
+    "   (SELECT count(*) FROM d) AS d";
 
 static const char UNDO_SQL[] =
     "WITH k AS (UPDATE kernels SET status = 'RUNNING', status_changed = now()"
@@ -346,6 +357,7 @@ typedef struct restart {
     baic_session_watch_t *watch;
     uv_timer_t timer;
     uint64_t started;
+    char domain[72]; /* "" = any (baic_session_domain_scope) */
     int timer_open, querying, dirty, answered, aborted, rpc_pending;
 } restart_t;
 
@@ -478,8 +490,7 @@ static void restart_acked(int status, json_t *answer, int err, void *arg) {
     restart_end(r);
 }
 
-static void restarting_done(const baic_db_result_t *res, int err, const char *errmsg,
-                            void *arg) {
+static void restarting_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     restart_t *r = arg;
     if (baic_api_op_gone(r->op)) {
         restart_free(r);
@@ -492,14 +503,18 @@ static void restarting_done(const baic_db_result_t *res, int err, const char *er
         restart_free(r);
         return;
     }
+    if (baic_db_result_rows(res) > 0 && strcmp(baic_db_result_get(res, 0, 2), "0") == 0) {
+        baic_api_not_found(r->req, "session", "No such session.");
+        restart_free(r);
+        return;
+    }
     if (baic_db_result_rows(res) == 0 || strcmp(baic_db_result_get(res, 0, 1), "1") != 0) {
         baic_http_respond_problem(r->req, 409, "kernel-not-ready", "The kernel is not ready.",
                                   "The session is not RUNNING.", NULL);
         restart_free(r);
         return;
     }
-    BAIC_LOG_I("session_restarting", "session=%s kernel=%s", r->ref.session_id,
-               r->ref.kernel_id);
+    BAIC_LOG_I("session_restarting", "session=%s kernel=%s", r->ref.session_id, r->ref.kernel_id);
     /* Watch first: the kernel may be back before the agent's answer arrives. */
     r->watch = baic_session_watch(r->m, r->ref.session_id, restart_on_change, r);
     uv_timer_init(r->m->uv, &r->timer);
@@ -529,12 +544,12 @@ static void restart_found(const baic_kref_t *ref, int err, void *arg) {
                ref->addr[0] == '\0') {
         char msg[160];
         snprintf(msg, sizeof msg, "The session is %.32s, not RUNNING.", ref->status);
-        baic_http_respond_problem(r->req, 409, "kernel-not-ready", "The kernel is not ready.",
-                                  msg, json_pack("{s:s}", "status", ref->status));
+        baic_http_respond_problem(r->req, 409, "kernel-not-ready", "The kernel is not ready.", msg,
+                                  json_pack("{s:s}", "status", ref->status));
     } else {
         r->ref = *ref;
-        const char *p[2] = {ref->session_id, ref->kernel_id};
-        if (baic_db_query(r->m->db, RESTARTING_SQL, 2, p, restarting_done, r) == 0)
+        const char *p[3] = {ref->session_id, ref->kernel_id, r->domain[0] ? r->domain : NULL};
+        if (baic_db_query(r->m->db, RESTARTING_SQL, 3, p, restarting_done, r) == 0)
             return;
         baic_api_unavailable(r->req, "The database is not reachable.");
     }
@@ -552,6 +567,8 @@ static void patch_session(baic_http_req_t *req, baic_manager_t *m, const baic_ca
     }
     r->req = req;
     r->m = m;
+    const char *scope = baic_session_domain_scope(who, key);
+    snprintf(r->domain, sizeof r->domain, "%s", scope ? scope : "");
     r->op = baic_api_op_new(req, m, who);
     if (baic_kernel_lookup(m, baic_http_param(req, "ref"), key, restart_found, r) != 0) {
         baic_api_not_found(req, "session", "No such session.");
