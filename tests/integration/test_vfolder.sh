@@ -29,6 +29,8 @@ D=$T/data
 failures=0
 SP_PID=
 cleanup() {
+    local rc=$?
+    [ "$rc" != 0 ] && [ "$failures" = 0 ] && failures=1
     [ -n "$SP_PID" ] && kill "$SP_PID" 2>/dev/null && wait "$SP_PID" 2>/dev/null
     "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ "$failures" = 0 ]; then rm -rf "$T"; else echo "logs kept in $T"; fi
