@@ -35,14 +35,15 @@ static void job_finish(job_t *j, int ok, const char *msg) {
         return;
     }
     const char *p[4] = {j->folder, j->task, ok ? "ready" : "error", msg};
-    if (baic_db_query(j->m->db,
-                      "WITH f AS (UPDATE vfolders SET status = $3::text, status_changed = now(),"
-                      " status_history = status_history || jsonb_build_object($3::text, now()::text)"
-                      " WHERE id = $1::uuid RETURNING id)"
-                      " UPDATE background_tasks SET status = CASE WHEN $3::text = 'ready' THEN 'done'"
-                      " ELSE 'failed' END, current_progress = total_progress, message = $4,"
-                      " updated_at = now() WHERE id = $2::uuid",
-                      4, p, job_noted, j) != 0)
+    if (baic_db_query(
+            j->m->db,
+            "WITH f AS (UPDATE vfolders SET status = $3::text, status_changed = now(),"
+            " status_history = status_history || jsonb_build_object($3::text, now()::text)"
+            " WHERE id = $1::uuid RETURNING id)"
+            " UPDATE background_tasks SET status = CASE WHEN $3::text = 'ready' THEN 'done'"
+            " ELSE 'failed' END, current_progress = total_progress, message = $4,"
+            " updated_at = now() WHERE id = $2::uuid",
+            4, p, job_noted, j) != 0)
         free(j);
 }
 
@@ -97,8 +98,8 @@ static void clone_inserted(vf_t *v, const baic_db_result_t *res, int err) {
     const char *dhost = S(b, "target_host");
     const char *dvol = strchr(dhost, ':') + 1;
     job_t *j = calloc(1, sizeof *j);
-    json_t *body = json_pack("{s:s, s:s, s:s}", "src_vfid", v->vfid, "dst_volume", dvol,
-                             "dst_vfid", dvfid);
+    json_t *body =
+        json_pack("{s:s, s:s, s:s}", "src_vfid", v->vfid, "dst_volume", dvol, "dst_vfid", dvfid);
     json_object_set_new(body, "src_volume", json_string(strchr(v->host, ':') + 1));
     if (j != NULL) {
         j->m = v->m;
@@ -111,12 +112,12 @@ static void clone_inserted(vf_t *v, const baic_db_result_t *res, int err) {
     json_decref(body);
     BAIC_LOG_I("vfolder_clone_started", "task=%s src=%s dst=%s by=%s", task, v->id, folder,
                v->who->access_key);
-    json_t *o = json_pack("{s:s, s:O, s:s, s:O, s:O, s:s, s:s, s:s, s:n, s:O, s:s}", "id", hex,
-                          "name", json_object_get(b, "target_name"), "host", dhost, "usage_mode",
-                          json_object_get(b, "usage_mode"), "permission",
-                          json_object_get(b, "permission"), "creator", v->who->email,
-                          "ownership_type", "user", "user", v->who->user_uuid, "group",
-                          "cloneable", json_object_get(b, "cloneable"), "bgtask_id", task);
+    json_t *o =
+        json_pack("{s:s, s:O, s:s, s:O, s:O, s:s, s:s, s:s, s:n, s:O, s:s}", "id", hex, "name",
+                  json_object_get(b, "target_name"), "host", dhost, "usage_mode",
+                  json_object_get(b, "usage_mode"), "permission", json_object_get(b, "permission"),
+                  "creator", v->who->email, "ownership_type", "user", "user", v->who->user_uuid,
+                  "group", "cloneable", json_object_get(b, "cloneable"), "bgtask_id", task);
     vf_reply(v, 201, o);
 }
 
@@ -138,10 +139,12 @@ static void clone_found(vf_t *v) {
     }
     if (S(b, "usage_mode") == NULL)
         json_object_set_new(b, "usage_mode", json_string(S(v->row, "usage_mode")));
-    const char *p[9] = {v->who->user_uuid, dh, v->who->domain, S(b, "target_name"),
-                        S(b, "usage_mode"), S(b, "permission"), v->who->email,
-                        json_is_true(json_object_get(b, "cloneable")) ? "true" : "false",
-                        v->who->access_key};
+    const char *p[9] = {
+        v->who->user_uuid,  dh,
+        v->who->domain,     S(b, "target_name"),
+        S(b, "usage_mode"), S(b, "permission"),
+        v->who->email,      json_is_true(json_object_get(b, "cloneable")) ? "true" : "false",
+        v->who->access_key};
     vf_query(v, CLONE_SQL, 9, p, clone_inserted);
 }
 
@@ -258,8 +261,8 @@ static void bg_polled(const baic_db_result_t *res, int err, const char *errmsg, 
     json_decref(body);
     int final = strcmp(st, "running") != 0;
     if (cur != s->last_progress || final) {
-        const char *ev = !final ? "bgtask_updated"
-                         : strcmp(st, "done") == 0 ? "bgtask_done"
+        const char *ev = !final                      ? "bgtask_updated"
+                         : strcmp(st, "done") == 0   ? "bgtask_done"
                          : strcmp(st, "failed") == 0 ? "bgtask_failed"
                                                      : "bgtask_cancelled";
         s->last_progress = cur;

@@ -87,8 +87,9 @@ static void invite_found(vf_t *v) {
         return;
     }
     char *emails = json_dumps(v->aux, JSON_COMPACT);
-    const char *p[6] = {v->id, emails, S(v->body, "perm") ?: "rw", v->who->email,
-                        v->who->user_uuid, v->who->domain};
+    const char *p[6] = {
+        v->id,         emails, S(v->body, "perm") ?: "rw", v->who->email, v->who->user_uuid,
+        v->who->domain};
     vf_query(v, INVITE_SQL, 6, p, invited);
     free(emails);
 }
@@ -236,9 +237,9 @@ static void shared_done(vf_t *v, const baic_db_result_t *res, int err) {
     json_decref(badl);
     BAIC_LOG_I("vfolder_share", "id=%s op=%s by=%s", v->id, v->flag ? "share" : "unshare",
                v->who->access_key);
-    vf_reply(v, v->flag ? 201 : 200,
-             json_pack("{s:o}", v->flag ? "shared_emails" : "unshared_emails",
-                       parse_col(res, "done")));
+    vf_reply(
+        v, v->flag ? 201 : 200,
+        json_pack("{s:o}", v->flag ? "shared_emails" : "unshared_emails", parse_col(res, "done")));
 }
 
 static void share_found(vf_t *v) {
@@ -329,8 +330,8 @@ static void post_leave(baic_http_req_t *req, baic_manager_t *m, const baic_calle
 
 /* ---- GET|POST /folders/_/shared ---- */
 
-#define OWNED_BY_CALLER                                                                          \
-    " (v.\"user\" = $1::uuid OR ($2::boolean AND v.\"group\" IS NOT NULL AND ($3::text IS NULL" \
+#define OWNED_BY_CALLER                                                                            \
+    " (v.\"user\" = $1::uuid OR ($2::boolean AND v.\"group\" IS NOT NULL AND ($3::text IS NULL"    \
     "  OR g.domain_name = $3)))"
 
 static void shared_listed(vf_t *v, const baic_db_result_t *res, int err) {
@@ -358,18 +359,19 @@ static void get_shared(baic_http_req_t *req, baic_manager_t *m, const baic_calle
         vid = S(v->body, "vfolder_id");
     const char *p[4] = {who->user_uuid, who->is_admin ? "true" : "false",
                         who->is_superadmin ? NULL : who->domain, vid};
-    vf_query(v,
-             "SELECT COALESCE(json_agg(json_build_object('vfolder_id', replace(v.id::text, '-', ''),"
-             " 'vfolder_name', v.name, 'status', v.status, 'owner', COALESCE(v.\"user\"::text,"
-             " v.\"group\"::text), 'type', v.ownership_type, 'shared_to', json_build_object("
-             " 'uuid', u.uuid::text, 'email', u.email), 'perm', p.permission)"
-             " ORDER BY v.name, u.email), '[]')::text"
-             " FROM vfolder_permissions p JOIN vfolders v ON v.id = p.vfolder"
-             " JOIN users u ON u.uuid = p.\"user\" LEFT JOIN groups g ON g.id = v.\"group\""
-             " WHERE v.status <> 'delete-complete' AND" OWNED_BY_CALLER
-             " AND ($4::text IS NULL OR v.id::text = lower($4)"
-             " OR replace(v.id::text, '-', '') = lower($4))",
-             4, p, shared_listed);
+    vf_query(
+        v,
+        "SELECT COALESCE(json_agg(json_build_object('vfolder_id', replace(v.id::text, '-', ''),"
+        " 'vfolder_name', v.name, 'status', v.status, 'owner', COALESCE(v.\"user\"::text,"
+        " v.\"group\"::text), 'type', v.ownership_type, 'shared_to', json_build_object("
+        " 'uuid', u.uuid::text, 'email', u.email), 'perm', p.permission)"
+        " ORDER BY v.name, u.email), '[]')::text"
+        " FROM vfolder_permissions p JOIN vfolders v ON v.id = p.vfolder"
+        " JOIN users u ON u.uuid = p.\"user\" LEFT JOIN groups g ON g.id = v.\"group\""
+        " WHERE v.status <> 'delete-complete' AND" OWNED_BY_CALLER
+        " AND ($4::text IS NULL OR v.id::text = lower($4)"
+        " OR replace(v.id::text, '-', '') = lower($4))",
+        4, p, shared_listed);
 }
 
 static void post_shared(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
@@ -384,8 +386,11 @@ static void post_shared(baic_http_req_t *req, baic_manager_t *m, const baic_call
         vf_free(v);
         return;
     }
-    const char *p[6] = {who->user_uuid, who->is_admin ? "true" : "false",
-                        who->is_superadmin ? NULL : who->domain, vid, user,
+    const char *p[6] = {who->user_uuid,
+                        who->is_admin ? "true" : "false",
+                        who->is_superadmin ? NULL : who->domain,
+                        vid,
+                        user,
                         json_string_value(perm)};
     vf_query(v,
              "WITH t AS (SELECT p.vfolder, p.\"user\" FROM vfolder_permissions p"
