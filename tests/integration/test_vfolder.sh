@@ -406,6 +406,9 @@ else
 fi
 u1 DELETE "/folders/$ID"
 expect 400 vfolder-in-use "a folder mounted in a live session is not trashed"
+u1 DELETE "/folders/$ID/force"
+expect 400 vfolder-in-use "a folder mounted in a live session is not force-deleted"
+check "its data stays" [ -d "$VOL/$QS/$ID" ]
 session vfs2 '{"mounts": ["small"]}'
 expect 404 object-not-found "mounting another user's folder"
 session vfs3 '{"mounts": ["data2"], "mount_map": {"data2": "/etc"}}'

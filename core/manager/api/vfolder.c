@@ -945,8 +945,25 @@ static void purge_gone_check(vf_t *v, int status, json_t *answer) {
     vf_free(v);
 }
 
-static void purge_found(vf_t *v) {
+static void purge_unmounted(vf_t *v, const baic_db_result_t *res, int err) {
+    (void)err;
+    if (baic_db_result_rows(res) > 0) {
+        baic_http_respond_problem(v->req, 400, "vfolder-in-use", "The folder is in use.",
+                                  "The folder is mounted in a live session.", NULL);
+        vf_free(v);
+        return;
+    }
     vf_storage(v, v->host, "/folder/delete", json_object(), 1, 1, 300000, purge_gone_check);
+}
+
+/* A live session's mount keeps the data (force delete reaches live folders). */
+static void purge_found(vf_t *v) {
+    const char *p[1] = {v->vfid};
+    vf_query(v,
+             "SELECT 1 FROM sessions s WHERE s.status NOT IN " BAIC_FINAL_STATUSES
+             " AND s.vfolder_mounts @> jsonb_build_array(jsonb_build_object('vfid', $1::text))"
+             " LIMIT 1",
+             1, p, purge_unmounted);
 }
 
 static void trash_op(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who,
