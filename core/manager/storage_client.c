@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Manager -> storage proxy client: the [volumes] config and JSON calls on the proxies' manager API. */
+/* Manager -> storage proxy client: the [volumes] config and JSON calls on the proxies' manager API.
+ */
 #include "storage_client.h"
 
 #include <errno.h>
@@ -198,8 +199,8 @@ int baic_storage_call(baic_manager_t *m, const char *host, const char *path, jso
 }
 
 int baic_storage_proxy_call(baic_manager_t *m, const char *proxy, const char *method,
-                            const char *path, json_t *body, unsigned timeout_ms,
-                            baic_storage_cb cb, void *arg) {
+                            const char *path, json_t *body, unsigned timeout_ms, baic_storage_cb cb,
+                            void *arg) {
     proxy_t *p = find_proxy(proxy, strlen(proxy));
     if (p == NULL)
         return -ENOENT;
@@ -214,14 +215,12 @@ void baic_storage_fail(baic_http_req_t *req, int status, const json_t *answer, i
     const char *type = json_string_value(json_object_get(answer, "type"));
     const char *title = json_string_value(json_object_get(answer, "title"));
     const char *msg = json_string_value(json_object_get(answer, "msg"));
-    const char *slash = type ? strrchr(type, '/') : NULL;
     const char *slug = NULL;
     if (type && strstr(type, "/probs/") != NULL)
         slug = strstr(type, "/probs/") + 7;
-    (void)slash;
     if (status == 401 || status >= 500 || slug == NULL) {
-        BAIC_LOG_W("storage_proxy_error", "status=%d type=%s msg=\"%s\"", status,
-                   type ? type : "-", msg ? msg : "");
+        BAIC_LOG_W("storage_proxy_error", "status=%d type=%s msg=\"%s\"", status, type ? type : "-",
+                   msg ? msg : "");
         baic_http_respond_problem(req, status == 401 || status < 500 ? 500 : status,
                                   "storage-proxy-error", "Storage proxy error.",
                                   msg ? msg : "The storage proxy refused the operation.", NULL);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Manager -> storage proxy client: the [volumes] config and JSON calls on the proxies' manager API. */
+/* Manager -> storage proxy client: the [volumes] config and JSON calls on the proxies' manager API.
+ */
 #ifndef BAIC_MANAGER_STORAGE_CLIENT_H
 #define BAIC_MANAGER_STORAGE_CLIENT_H
 
@@ -32,8 +33,8 @@ int baic_storage_call(baic_manager_t *m, const char *host, const char *path, jso
                       unsigned timeout_ms, baic_storage_cb cb, void *arg);
 /* A call to one proxy by name; method "GET" or "POST"; body may be NULL. */
 int baic_storage_proxy_call(baic_manager_t *m, const char *proxy, const char *method,
-                            const char *path, json_t *body, unsigned timeout_ms,
-                            baic_storage_cb cb, void *arg);
+                            const char *path, json_t *body, unsigned timeout_ms, baic_storage_cb cb,
+                            void *arg);
 
 /* Answers a failed proxy call as problem JSON: the proxy's own problem passes through
  * (404/403/409/412/400/413), transport failures are 503. */

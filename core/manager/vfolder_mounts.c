@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The manager side of mounting virtual folders into a session's kernels: which folders, where, how. */
+/* The manager side of mounting virtual folders into a session's kernels: which folders, where, how.
+ */
 #include "vfolder_mounts.h"
 
 #include <errno.h>
@@ -17,10 +18,10 @@ typedef struct mres {
     vf_t *v;
     baic_vfolder_mounts_cb cb;
     void *arg;
-    json_t *want;    /* [{"ref", "kernel_path", "ro"}] */
-    json_t *rows;    /* folder rows by ref */
-    json_t *mounts;  /* the answer being built */
-    size_t next;     /* mount whose host path is asked next */
+    json_t *want;   /* [{"ref", "kernel_path", "ro"}] */
+    json_t *rows;   /* folder rows by ref */
+    json_t *mounts; /* the answer being built */
+    size_t next;    /* mount whose host path is asked next */
 } mres_t;
 
 static char mount_sql[8192];
@@ -151,17 +152,18 @@ static void rows_done(vf_t *v, const baic_db_result_t *res, int err) {
             int asked = 0;
             json_array_foreach(r->want, i, w) if (matches(row, S(w, "ref"))) asked = 1;
             if (!asked)
-                json_array_append_new(r->want, json_pack("{s:s, s:n, s:b, s:b}", "ref",
-                                                         S(row, "id"), "kernel_path", "ro", 0,
-                                                         "auto", 1));
+                json_array_append_new(r->want,
+                                      json_pack("{s:s, s:n, s:b, s:b}", "ref", S(row, "id"),
+                                                "kernel_path", "ro", 0, "auto", 1));
         }
     }
     json_array_foreach(r->want, i, w) {
         const char *ref = S(w, "ref");
         json_t *found = NULL;
-        json_array_foreach(rows, j, row) if (matches(row, ref) &&
-                                             (found == NULL || json_is_true(json_object_get(
-                                                                   row, "own")))) found = row;
+        json_array_foreach(rows, j,
+                           row) if (matches(row, ref) &&
+                                    (found == NULL || json_is_true(json_object_get(row, "own"))))
+            found = row;
         if (found == NULL || strncmp(S(found, "status"), "delete-", 7) == 0) {
             snprintf(msg, sizeof msg, "No such virtual folder to mount: '%.64s'.", ref);
             baic_api_not_found(v->req, "virtual folder", msg);
@@ -230,9 +232,8 @@ static void bad(baic_http_req_t *req, const char *msg, baic_vfolder_mounts_cb cb
     cb(NULL, arg);
 }
 
-void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m,
-                                 const baic_caller_t *who, const json_t *config,
-                                 baic_vfolder_mounts_cb cb, void *arg) {
+void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who,
+                                 const json_t *config, baic_vfolder_mounts_cb cb, void *arg) {
     const json_t *mounts = config ? json_object_get(config, "mounts") : NULL;
     const json_t *map = config ? json_object_get(config, "mount_map") : NULL;
     const json_t *opts = config ? json_object_get(config, "mount_options") : NULL;
@@ -268,8 +269,9 @@ void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m,
                                                     strcmp(json_string_value(op), "wd") != 0)))) {
             json_decref(want);
             json_decref(refs);
-            bad(req, "config.mount_map values must be paths and mount_options values "
-                     "{\"permission\": \"ro\"|\"rw\"|\"wd\"}.",
+            bad(req,
+                "config.mount_map values must be paths and mount_options values "
+                "{\"permission\": \"ro\"|\"rw\"|\"wd\"}.",
                 cb, arg);
             return;
         }
@@ -307,13 +309,14 @@ void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m,
     r->want = want;
     v->data = r;
     if (mount_sql[0] == '\0')
-        snprintf(mount_sql, sizeof mount_sql,
-                 "SELECT row_to_json(x)::text FROM (SELECT %s%s AND ((v.\"user\" = $1::uuid"
-                 " AND v.name LIKE '.%%') OR v.name IN (SELECT jsonb_array_elements_text($5::jsonb))"
-                 " OR v.id::text IN (SELECT lower(jsonb_array_elements_text($5::jsonb)))"
-                 " OR replace(v.id::text, '-', '') IN (SELECT lower(jsonb_array_elements_text("
-                 "$5::jsonb))))) x",
-                 VF_COLUMNS, VF_FROM_VISIBLE);
+        snprintf(
+            mount_sql, sizeof mount_sql,
+            "SELECT row_to_json(x)::text FROM (SELECT %s%s AND ((v.\"user\" = $1::uuid"
+            " AND v.name LIKE '.%%') OR v.name IN (SELECT jsonb_array_elements_text($5::jsonb))"
+            " OR v.id::text IN (SELECT lower(jsonb_array_elements_text($5::jsonb)))"
+            " OR replace(v.id::text, '-', '') IN (SELECT lower(jsonb_array_elements_text("
+            "$5::jsonb))))) x",
+            VF_COLUMNS, VF_FROM_VISIBLE);
     char *refs_txt = json_dumps(refs, JSON_COMPACT);
     json_decref(refs);
     const char *p[5] = {who->user_uuid, who->is_admin ? "true" : "false",

@@ -18,9 +18,8 @@ typedef void (*baic_vfolder_mounts_cb)(json_t *mounts, void *arg);
  * the caller's own folders whose names start with '.'. config may be NULL. Each folder must
  * be visible to the caller and allow "mount-in-session" on its host; its host path comes
  * from the storage proxy (POST /folder/mount). cb runs exactly once, possibly later. */
-void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m,
-                                 const baic_caller_t *who, const json_t *config,
-                                 baic_vfolder_mounts_cb cb, void *arg);
+void baic_vfolder_mounts_resolve(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who,
+                                 const json_t *config, baic_vfolder_mounts_cb cb, void *arg);
 
 /* Registers the /folders routes (api/vfolder*.c) and reads [volumes]. */
 int baic_api_vfolder_init(baic_manager_t *m);

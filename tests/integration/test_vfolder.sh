@@ -28,7 +28,11 @@ T=$(mktemp -d) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
 SP_PID=
+AGENT_PID=
 cleanup() {
+    local rc=$?
+    [ "$rc" != 0 ] && [ "$failures" = 0 ] && failures=1
+    [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null
     [ -n "$SP_PID" ] && kill "$SP_PID" 2>/dev/null && wait "$SP_PID" 2>/dev/null
     "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ "$failures" = 0 ]; then rm -rf "$T"; else echo "logs kept in $T"; fi
@@ -75,6 +79,8 @@ client_api = "http://127.0.0.1:$CPORT"
 secret = "$MSECRET"
 jwt_secret = "$JSECRET"
 TOML
+SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
@@ -323,7 +329,49 @@ check "purged folder gone from the volume" [ ! -e "$VOL/$QS/$LIMIT1" ]
 u1 POST /folders '{"name": "limit1"}'
 expect 201 "" "the name is free again"
 
-# --- mounts resolved at session create ---
+# --- mounts resolved at session create, seen by an agent ---
+# A stand-in agent: heartbeats on the Redis stream, and create_kernels bodies written to a file.
+REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
+AGENT_PORT=$(_baic_free_port)
+cat >"$T/agent.py" <<'PYEOF'
+import json, subprocess, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+redis_port, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def beat():
+    while True:
+        body = {"agent_id": "i-vftest", "ts": int(time.time() * 1000), "addr": "http://127.0.0.1:%d" % port,
+                "region": "local", "scaling_group": "default", "architecture": "x86_64", "version": "fake",
+                "available_slots": {"cpu": "4", "mem": "8589934592"}, "slot_types": {"cpu": "count", "mem": "bytes"},
+                "compute_plugins": {}, "images": [], "kernels": []}
+        subprocess.run(["redis-cli", "-p", redis_port, "XADD", "baic:agent-events", "*", "name", "agent_heartbeat",
+                        "body", json.dumps(body)], stdout=subprocess.DEVNULL, check=False)
+        time.sleep(1)
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/rpc/create_kernels":
+            req = json.loads(body)
+            with open(out + ".tmp", "w") as f: json.dump(req, f)
+            import os; os.rename(out + ".tmp", out)
+            data = json.dumps({"accepted": [k["kernel_id"] for k in req["kernels"]]}).encode()
+            self.send_response(202)
+        else:
+            data = b"{}"
+            self.send_response(200)
+        self.send_header("Content-Type", "application/json"); self.send_header("Content-Length", str(len(data)))
+        self.end_headers(); self.wfile.write(data)
+    def do_GET(self):
+        data = b'{"kernels": []}'
+        self.send_response(200); self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+threading.Thread(target=beat, daemon=True).start()
+ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PYEOF
+AGENT_PID=
+if command -v redis-cli >/dev/null; then
+    "$PY" "$T/agent.py" "$REDIS_PORT" "$AGENT_PORT" "$T/create_kernels.json" >"$T/agent.log" 2>&1 &
+    AGENT_PID=$!
+fi
 sql "INSERT INTO images (name, image, tag, registry, architecture, resources)
      VALUES ('test.local/stable/vfimg:1', 'stable/vfimg', '1', 'test.local', 'x86_64', '{}')" >/dev/null
 u1 POST /folders '{"name": ".dotfiles"}'
@@ -345,8 +393,22 @@ want=".dotfiles:/home/work/.dotfiles:rw:$(realpath "$VOL")/$QS/$DOT data2:/home/
 True"
 check "sessions.vfolder_mounts: mapped, ro option, dot-folder added, host paths" [ "$got" = "$want" ]
 check "kernels.vfolder_mounts equals the session's" [ -n "$KM" -a "$KM" = "$M" ]
+if [ -n "$AGENT_PID" ]; then
+    for i in $(seq 1 300); do [ -f "$T/create_kernels.json" ] && break; sleep 0.1; done
+    spec=$("$PY" -c '
+import json, sys
+k = json.load(open(sys.argv[1]))["kernels"][0]
+print(json.dumps(sorted(k["mounts"], key=lambda m: m["name"]), sort_keys=True))' "$T/create_kernels.json" 2>/dev/null)
+    want=$(printf '%s' "$M" | "$PY" -c 'import json, sys; print(json.dumps(sorted(json.load(sys.stdin), key=lambda m: m["name"]), sort_keys=True))')
+    check "the agent's create_kernels spec carries kernel.mounts" [ -n "$spec" -a "$spec" = "$want" ]
+else
+    echo "skip the agent spec check: no redis-cli"
+fi
 u1 DELETE "/folders/$ID"
 expect 400 vfolder-in-use "a folder mounted in a live session is not trashed"
+u1 DELETE "/folders/$ID/force"
+expect 400 vfolder-in-use "a folder mounted in a live session is not force-deleted"
+check "its data stays" [ -d "$VOL/$QS/$ID" ]
 session vfs2 '{"mounts": ["small"]}'
 expect 404 object-not-found "mounting another user's folder"
 session vfs3 '{"mounts": ["data2"], "mount_map": {"data2": "/etc"}}'

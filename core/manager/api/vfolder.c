@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* /folders: virtual folder create, list, hosts, info, trash, purge, restore, rename, options, and the
- * request state the other api/vfolder_*.c files share. */
+/* /folders: virtual folder create, list, hosts, info, trash, purge, restore, rename, options, and
+ * the request state the other api/vfolder_*.c files share. */
 #include "vfolder_int.h"
 
 #include <ctype.h>
@@ -15,14 +15,14 @@
 
 /* Host permissions granted on v.host by the folder's domain, the caller's projects (and the
  * folder's project) and the caller's keypair policy. */
-#define VF_HOST_PERMS                                                                             \
-    " (SELECT COALESCE(jsonb_agg(DISTINCT z.e), '[]'::jsonb) FROM (SELECT"                       \
-    "   jsonb_array_elements_text(CASE WHEN jsonb_typeof(h.a -> v.host) = 'array'"               \
-    "   THEN h.a -> v.host ELSE '[]'::jsonb END) AS e FROM ("                                    \
-    "   SELECT d.allowed_vfolder_hosts AS a FROM domains d WHERE d.name = v.domain_name"         \
-    "   UNION ALL SELECT gg.allowed_vfolder_hosts FROM groups gg WHERE gg.id = v.\"group\""      \
-    "   OR gg.id IN (SELECT group_id FROM association_groups_users WHERE user_id = $1::uuid)"    \
-    "   UNION ALL SELECT kp.allowed_vfolder_hosts FROM keypairs k JOIN keypair_resource_policies" \
+#define VF_HOST_PERMS                                                                              \
+    " (SELECT COALESCE(jsonb_agg(DISTINCT z.e), '[]'::jsonb) FROM (SELECT"                         \
+    "   jsonb_array_elements_text(CASE WHEN jsonb_typeof(h.a -> v.host) = 'array'"                 \
+    "   THEN h.a -> v.host ELSE '[]'::jsonb END) AS e FROM ("                                      \
+    "   SELECT d.allowed_vfolder_hosts AS a FROM domains d WHERE d.name = v.domain_name"           \
+    "   UNION ALL SELECT gg.allowed_vfolder_hosts FROM groups gg WHERE gg.id = v.\"group\""        \
+    "   OR gg.id IN (SELECT group_id FROM association_groups_users WHERE user_id = $1::uuid)"      \
+    "   UNION ALL SELECT kp.allowed_vfolder_hosts FROM keypairs k JOIN keypair_resource_policies"  \
     "   kp ON kp.name = k.resource_policy WHERE k.access_key = $4) h) z) AS host_perms"
 
 const char VF_COLUMNS[] =
@@ -195,8 +195,9 @@ int vf_relpath_ok(vf_t *v, const json_t *s, const char *what) {
 int vf_host_allows(vf_t *v, const char *perm) {
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(v->row, "host_perms"), i, e) if (
-        json_is_string(e) && strcmp(json_string_value(e), perm) == 0) return 1;
+    json_array_foreach(json_object_get(v->row, "host_perms"), i,
+                       e) if (json_is_string(e) &&
+                              strcmp(json_string_value(e), perm) == 0) return 1;
     return 0;
 }
 
@@ -298,10 +299,9 @@ static void resolved(vf_t *v, const baic_db_result_t *res, int err) {
     }
     v->level = vf_row_level(row, &v->perm);
     if (v->level < need) {
-        baic_api_forbidden(v->req, need == VF_OWNER
-                                       ? "Only the folder's owner may do this."
-                                       : need >= VF_RW ? "You have no write permission on this folder."
-                                                       : "You have no permission on this folder.");
+        baic_api_forbidden(v->req, need == VF_OWNER ? "Only the folder's owner may do this."
+                                   : need >= VF_RW  ? "You have no write permission on this folder."
+                                                    : "You have no permission on this folder.");
         vf_free(v);
         return;
     }
@@ -351,8 +351,9 @@ static int is_uuidish(const char *s) {
 
 /* 1..64 of [A-Za-z0-9._-], not dots only, not UUID-shaped, not reserved. */
 int baic_vfolder_name_ok(const char *s) {
-    static const char *const reserved[] = {".terminfo", ".jupyter", ".ssh", ".local", ".config",
-                                           ".tmux.conf", ".bashrc", ".profile", ".vimrc", "_"};
+    static const char *const reserved[] = {".terminfo", ".jupyter",   ".ssh",    ".local",
+                                           ".config",   ".tmux.conf", ".bashrc", ".profile",
+                                           ".vimrc",    "_"};
     size_t n = strlen(s);
     int dots = 1;
     if (n == 0 || n > 64 || is_uuidish(s))
@@ -411,7 +412,8 @@ static const char CREATE_CTX_SQL[] =
 static const char CREATE_INSERT_SQL[] =
     "INSERT INTO vfolders (host, domain_name, quota_scope_id, name, usage_mode, permission,"
     " creator, ownership_type, \"user\", \"group\", cloneable, status, max_size)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::uuid, $10::uuid, $11::boolean, 'performing', NULL)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::uuid, $10::uuid, $11::boolean, 'performing', "
+    "NULL)"
     " RETURNING id::text";
 
 static void create_answer(vf_t *v) {
@@ -455,9 +457,8 @@ static void create_made(vf_t *v, int status, json_t *answer) {
         baic_storage_fail(v->req, status, answer, status == 0 ? -1 : 0);
         /* The request is finished; forget the row (errors only logged). */
         char *id = strdup(v->id);
-        if (id == NULL ||
-            baic_db_query(v->m->db, "DELETE FROM vfolders WHERE id = $1::uuid", 1, p, db_ignore,
-                          id) != 0) {
+        if (id == NULL || baic_db_query(v->m->db, "DELETE FROM vfolders WHERE id = $1::uuid", 1, p,
+                                        db_ignore, id) != 0) {
             BAIC_LOG_W("vfolder_undo_failed", "id=%s", v->id);
             free(id);
         }
@@ -553,9 +554,16 @@ static void create_ctx(vf_t *v, const baic_db_result_t *res, int err) {
     json_object_set_new(b, "user", is_group ? json_null() : json_string(v->who->user_uuid));
     json_object_set_new(b, "group", is_group ? json_string(gid) : json_null());
 #undef C
-    const char *p[11] = {v->host, v->who->domain, v->qsid, S(b, "name"), S(b, "usage_mode"),
-                         S(b, "permission"), v->who->email, is_group ? "group" : "user",
-                         is_group ? NULL : v->who->user_uuid, is_group ? gid : NULL,
+    const char *p[11] = {v->host,
+                         v->who->domain,
+                         v->qsid,
+                         S(b, "name"),
+                         S(b, "usage_mode"),
+                         S(b, "permission"),
+                         v->who->email,
+                         is_group ? "group" : "user",
+                         is_group ? NULL : v->who->user_uuid,
+                         is_group ? gid : NULL,
                          json_is_true(json_object_get(b, "cloneable")) ? "true" : "false"};
     v->name = S(b, "name");
     vf_query(v, CREATE_INSERT_SQL, 11, p, create_inserted);
@@ -622,9 +630,10 @@ static void post_folders(baic_http_req_t *req, baic_manager_t *m, const baic_cal
         return;
     }
     if (host == NULL || !baic_storage_host_ok(host)) {
-        baic_api_invalid_params(req, host == NULL ? "No 'host' given and no default host is "
-                                                    "configured."
-                                                  : "Unknown storage host (want <proxy>:<volume>).");
+        baic_api_invalid_params(req, host == NULL
+                                         ? "No 'host' given and no default host is "
+                                           "configured."
+                                         : "Unknown storage host (want <proxy>:<volume>).");
         vf_free(v);
         return;
     }
@@ -728,8 +737,9 @@ static void hosts_next(vf_t *v) {
             json_object_set(info, json_string_value(h), vi);
     }
     const char *dflt = baic_storage_default_host();
-    vf_reply(v, 200, json_pack("{s:s?, s:O, s:o}", "default", dflt, "allowed", v->aux,
-                               "volume_info", info));
+    vf_reply(
+        v, 200,
+        json_pack("{s:s?, s:O, s:o}", "default", dflt, "allowed", v->aux, "volume_info", info));
 }
 
 static const char HOSTS_SQL[] =
@@ -910,12 +920,11 @@ static void restore_found(vf_t *v) {
              1, p, status_set);
 }
 
-static void purge_db(vf_t *v, int status, json_t *answer) {
-    (void)answer;
-    (void)status;
+/* The data is gone: purge drops the row (v->i == 1), delete-from-trash-bin keeps it. */
+static void purge_db(vf_t *v) {
     const char *p[1] = {v->id};
     v->flag = 1;
-    if (v->i == 1) /* purge: the row goes */
+    if (v->i == 1)
         vf_query(v, "DELETE FROM vfolders WHERE id = $1::uuid RETURNING 'purged'", 1, p,
                  status_set);
     else
@@ -929,15 +938,32 @@ static void purge_db(vf_t *v, int status, json_t *answer) {
 /* A folder already gone from the volume is fine to purge. */
 static void purge_gone_check(vf_t *v, int status, json_t *answer) {
     if ((status >= 200 && status < 300) || status == 404) {
-        purge_db(v, status, answer);
+        purge_db(v);
         return;
     }
     baic_storage_fail(v->req, status, answer, status == 0 ? -1 : 0);
     vf_free(v);
 }
 
-static void purge_found(vf_t *v) {
+static void purge_unmounted(vf_t *v, const baic_db_result_t *res, int err) {
+    (void)err;
+    if (baic_db_result_rows(res) > 0) {
+        baic_http_respond_problem(v->req, 400, "vfolder-in-use", "The folder is in use.",
+                                  "The folder is mounted in a live session.", NULL);
+        vf_free(v);
+        return;
+    }
     vf_storage(v, v->host, "/folder/delete", json_object(), 1, 1, 300000, purge_gone_check);
+}
+
+/* A live session's mount keeps the data (force delete reaches live folders). */
+static void purge_found(vf_t *v) {
+    const char *p[1] = {v->vfid};
+    vf_query(v,
+             "SELECT 1 FROM sessions s WHERE s.status NOT IN " BAIC_FINAL_STATUSES
+             " AND s.vfolder_mounts @> jsonb_build_array(jsonb_build_object('vfid', $1::text))"
+             " LIMIT 1",
+             1, p, purge_unmounted);
 }
 
 static void trash_op(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who,
@@ -1015,8 +1041,8 @@ static void post_rename(baic_http_req_t *req, baic_manager_t *m, const baic_call
 static void options_found(vf_t *v) {
     const char *perm = S(v->body, "permission");
     json_t *cl = json_object_get(v->body, "cloneable");
-    const char *p[3] = {v->id, perm, json_is_boolean(cl) ? (json_is_true(cl) ? "true" : "false")
-                                                         : NULL};
+    const char *p[3] = {v->id, perm,
+                        json_is_boolean(cl) ? (json_is_true(cl) ? "true" : "false") : NULL};
     vf_query(v,
              "UPDATE vfolders SET permission = COALESCE($2, permission),"
              " cloneable = COALESCE($3::boolean, cloneable) WHERE id = $1::uuid",
@@ -1055,15 +1081,16 @@ int baic_api_vfolder_init(baic_manager_t *m) {
                      VF_COLUMNS, VF_FROM_VISIBLE);
     if (n < 0 || (size_t)n >= sizeof resolve_sql)
         return -EINVAL;
-    n = snprintf(list_sql, sizeof list_sql,
-                 "SELECT row_to_json(x)::text FROM (SELECT %s%s AND ($5::text IS NULL OR"
-                 " v.\"group\"::text = lower($5)) UNION SELECT %s FROM vfolders v LEFT JOIN"
-                 " vfolder_permissions p ON p.vfolder = v.id AND p.\"user\" = $1::uuid"
-                 " LEFT JOIN users u ON u.uuid = v.\"user\" LEFT JOIN groups g ON g.id = v.\"group\""
-                 " WHERE $6::boolean AND v.status <> 'delete-complete' AND ($3::text IS NULL OR"
-                 " v.domain_name = $3) AND ($5::text IS NULL OR v.\"group\"::text = lower($5))"
-                 " ORDER BY created_at) x",
-                 VF_COLUMNS, VF_FROM_VISIBLE, VF_COLUMNS);
+    n = snprintf(
+        list_sql, sizeof list_sql,
+        "SELECT row_to_json(x)::text FROM (SELECT %s%s AND ($5::text IS NULL OR"
+        " v.\"group\"::text = lower($5)) UNION SELECT %s FROM vfolders v LEFT JOIN"
+        " vfolder_permissions p ON p.vfolder = v.id AND p.\"user\" = $1::uuid"
+        " LEFT JOIN users u ON u.uuid = v.\"user\" LEFT JOIN groups g ON g.id = v.\"group\""
+        " WHERE $6::boolean AND v.status <> 'delete-complete' AND ($3::text IS NULL OR"
+        " v.domain_name = $3) AND ($5::text IS NULL OR v.\"group\"::text = lower($5))"
+        " ORDER BY created_at) x",
+        VF_COLUMNS, VF_FROM_VISIBLE, VF_COLUMNS);
     if (n < 0 || (size_t)n >= sizeof list_sql)
         return -EINVAL;
     static const struct {

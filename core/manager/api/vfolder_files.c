@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* /folders/{name}: file operations and upload/download tokens, through the folder's storage proxy. */
+/* /folders/{name}: file operations and upload/download tokens, through the folder's storage proxy.
+ */
 #include "vfolder_int.h"
 
 #include <stdio.h>
@@ -115,8 +116,8 @@ static void post_move_file(baic_http_req_t *req, baic_manager_t *m, const baic_c
 }
 
 static void delete_found(vf_t *v) {
-    json_t *b = json_pack("{s:O, s:b}", "relpaths", json_object_get(v->body, "files"),
-                          "recursive", v->flag);
+    json_t *b = json_pack("{s:O, s:b}", "relpaths", json_object_get(v->body, "files"), "recursive",
+                          v->flag);
     vf_storage(v, v->host, "/folder/file/delete", b, 1, 0, 300000, passthrough);
 }
 
@@ -164,14 +165,12 @@ static void listed(vf_t *v, int status, json_t *answer) {
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
-        json_array_append_new(legacy,
-                              json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "filename",
-                                        json_object_get(it, "name"), "size",
-                                        json_object_get(it, "size"), "mode",
-                                        json_object_get(it, "mode"), "type",
-                                        json_object_get(it, "type"), "ctime",
-                                        json_object_get(it, "created"), "mtime",
-                                        json_object_get(it, "modified")));
+        json_array_append_new(
+            legacy,
+            json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "filename",
+                      json_object_get(it, "name"), "size", json_object_get(it, "size"), "mode",
+                      json_object_get(it, "mode"), "type", json_object_get(it, "type"), "ctime",
+                      json_object_get(it, "created"), "mtime", json_object_get(it, "modified")));
     }
     char *txt = json_dumps(legacy, JSON_COMPACT);
     json_decref(legacy);
@@ -240,8 +239,7 @@ static void upload_found(vf_t *v) {
     vf_storage(v, v->host, "/folder/file/upload", b, 1, 0, 30000, token_issued);
 }
 
-static void post_request_upload(baic_http_req_t *req, baic_manager_t *m,
-                                const baic_caller_t *who) {
+static void post_request_upload(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
     vf_t *v = vf_new(req, m, who, 1);
     if (v == NULL)
         return;

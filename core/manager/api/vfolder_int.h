@@ -22,13 +22,13 @@ struct vf {
     baic_manager_t *m;
     baic_http_req_t *req;
     const baic_caller_t *who;
-    json_t *body;            /* the request body (owned) */
-    json_t *row;             /* the folder, after vf_resolve (owned) */
+    json_t *body; /* the request body (owned) */
+    json_t *row;  /* the folder, after vf_resolve (owned) */
     const char *id, *hex, *name, *host, *qsid, *status, *perm; /* borrowed from row */
-    char vfid[160];          /* "<quota scope>/<hex>": the proxy's folder id */
-    int level;               /* VF_RO.. VF_OWNER */
-    json_t *acc;             /* scratch results (owned) */
-    json_t *aux;             /* scratch (owned) */
+    char vfid[160]; /* "<quota scope>/<hex>": the proxy's folder id */
+    int level;      /* VF_RO.. VF_OWNER */
+    json_t *acc;    /* scratch results (owned) */
+    json_t *aux;    /* scratch (owned) */
     vf_step next;
     vf_db_step dbnext;
     vf_sp_step spnext;
