@@ -68,6 +68,8 @@ grep -q event=storage_proxy_started "$T/sp.log" || { cat "$T/sp.log"; exit 1; }
 
 # --- the manager, told about the proxy ---
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; exit 1; }
+# `baic up` appended [volumes] for its own proxy at the end: this test's proxy replaces it.
+sed -i '/^# Folders (`baic folder`)/,$d' "$D/etc/manager.toml"
 cat >>"$D/etc/manager.toml" <<TOML
 
 [volumes]

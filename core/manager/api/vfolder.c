@@ -728,18 +728,23 @@ static void hosts_next(vf_t *v) {
         vf_reply(v, 200, json_pack("{s:o}", "allowed", out));
         return;
     }
-    json_t *info = json_object();
+    /* Allowed means permitted and served: a permitted host no proxy reports is left out. */
+    json_t *info = json_object(), *allowed = json_array();
     size_t i;
     json_t *h;
     json_array_foreach(v->aux, i, h) {
         json_t *vi = json_object_get(v->acc, json_string_value(h));
-        if (vi)
+        if (vi) {
             json_object_set(info, json_string_value(h), vi);
+            json_array_append(allowed, h);
+        }
     }
     const char *dflt = baic_storage_default_host();
+    if (dflt != NULL && json_object_get(info, dflt) == NULL)
+        dflt = NULL;
     vf_reply(
         v, 200,
-        json_pack("{s:s?, s:O, s:o}", "default", dflt, "allowed", v->aux, "volume_info", info));
+        json_pack("{s:s?, s:o, s:o}", "default", dflt, "allowed", allowed, "volume_info", info));
 }
 
 static const char HOSTS_SQL[] =

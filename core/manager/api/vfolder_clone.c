@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* /folders/{name}/clone as a background task, and GET /events/background-task (SSE progress). */
+/* /folders/{name}/clone as a background task (bgtask.h; progress over GET /events/background-task). */
 #include "vfolder_int.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgtask.h"
 #include "log/log.h"
 
 #define S(o, k) json_string_value(json_object_get((o), (k)))
@@ -16,14 +17,24 @@
 typedef struct job {
     baic_manager_t *m;
     char task[40], folder[40];
+    int ok;
+    char msg[300];
 } job_t;
 
+/* The folder's status is stored first, so a client that sees the task end finds it ready. */
 static void job_noted(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     job_t *j = arg;
     (void)res;
     if (err != 0)
         BAIC_LOG_W("vfolder_clone_update_failed", "task=%s error=\"%s\"", j->task,
                    errmsg ? errmsg : "");
+    if (!j->m->closing) {
+        if (j->ok && err == 0)
+            baic_bgtask_done(j->m, j->task, j->msg, NULL);
+        else
+            baic_bgtask_failed(j->m, j->task, err == 0 ? j->msg : "clone finished, but the "
+                                                                 "folder could not be updated");
+    }
     free(j);
 }
 
@@ -34,17 +45,17 @@ static void job_finish(job_t *j, int ok, const char *msg) {
         free(j);
         return;
     }
-    const char *p[4] = {j->folder, j->task, ok ? "ready" : "error", msg};
-    if (baic_db_query(
-            j->m->db,
-            "WITH f AS (UPDATE vfolders SET status = $3::text, status_changed = now(),"
-            " status_history = status_history || jsonb_build_object($3::text, now()::text)"
-            " WHERE id = $1::uuid RETURNING id)"
-            " UPDATE background_tasks SET status = CASE WHEN $3::text = 'ready' THEN 'done'"
-            " ELSE 'failed' END, current_progress = total_progress, message = $4,"
-            " updated_at = now() WHERE id = $2::uuid",
-            4, p, job_noted, j) != 0)
+    j->ok = ok;
+    snprintf(j->msg, sizeof j->msg, "%s", msg);
+    const char *p[2] = {j->folder, ok ? "ready" : "error"};
+    if (baic_db_query(j->m->db,
+                      "UPDATE vfolders SET status = $2::text, status_changed = now(),"
+                      " status_history = status_history || jsonb_build_object($2::text, now()::text)"
+                      " WHERE id = $1::uuid",
+                      2, p, job_noted, j) != 0) {
+        baic_bgtask_failed(j->m, j->task, "clone finished, but the database is not reachable");
         free(j);
+    }
 }
 
 static void job_copied(int status, json_t *answer, int err, void *arg) {
@@ -106,6 +117,7 @@ static void clone_inserted(vf_t *v, const baic_db_result_t *res, int err) {
         snprintf(j->task, sizeof j->task, "%s", task);
         snprintf(j->folder, sizeof j->folder, "%s", folder);
         /* Up to an hour: a big folder's copy runs while the client follows the task. */
+        baic_bgtask_progress(v->m, task, 0, 1, "copying");
         if (baic_storage_call(v->m, v->host, "/folder/clone", body, 3600000, job_copied, j) != 0)
             job_finish(j, 0, "clone failed: the storage proxy could not be called");
     }
@@ -186,136 +198,7 @@ fail:
     vf_free(v);
 }
 
-/* ---- GET /events/background-task ---- */
-
-typedef struct bgsse {
-    baic_manager_t *m;
-    baic_http_req_t *req;
-    uv_timer_t timer;
-    char task[64], key[24];
-    long long last_progress;
-    int querying, gone, ended, started;
-} bgsse_t;
-
-static void bg_closed(uv_handle_t *h) {
-    free(h->data);
-}
-
-static void bg_stop(bgsse_t *s) {
-    if (s->querying)
-        return; /* the query callback stops it */
-    uv_timer_stop(&s->timer);
-    uv_close((uv_handle_t *)&s->timer, bg_closed);
-}
-
-static void bg_abort(baic_http_req_t *req, void *arg) {
-    bgsse_t *s = arg;
-    (void)req;
-    s->gone = 1;
-    baic_http_req_release(s->req);
-    bg_stop(s);
-}
-
-static void bg_polled(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
-    bgsse_t *s = arg;
-    s->querying = 0;
-    if (s->gone || s->m->closing) {
-        if (!s->gone && !s->ended)
-            baic_http_req_release(s->req);
-        bg_stop(s);
-        return;
-    }
-    if (err != 0) {
-        BAIC_LOG_W("bgtask_poll_failed", "task=%s error=\"%s\"", s->task, errmsg ? errmsg : "");
-        if (!s->started) {
-            baic_api_unavailable(s->req, "The database is not reachable.");
-            bg_stop(s);
-        }
-        return;
-    }
-    if (baic_db_result_rows(res) == 0) {
-        if (!s->started)
-            baic_api_not_found(s->req, "background task", "No such background task.");
-        else
-            baic_http_sse_end(s->req);
-        bg_stop(s);
-        return;
-    }
-#define G(n) baic_db_result_get_by_name(res, 0, n)
-    if (!s->started) {
-        if (baic_http_sse_begin(s->req, 15) != 0) {
-            baic_http_req_release(s->req);
-            bg_stop(s);
-            return;
-        }
-        s->started = 1;
-        s->last_progress = -1;
-    }
-    const char *st = G("status");
-    long long cur = atoll(G("current_progress"));
-    json_t *body = json_pack("{s:s, s:s?, s:I, s:I}", "task_id", s->task, "message", G("message"),
-                             "current_progress", (json_int_t)cur, "total_progress",
-                             (json_int_t)atoll(G("total_progress")));
-#undef G
-    char *data = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    int final = strcmp(st, "running") != 0;
-    if (cur != s->last_progress || final) {
-        const char *ev = !final                      ? "bgtask_updated"
-                         : strcmp(st, "done") == 0   ? "bgtask_done"
-                         : strcmp(st, "failed") == 0 ? "bgtask_failed"
-                                                     : "bgtask_cancelled";
-        s->last_progress = cur;
-        if (baic_http_sse_send(s->req, ev, NULL, data ? data : "{}") != 0)
-            final = 1;
-        else if (final)
-            baic_http_sse_send(s->req, "server_close", NULL, "{}");
-    }
-    free(data);
-    if (final) {
-        s->ended = 1;
-        baic_http_sse_end(s->req);
-        bg_stop(s);
-    }
-}
-
-static void bg_poll(uv_timer_t *t) {
-    bgsse_t *s = t->data;
-    if (s->querying)
-        return;
-    const char *p[2] = {s->task, s->key};
-    s->querying = 1;
-    if (baic_db_query(s->m->db,
-                      "SELECT status, current_progress, total_progress, message FROM"
-                      " background_tasks WHERE id::text = lower($1) AND access_key = $2",
-                      2, p, bg_polled, s) != 0)
-        s->querying = 0;
-}
-
-static void get_bgtask(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
-    const char *task = baic_http_query(req, "task_id");
-    if (task == NULL || *task == '\0' || strlen(task) > 40) {
-        baic_api_invalid_params(req, "'task_id' is required.");
-        return;
-    }
-    bgsse_t *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        baic_api_internal(req, "Out of memory.");
-        return;
-    }
-    s->m = m;
-    s->req = req;
-    snprintf(s->task, sizeof s->task, "%s", task);
-    snprintf(s->key, sizeof s->key, "%s", who->access_key);
-    uv_timer_init(m->uv, &s->timer);
-    s->timer.data = s;
-    baic_http_req_on_abort(req, bg_abort, s);
-    uv_timer_start(&s->timer, bg_poll, 0, 250);
-}
-
 int baic_api_vfolder_clone_init(baic_manager_t *m) {
-    int rc = baic_api_route(m, "POST", "/folders/{name}/clone", BAIC_ROUTE_USER, post_clone, 0);
-    if (rc == 0)
-        rc = baic_api_route(m, "GET", "/events/background-task", BAIC_ROUTE_USER, get_bgtask, 0);
-    return rc;
+    /* GET /events/background-task is served by api/events.c for every kind of task. */
+    return baic_api_route(m, "POST", "/folders/{name}/clone", BAIC_ROUTE_USER, post_clone, 0);
 }
