@@ -43,6 +43,7 @@ typedef struct sp_upload {
     int cur, wr, writing;          /* buffer being filled; oldest with data; a write in flight */
     uv_fs_t wreq;
     int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
+    int room_ok;                   /* the volume had room for the rest (counted as promised) */
     unsigned npauses;              /* reading stopped for the disk (logged: a slow volume shows) */
     uint64_t t0;
 } sp_upload_t;
@@ -532,6 +533,52 @@ static void up_dir_ready(void *arg, int status) {
     u->op_pending = 1;
 }
 
+static void up_open_tmp(sp_upload_t *u) {
+    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, UP_DIR, 1,
+                              up_dir_ready, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "upload directory", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+/* Bytes other uploads on this volume still mean to write: room they were promised. */
+static int64_t vol_reserved(const sp_upload_t *u) {
+    int64_t r = 0;
+    for (const sp_upload_t *x = u->sp->uploads; x != NULL; x = x->next)
+        if (x != u && x->v == u->v && x->room_ok && !x->failed && !x->aborted && x->size > x->wpos)
+            r += x->size - x->wpos;
+    return r;
+}
+
+/* The volume's room, asked before the temp file is made: a capped volume (or a full
+ * disk) refuses an upload that would not fit now, not after its bytes went past the cap. */
+static void up_vol_usage(void *arg, int status, int64_t capacity, int64_t used) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status == 0 && capacity > 0) {
+        int64_t need = u->size - u->offset, reserved = vol_reserved(u);
+        if (used + reserved + need > capacity) {
+            char msg[240];
+            snprintf(msg, sizeof msg, "the upload needs %" PRId64 " bytes; the volume holds %" PRId64
+                     " of %" PRId64 " (%" PRId64 " promised to other uploads)", need, used,
+                     capacity, reserved);
+            up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
+            return;
+        }
+    } else if (status != 0) {
+        /* No figures: the plugin's own check at open and ENOSPC/EDQUOT still apply. */
+        BAIC_LOG_W("upload_volume_usage", "volume=%s error=%d", u->v->name, status);
+    }
+    u->room_ok = 1;
+    up_open_tmp(u);
+}
+
 static void up_target_checked(void *arg, int status, const baic_file_stat_t *st) {
     sp_upload_t *u = arg;
     u->op_pending = 0;
@@ -553,13 +600,14 @@ static void up_target_checked(void *arg, int status, const baic_file_stat_t *st)
                 "the target path is a directory", 0);
         return;
     }
-    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, UP_DIR, 1,
-                              up_dir_ready, u);
-    if (rc != 0) {
-        up_fail_code(u, rc, "upload directory", 0);
+    if ((u->v->caps & BAIC_STORAGE_CAP_METRIC) && u->v->ops->volume_usage != NULL &&
+        u->size > u->offset &&
+        u->v->ops->volume_usage(u->v->plugin->state, u->v->vol, up_vol_usage, u) == 0) {
+        u->op_pending = 1;
         return;
     }
-    u->op_pending = 1;
+    u->room_ok = 1;
+    up_open_tmp(u);
 }
 
 /* Token, volume, offset and headers; 0 and *out, or the request is answered. */
@@ -612,6 +660,9 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     const char *off = baic_http_header(req, "Upload-Offset");
     char *end = NULL;
     long long o = off ? strtoll(off, &end, 10) : -1;
+    const char *cl = baic_http_header(req, "Content-Length");
+    char *cend = NULL;
+    long long clen = cl ? strtoll(cl, &cend, 10) : -1;
     const char *bad = NULL;
     int st = 400;
     if (ct != NULL && strcmp(ct, "application/offset+octet-stream") != 0) {
@@ -622,6 +673,11 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     } else if (o > u->size) {
         bad = "Upload-Offset is past Upload-Length";
         st = 409;
+    } else if (cl != NULL && (*cend != '\0' || clen < 0 || clen > u->size - o)) {
+        /* Known before a byte is read: refused now, with nothing stored. */
+        bad = clen < 0 || *cend != '\0' ? "Content-Length must be a non-negative integer"
+                                         : "the body goes past Upload-Length (the token's size)";
+        st = clen < 0 || *cend != '\0' ? 400 : 413;
     }
     for (sp_upload_t *x = sp->uploads; bad == NULL && x != NULL; x = x->next)
         if (x->v == u->v && strcmp(x->tmp, u->tmp) == 0 && strcmp(x->tok.vfid, u->tok.vfid) == 0) {

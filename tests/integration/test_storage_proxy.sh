@@ -85,10 +85,10 @@ FDIR=$VOL/$QS/0123456789abcdef0123456789abcdef
 # token OP RELPATH [SIZE] [EXP-OFFSET] [SECRET] [VFID]: an HS256 JWT signed by python (not libjwt)
 token() {
     "$PY" - "$1" "$2" "${3:--1}" "${4:-600}" "${5:-$JSECRET}" "${6:-$VF}" <<'PYEOF'
-import base64, hashlib, hmac, json, sys, time
+import base64, hashlib, hmac, json, os, sys, time
 op, rel, size, dexp, secret, vfid = sys.argv[1:7]
 b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=")
-claims = {"op": op, "volume": "local", "vfid": vfid, "relpath": rel, "exp": int(time.time()) + int(dexp)}
+claims = {"op": op, "volume": os.environ.get("TOKVOL", "local"), "vfid": vfid, "relpath": rel, "exp": int(time.time()) + int(dexp)}
 if int(size) >= 0: claims["size"] = int(size)
 h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b(json.dumps(claims).encode())
 print((h + b"." + b(hmac.new(secret.encode(), h, hashlib.sha256).digest())).decode())
@@ -280,6 +280,35 @@ check "second upload past the quota: 412" test "$st" = 412
 check "second upload: no file, no temp" test ! -e "$FDIR/over2.bin" -a -z "$(ls -A "$FDIR/.upload" 2>/dev/null)"
 check "quota unset" test "$(mgr /quota-scope/unset "{\"volume\":\"local\",\"qsid\":\"$QS\"}")" = 204
 check "upload after unset: 204" test "$(upload "$TMP/over2" over2.bin)" = 204
+
+# ---- the volume cap: room is asked for before a byte is stored ----
+CVF=$QS/cafecafecafecafecafecafecafecafe
+CDIR=$TMP/capped/$CVF
+check "folder on the capped volume" test "$(mgr /folder/create "{\"volume\":\"capped\",\"vfid\":\"$CVF\"}")" = 204
+# cup FILE RELPATH [UPLOAD-LENGTH]: one PATCH into the capped volume -> status
+cup() {
+    local tok
+    tok=$(TOKVOL=capped token upload "$2" "${3:-$(stat -c %s "$1")}" 600 "$JSECRET" "$CVF")
+    curl -s -o "$TMP/up.out" -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' \
+        -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' \
+        --data-binary "@$1" "$C/upload?token=$tok"
+}
+head -c $((700 * 1024)) /dev/urandom >"$TMP/c700"
+head -c $((200 * 1024)) /dev/urandom >"$TMP/c200"
+check "capped: 700 KiB of 1 MiB fits" test "$(cup "$TMP/c700" first.bin)" = 204
+check "capped: first upload intact" cmp -s "$TMP/c700" "$CDIR/first.bin"
+# Below the cap when it starts, past it by its own size: refused before it is stored.
+st=$(cup "$TMP/c700" second.bin)
+check "capped: a second 700 KiB is refused ($st)" test "$st" = 412
+check "capped: quota-exceeded problem names the volume" grep -q 'quota-exceeded' "$TMP/up.out"
+check "capped: no file, no temp file" test ! -e "$CDIR/second.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
+check "capped: the cap holds" test "$(du -sb --apparent-size "$CDIR" | cut -f1)" -lt 1048576
+check "capped: 200 KiB still fits" test "$(cup "$TMP/c200" third.bin)" = 204
+check "capped: third upload intact" cmp -s "$TMP/c200" "$CDIR/third.bin"
+# A body longer than Upload-Length is refused from its Content-Length, before reading it.
+st=$(cup "$TMP/c200" short.bin 1000)
+check "Content-Length past Upload-Length: 413 ($st)" test "$st" = 413
+check "Content-Length past Upload-Length: nothing stored" test ! -e "$CDIR/short.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
 
 # ---- folder usage, clone, delete ----
 check "usage" test "$(mgr /folder/usage "{\"volume\":\"local\",\"vfid\":\"$VF\"}")" = 200
