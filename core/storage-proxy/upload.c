@@ -22,6 +22,7 @@
 #define UP_BUF (1u << 20)
 #define UP_NBUF 4
 #define UP_SLACK (256u << 10)
+#define UP_MIN_READ (64u << 10)    /* less room than this: read into the server's buffer */
 #define UP_DIR ".upload"
 
 typedef struct sp_upload {
@@ -393,7 +394,10 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
         u->buf[i] = nb;
         u->cap[i] = ncap;
     }
-    memcpy(u->buf[i] + u->fill[i], data, len);
+    /* Read straight into this buffer (up_getbuf): the bytes are already in place. A chunked
+     * body's pieces sit a little further on, in the same buffer or the previous one. */
+    if ((const char *)data != u->buf[i] + u->fill[i])
+        memmove(u->buf[i] + u->fill[i], data, len);
     u->fill[i] += len;
     u->recv += (int64_t)len;
     if (u->fill[i] >= UP_BUF) {
@@ -409,6 +413,24 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
         up_drive(u);
     }
     return 0;
+}
+
+/* Where the next socket read goes: the free end of the buffer being filled, so the body
+ * crosses user space once (socket to buffer, buffer to file) in reads of up to a buffer. */
+static void up_getbuf(baic_http_req_t *req, uv_buf_t *buf, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    int i = u->cur;
+    if (u->failed || u->aborted || u->fill[i] >= UP_BUF)
+        return; /* the server's own buffer; up_data copies */
+    if (u->buf[i] == NULL) {
+        if ((u->buf[i] = malloc(UP_BUF + UP_SLACK)) == NULL)
+            return;
+        u->cap[i] = UP_BUF + UP_SLACK;
+    }
+    size_t room = u->cap[i] - u->fill[i];
+    if (room >= UP_MIN_READ)
+        *buf = uv_buf_init(u->buf[i] + u->fill[i], (unsigned)room);
 }
 
 static void up_end(baic_http_req_t *req, void *arg) {
@@ -697,6 +719,7 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     sp->uploads = u;
     /* The body may start arriving now; it waits in the buffer until the file is open. */
     baic_http_body_read(req, up_data, up_end, u);
+    baic_http_body_buffers(req, up_getbuf, u);
     baic_http_body_pause(req);
     u->paused = 1;
     baic_http_req_on_abort(req, up_abort, u);
