@@ -569,8 +569,11 @@ static void up_open_tmp(sp_upload_t *u) {
 static int64_t vol_reserved(const sp_upload_t *u) {
     int64_t r = 0;
     for (const sp_upload_t *x = u->sp->uploads; x != NULL; x = x->next)
-        if (x != u && x->v == u->v && x->room_ok && !x->failed && !x->aborted && x->size > x->wpos)
-            r += x->size - x->wpos;
+        if (x != u && x->v == u->v && x->room_ok && !x->failed && !x->aborted) {
+            int64_t done = x->wpos > x->offset ? x->wpos : x->offset; /* on the disk already */
+            if (x->size > done)
+                r += x->size - done;
+        }
     return r;
 }
 
@@ -597,7 +600,6 @@ static void up_vol_usage(void *arg, int status, int64_t capacity, int64_t used) 
         /* No figures: the plugin's own check at open and ENOSPC/EDQUOT still apply. */
         BAIC_LOG_W("upload_volume_usage", "volume=%s error=%d", u->v->name, status);
     }
-    u->room_ok = 1;
     up_open_tmp(u);
 }
 
@@ -622,13 +624,14 @@ static void up_target_checked(void *arg, int status, const baic_file_stat_t *st)
                 "the target path is a directory", 0);
         return;
     }
+    /* Counted as promised from now on: two uploads checking at once each see the other. */
+    u->room_ok = 1;
     if ((u->v->caps & BAIC_STORAGE_CAP_METRIC) && u->v->ops->volume_usage != NULL &&
         u->size > u->offset &&
         u->v->ops->volume_usage(u->v->plugin->state, u->v->vol, up_vol_usage, u) == 0) {
         u->op_pending = 1;
         return;
     }
-    u->room_ok = 1;
     up_open_tmp(u);
 }
 

@@ -309,7 +309,8 @@ check "capped: first upload intact" cmp -s "$TMP/c700" "$CDIR/first.bin"
 # Below the cap when it starts, past it by its own size: refused before it is stored.
 st=$(cup "$TMP/c700" second.bin)
 check "capped: a second 700 KiB is refused ($st)" test "$st" = 412
-check "capped: quota-exceeded problem names the volume" grep -q 'quota-exceeded' "$TMP/up.out"
+check "capped: quota-exceeded problem" grep -q 'quota-exceeded' "$TMP/up.out"
+check "capped: the problem says the volume is short of room" grep -q 'the volume holds' "$TMP/up.out"
 check "capped: no file, no temp file" test ! -e "$CDIR/second.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
 check "capped: the cap holds" test "$(du -sb --apparent-size "$CDIR" | cut -f1)" -lt 1048576
 check "capped: 200 KiB still fits" test "$(cup "$TMP/c200" third.bin)" = 204
@@ -318,6 +319,30 @@ check "capped: third upload intact" cmp -s "$TMP/c200" "$CDIR/third.bin"
 st=$(cup "$TMP/c200" short.bin 1000)
 check "Content-Length past Upload-Length: 413 ($st)" test "$st" = 413
 check "Content-Length past Upload-Length: nothing stored" test ! -e "$CDIR/short.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
+# Room promised to an upload in flight counts: 900 KiB are used, a held 100 KiB upload has
+# started, so a 50 KiB one does not fit until the held one goes.
+head -c $((50 * 1024)) /dev/urandom >"$TMP/c50"
+htok=$(TOKVOL=capped token upload held.bin $((100 * 1024)) 600 "$JSECRET" "$CVF")
+"$PY" - "$CPORT" "$htok" "$TMP/held.go" <<'PYEOF' &
+import os, socket, sys, time
+port, tok, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(("PATCH /upload?token=%s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+           "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" % (tok, 100 * 1024)).encode())
+s.sendall(b"x" * 10)
+end = time.time() + 20
+while not os.path.exists(go) and time.time() < end:
+    time.sleep(0.05)
+s.close()
+PYEOF
+HELD=$!
+wait_for '[ -n "$(ls -A "$CDIR/.upload" 2>/dev/null)" ]' 10
+st=$(cup "$TMP/c50" fifty.bin)
+check "capped: room promised to an upload in flight counts ($st)" test "$st" = 412 -a ! -e "$CDIR/fifty.bin"
+touch "$TMP/held.go"
+wait "$HELD"
+wait_for 'grep -q "event=upload_cut.*held.bin" "$TMP/sp.log"' 10
+check "capped: once the held upload is cut, 50 KiB fit" test "$(cup "$TMP/c50" fifty.bin)" = 204
 
 # ---- folder usage, clone, delete ----
 check "usage" test "$(mgr /folder/usage "{\"volume\":\"local\",\"vfid\":\"$VF\"}")" = 200
