@@ -132,6 +132,8 @@ struct baic_http_req {
     baic_http_body_cb body_cb;
     baic_http_body_end_cb body_end_cb;
     void *body_arg;
+    baic_http_body_buf_cb body_buf_cb; /* read buffers from the handler (plain only) */
+    void *body_buf_arg;
     int64_t stream_left;           /* fixed-length response bytes still to write; -1 = chunked */
     uv_timer_t *late_end;          /* reports a body that ended before baic_http_body_read */
 };

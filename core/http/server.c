@@ -192,6 +192,15 @@ static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     http_conn_t *c = h->data;
     (void)suggested;
+    baic_http_req_t *r = c->cur;
+    if (r != NULL && r->body_buf_cb != NULL && c->ssl == NULL && c->ws == NULL && !c->stop_parse &&
+        !c->bp_paused && !r->finished && !r->aborted && !r->body_done) {
+        /* A streamed body read straight into the handler's memory. */
+        *buf = uv_buf_init(NULL, 0);
+        r->body_buf_cb(r, buf, r->body_buf_arg);
+        if (buf->base != NULL && buf->len > 0)
+            return;
+    }
     *buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
 

@@ -55,6 +55,14 @@ int baic_http_body_read(baic_http_req_t *r, baic_http_body_cb on_data,
     return 0;
 }
 
+int baic_http_body_buffers(baic_http_req_t *r, baic_http_body_buf_cb get_buf, void *arg) {
+    if (r == NULL || !r->body_stream || r->body_cb == NULL)
+        return UV_EINVAL;
+    r->body_buf_cb = get_buf;
+    r->body_buf_arg = get_buf != NULL ? arg : NULL;
+    return 0;
+}
+
 void baic_http_body_pause(baic_http_req_t *r) {
     if (r == NULL || r->aborted || r->body_done || r->conn == NULL)
         return;

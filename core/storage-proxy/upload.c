@@ -22,6 +22,7 @@
 #define UP_BUF (1u << 20)
 #define UP_NBUF 4
 #define UP_SLACK (256u << 10)
+#define UP_MIN_READ (64u << 10)    /* less room than this: read into the server's buffer */
 #define UP_DIR ".upload"
 
 typedef struct sp_upload {
@@ -43,6 +44,7 @@ typedef struct sp_upload {
     int cur, wr, writing;          /* buffer being filled; oldest with data; a write in flight */
     uv_fs_t wreq;
     int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
+    int room_ok;                   /* the volume had room for the rest (counted as promised) */
     unsigned npauses;              /* reading stopped for the disk (logged: a slow volume shows) */
     uint64_t t0;
 } sp_upload_t;
@@ -392,7 +394,10 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
         u->buf[i] = nb;
         u->cap[i] = ncap;
     }
-    memcpy(u->buf[i] + u->fill[i], data, len);
+    /* Read straight into this buffer (up_getbuf): the bytes are already in place. A chunked
+     * body's pieces sit a little further on, in the same buffer or the previous one. */
+    if ((const char *)data != u->buf[i] + u->fill[i])
+        memmove(u->buf[i] + u->fill[i], data, len);
     u->fill[i] += len;
     u->recv += (int64_t)len;
     if (u->fill[i] >= UP_BUF) {
@@ -408,6 +413,24 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
         up_drive(u);
     }
     return 0;
+}
+
+/* Where the next socket read goes: the free end of the buffer being filled, so the body
+ * crosses user space once (socket to buffer, buffer to file) in reads of up to a buffer. */
+static void up_getbuf(baic_http_req_t *req, uv_buf_t *buf, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    int i = u->cur;
+    if (u->failed || u->aborted || u->fill[i] >= UP_BUF)
+        return; /* the server's own buffer; up_data copies */
+    if (u->buf[i] == NULL) {
+        if ((u->buf[i] = malloc(UP_BUF + UP_SLACK)) == NULL)
+            return;
+        u->cap[i] = UP_BUF + UP_SLACK;
+    }
+    size_t room = u->cap[i] - u->fill[i];
+    if (room >= UP_MIN_READ)
+        *buf = uv_buf_init(u->buf[i] + u->fill[i], (unsigned)room);
 }
 
 static void up_end(baic_http_req_t *req, void *arg) {
@@ -532,6 +555,54 @@ static void up_dir_ready(void *arg, int status) {
     u->op_pending = 1;
 }
 
+static void up_open_tmp(sp_upload_t *u) {
+    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, UP_DIR, 1,
+                              up_dir_ready, u);
+    if (rc != 0) {
+        up_fail_code(u, rc, "upload directory", 0);
+        return;
+    }
+    u->op_pending = 1;
+}
+
+/* Bytes other uploads on this volume still mean to write: room they were promised. */
+static int64_t vol_reserved(const sp_upload_t *u) {
+    int64_t r = 0;
+    for (const sp_upload_t *x = u->sp->uploads; x != NULL; x = x->next)
+        if (x != u && x->v == u->v && x->room_ok && !x->failed && !x->aborted) {
+            int64_t done = x->wpos > x->offset ? x->wpos : x->offset; /* on the disk already */
+            if (x->size > done)
+                r += x->size - done;
+        }
+    return r;
+}
+
+/* The volume's room, asked before the temp file is made: a capped volume (or a full
+ * disk) refuses an upload that would not fit now, not after its bytes went past the cap. */
+static void up_vol_usage(void *arg, int status, int64_t capacity, int64_t used) {
+    sp_upload_t *u = arg;
+    u->op_pending = 0;
+    if (u->aborted) {
+        up_close_out(u);
+        return;
+    }
+    if (status == 0 && capacity > 0) {
+        int64_t need = u->size - u->offset, reserved = vol_reserved(u);
+        if (used + reserved + need > capacity) {
+            char msg[240];
+            snprintf(msg, sizeof msg, "the upload needs %" PRId64 " bytes; the volume holds %" PRId64
+                     " of %" PRId64 " (%" PRId64 " promised to other uploads)", need, used,
+                     capacity, reserved);
+            up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
+            return;
+        }
+    } else if (status != 0) {
+        /* No figures: the plugin's own check at open and ENOSPC/EDQUOT still apply. */
+        BAIC_LOG_W("upload_volume_usage", "volume=%s error=%d", u->v->name, status);
+    }
+    up_open_tmp(u);
+}
+
 static void up_target_checked(void *arg, int status, const baic_file_stat_t *st) {
     sp_upload_t *u = arg;
     u->op_pending = 0;
@@ -553,13 +624,15 @@ static void up_target_checked(void *arg, int status, const baic_file_stat_t *st)
                 "the target path is a directory", 0);
         return;
     }
-    int rc = u->v->ops->mkdir(u->v->plugin->state, u->v->vol, u->tok.vfid, UP_DIR, 1,
-                              up_dir_ready, u);
-    if (rc != 0) {
-        up_fail_code(u, rc, "upload directory", 0);
+    /* Counted as promised from now on: two uploads checking at once each see the other. */
+    u->room_ok = 1;
+    if ((u->v->caps & BAIC_STORAGE_CAP_METRIC) && u->v->ops->volume_usage != NULL &&
+        u->size > u->offset &&
+        u->v->ops->volume_usage(u->v->plugin->state, u->v->vol, up_vol_usage, u) == 0) {
+        u->op_pending = 1;
         return;
     }
-    u->op_pending = 1;
+    up_open_tmp(u);
 }
 
 /* Token, volume, offset and headers; 0 and *out, or the request is answered. */
@@ -612,6 +685,9 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     const char *off = baic_http_header(req, "Upload-Offset");
     char *end = NULL;
     long long o = off ? strtoll(off, &end, 10) : -1;
+    const char *cl = baic_http_header(req, "Content-Length");
+    char *cend = NULL;
+    long long clen = cl ? strtoll(cl, &cend, 10) : -1;
     const char *bad = NULL;
     int st = 400;
     if (ct != NULL && strcmp(ct, "application/offset+octet-stream") != 0) {
@@ -622,6 +698,11 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     } else if (o > u->size) {
         bad = "Upload-Offset is past Upload-Length";
         st = 409;
+    } else if (cl != NULL && (*cend != '\0' || clen < 0 || clen > u->size - o)) {
+        /* Known before a byte is read: refused now, with nothing stored. */
+        bad = clen < 0 || *cend != '\0' ? "Content-Length must be a non-negative integer"
+                                         : "the body goes past Upload-Length (the token's size)";
+        st = clen < 0 || *cend != '\0' ? 400 : 413;
     }
     for (sp_upload_t *x = sp->uploads; bad == NULL && x != NULL; x = x->next)
         if (x->v == u->v && strcmp(x->tmp, u->tmp) == 0 && strcmp(x->tok.vfid, u->tok.vfid) == 0) {
@@ -641,6 +722,7 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     sp->uploads = u;
     /* The body may start arriving now; it waits in the buffer until the file is open. */
     baic_http_body_read(req, up_data, up_end, u);
+    baic_http_body_buffers(req, up_getbuf, u);
     baic_http_body_pause(req);
     u->paused = 1;
     baic_http_req_on_abort(req, up_abort, u);

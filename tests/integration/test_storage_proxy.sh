@@ -85,10 +85,10 @@ FDIR=$VOL/$QS/0123456789abcdef0123456789abcdef
 # token OP RELPATH [SIZE] [EXP-OFFSET] [SECRET] [VFID]: an HS256 JWT signed by python (not libjwt)
 token() {
     "$PY" - "$1" "$2" "${3:--1}" "${4:-600}" "${5:-$JSECRET}" "${6:-$VF}" <<'PYEOF'
-import base64, hashlib, hmac, json, sys, time
+import base64, hashlib, hmac, json, os, sys, time
 op, rel, size, dexp, secret, vfid = sys.argv[1:7]
 b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=")
-claims = {"op": op, "volume": "local", "vfid": vfid, "relpath": rel, "exp": int(time.time()) + int(dexp)}
+claims = {"op": op, "volume": os.environ.get("TOKVOL", "local"), "vfid": vfid, "relpath": rel, "exp": int(time.time()) + int(dexp)}
 if int(size) >= 0: claims["size"] = int(size)
 h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b(json.dumps(claims).encode())
 print((h + b"." + b(hmac.new(secret.encode(), h, hashlib.sha256).digest())).decode())
@@ -200,6 +200,15 @@ st=$(tail -c +$((OFF + 1)) "$TMP/r.bin" | curl -s -o /dev/null -D "$TMP/up.hdr" 
     --data-binary @- "$C/upload?token=$tok")
 check "resumed PATCH: 204" test "$st" = 204
 check "resumed upload: same bytes" cmp -s "$TMP/r.bin" "$FDIR/r.bin"
+# A chunked body (no Content-Length) lands byte for byte too: its pieces are not where the
+# socket read put them, unlike a plain body's.
+tok=$(token upload ch.bin "$(stat -c %s "$TMP/r.bin")")
+st=$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-stream' -H 'Transfer-Encoding: chunked' \
+    --data-binary "@$TMP/r.bin" "$C/upload?token=$tok")
+check "chunked PATCH: 204 ($st)" test "$st" = 204
+check "chunked upload: same bytes" cmp -s "$TMP/r.bin" "$FDIR/ch.bin"
+check "chunked upload removed (usage figures below)" test "$(mgr /folder/file/delete "{\"volume\":\"local\",\"vfid\":\"$VF\",\"relpaths\":[\"ch.bin\"]}")" = 204
 
 # ---- clients that go away mid-download (pipelined too): nothing may leak or hang ----
 "$PY" - "$CPORT" "$(token download a/big)" "$(token download a/one)" "$(token download a)" <<'PYEOF'
@@ -280,6 +289,60 @@ check "second upload past the quota: 412" test "$st" = 412
 check "second upload: no file, no temp" test ! -e "$FDIR/over2.bin" -a -z "$(ls -A "$FDIR/.upload" 2>/dev/null)"
 check "quota unset" test "$(mgr /quota-scope/unset "{\"volume\":\"local\",\"qsid\":\"$QS\"}")" = 204
 check "upload after unset: 204" test "$(upload "$TMP/over2" over2.bin)" = 204
+
+# ---- the volume cap: room is asked for before a byte is stored ----
+CVF=$QS/cafecafecafecafecafecafecafecafe
+CDIR=$TMP/capped/$CVF
+check "folder on the capped volume" test "$(mgr /folder/create "{\"volume\":\"capped\",\"vfid\":\"$CVF\"}")" = 204
+# cup FILE RELPATH [UPLOAD-LENGTH]: one PATCH into the capped volume -> status
+cup() {
+    local tok
+    tok=$(TOKVOL=capped token upload "$2" "${3:-$(stat -c %s "$1")}" 600 "$JSECRET" "$CVF")
+    curl -s -o "$TMP/up.out" -w '%{http_code}' -X PATCH -H 'Tus-Resumable: 1.0.0' \
+        -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' \
+        --data-binary "@$1" "$C/upload?token=$tok"
+}
+head -c $((700 * 1024)) /dev/urandom >"$TMP/c700"
+head -c $((200 * 1024)) /dev/urandom >"$TMP/c200"
+check "capped: 700 KiB of 1 MiB fits" test "$(cup "$TMP/c700" first.bin)" = 204
+check "capped: first upload intact" cmp -s "$TMP/c700" "$CDIR/first.bin"
+# Below the cap when it starts, past it by its own size: refused before it is stored.
+st=$(cup "$TMP/c700" second.bin)
+check "capped: a second 700 KiB is refused ($st)" test "$st" = 412
+check "capped: quota-exceeded problem" grep -q 'quota-exceeded' "$TMP/up.out"
+check "capped: the problem says the volume is short of room" grep -q 'the volume holds' "$TMP/up.out"
+check "capped: no file, no temp file" test ! -e "$CDIR/second.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
+check "capped: the cap holds" test "$(du -sb --apparent-size "$CDIR" | cut -f1)" -lt 1048576
+check "capped: 200 KiB still fits" test "$(cup "$TMP/c200" third.bin)" = 204
+check "capped: third upload intact" cmp -s "$TMP/c200" "$CDIR/third.bin"
+# A body longer than Upload-Length is refused from its Content-Length, before reading it.
+st=$(cup "$TMP/c200" short.bin 1000)
+check "Content-Length past Upload-Length: 413 ($st)" test "$st" = 413
+check "Content-Length past Upload-Length: nothing stored" test ! -e "$CDIR/short.bin" -a -z "$(ls -A "$CDIR/.upload" 2>/dev/null)"
+# Room promised to an upload in flight counts: 900 KiB are used, a held 100 KiB upload has
+# started, so a 50 KiB one does not fit until the held one goes.
+head -c $((50 * 1024)) /dev/urandom >"$TMP/c50"
+htok=$(TOKVOL=capped token upload held.bin $((100 * 1024)) 600 "$JSECRET" "$CVF")
+"$PY" - "$CPORT" "$htok" "$TMP/held.go" <<'PYEOF' &
+import os, socket, sys, time
+port, tok, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(("PATCH /upload?token=%s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+           "Content-Type: application/offset+octet-stream\r\nContent-Length: %d\r\n\r\n" % (tok, 100 * 1024)).encode())
+s.sendall(b"x" * 10)
+end = time.time() + 20
+while not os.path.exists(go) and time.time() < end:
+    time.sleep(0.05)
+s.close()
+PYEOF
+HELD=$!
+wait_for '[ -n "$(ls -A "$CDIR/.upload" 2>/dev/null)" ]' 10
+st=$(cup "$TMP/c50" fifty.bin)
+check "capped: room promised to an upload in flight counts ($st)" test "$st" = 412 -a ! -e "$CDIR/fifty.bin"
+touch "$TMP/held.go"
+wait "$HELD"
+wait_for 'grep -q "event=upload_cut.*held.bin" "$TMP/sp.log"' 10
+check "capped: once the held upload is cut, 50 KiB fit" test "$(cup "$TMP/c50" fifty.bin)" = 204
 
 # ---- folder usage, clone, delete ----
 check "usage" test "$(mgr /folder/usage "{\"volume\":\"local\",\"vfid\":\"$VF\"}")" = 200

@@ -4,7 +4,8 @@
 # beside cp of the same file on the same disk and nginx (PUT with dav, GET static) in the same run.
 # usage: tests/bench/storage/run.sh [BUILD_DIR]   (default: build)
 # BENCH_MIB (1024), BENCH_RUNS (3, best of), BENCH_DIR (/var/tmp: the disk under test).
-# Ends with one key=value line.
+# Ends with one key=value line (with the load average at the start and the end: figures
+# taken on a busy machine are scheduling shares more than speeds).
 set -eu
 src=$(cd "$(dirname "$0")/../../.." && pwd)
 build=$(cd "${1:-$src/build}" && pwd)
@@ -115,6 +116,7 @@ nget_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$nport/src.bin"; }
 down0_run() { curl -sf -o /dev/null "http://127.0.0.1:$cport/download?token=$dtok"; }
 nget0_run() { curl -sf -o /dev/null "http://127.0.0.1:$nport/src.bin"; }
 
+load0=$(cut -d' ' -f1 /proc/loadavg)
 best t_cp pre_cp cp_run
 best t_cat pre_cp cat_run
 best t_up pre_up up_run
@@ -127,7 +129,8 @@ best t_nget pre_dl nget_run
 best t_down0 pre_dl down0_run
 best t_nget0 pre_dl nget0_run
 
-echo "file: $mib MiB, best of $runs, $(nproc) cores; cp, proxy and nginx on the same disk ($work)"
+load1=$(cut -d' ' -f1 /proc/loadavg)
+echo "file: $mib MiB, best of $runs, $(nproc) cores, load average $load0 -> $load1; cp, proxy and nginx on the same disk ($work)"
 printf '%-28s %8s MiB/s\n' "cp" "$(mibs "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "cat > file" "$(mibs "$t_cat")" "$(ratio "$t_cat" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy upload" "$(mibs "$t_up")" "$(ratio "$t_up" "$t_cp")"
@@ -136,4 +139,4 @@ printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy download" "$(mibs "$t_
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET (sendfile)" "$(mibs "$t_nget")" "$(ratio "$t_nget" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x nginx)\n' "proxy download, /dev/null" "$(mibs "$t_down0")" "$(ratio "$t_down0" "$t_nget0")"
 printf '%-28s %8s MiB/s\n' "nginx GET, /dev/null" "$(mibs "$t_nget0")"
-echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0")"
+echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0") load_start=$load0 load_end=$load1"
