@@ -186,6 +186,10 @@ int agent_cluster_prepare(agent_kernel_t *k, const baic_needs_builder_t *b, char
     }
     char bundle[4096], path[4200];
     agent_bundle_path(k->a, k->id, bundle, sizeof bundle);
+    if (mkdir(bundle, 0700) != 0 && errno != EEXIST) {
+        snprintf(msg, msglen, "bundle dir %s: %s", bundle, strerror(errno));
+        return -errno;
+    }
     /* /etc/hosts: every member of the session by hostname. */
     size_t cap = 256 + 96 * json_array_size(json_object_get(c, "hosts"));
     char *hosts = malloc(cap);

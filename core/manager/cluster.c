@@ -396,6 +396,24 @@ typedef struct reap {
     char session_id[40];
 } reap_t;
 
+/* Members that ended at the same moment each saw the other still live; whoever looks
+ * last ends the session. */
+static void finalized(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    reap_t *r = arg;
+    if (err != 0)
+        BAIC_LOG_W("cluster_finalize_failed", "session=%s error=\"%s\"", r->session_id,
+                   errmsg ? errmsg : "");
+    else if (baic_db_result_rows(res) > 0) {
+        BAIC_LOG_I("cluster_session_ended", "session=%s status=%s", r->session_id,
+                   baic_db_result_get(res, 0, 2));
+        baic_session_event(r->m, "session_terminated", r->session_id,
+                           baic_db_result_get(res, 0, 0), baic_db_result_get(res, 0, 1),
+                           baic_db_result_get(res, 0, 3), NULL, INT32_MIN);
+        baic_scheduler_wake(r->m);
+    }
+    free(r);
+}
+
 static void reaped(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     reap_t *r = arg;
     if (err != 0) {
@@ -412,6 +430,21 @@ static void reaped(const baic_db_result_t *res, int err, const char *errmsg, voi
             else
                 baic_kernel_finish(r->m, kid, "CANCELLED", "cluster-member-ended", INT32_MIN);
         }
+        const char *p[1] = {r->session_id};
+        if (baic_db_query(
+                r->m->db,
+                "UPDATE sessions s SET status = x.st, status_changed = now(),"
+                " terminated_at = now(), status_info = COALESCE(x.why, s.status_info),"
+                " status_history = s.status_history || jsonb_build_object(x.st, now()::text)"
+                " FROM (SELECT CASE WHEN bool_or(status = 'ERROR') THEN 'ERROR' ELSE"
+                "   'TERMINATED' END AS st, (array_agg(status_info ORDER BY status = 'ERROR' DESC,"
+                "   status_changed))[1] AS why FROM kernels WHERE session_id = $1::uuid) x"
+                " WHERE s.id = $1::uuid AND s.status NOT IN " FINAL
+                "   AND NOT EXISTS (SELECT 1 FROM kernels k WHERE k.session_id = s.id"
+                "   AND k.status NOT IN " FINAL ")"
+                " RETURNING s.name, s.access_key, s.status, s.status_info",
+                1, p, finalized, r) == 0)
+            return;
     }
     free(r);
 }

@@ -1,0 +1,1 @@
+: # multi-node part: filled in below
