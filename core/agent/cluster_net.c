@@ -59,6 +59,12 @@ static int run_ip(char *const argv[], char *msg, size_t msglen) {
             return rc;                                                                         \
     } while (0)
 
+static int link_exists(char *name) {
+    char msg[64];
+    char *const argv[] = {"ip", "link", "show", "dev", name, NULL};
+    return run_ip(argv, msg, sizeof msg) == 0;
+}
+
 static void write_proc(const char *path, const char *v) {
     FILE *f = fopen(path, "w");
     if (f == NULL)
@@ -134,8 +140,7 @@ static int setup_net(agent_kernel_t *k, const json_t *c, const json_t *me, char 
     snprintf(gwcidr, sizeof gwcidr, "%s/24", gw);
     snprintf(cidr, sizeof cidr, "%.20s/24", addr);
     int rc;
-    snprintf(path, sizeof path, "/sys/class/net/%s", br);
-    if (access(path, F_OK) != 0)
+    if (!link_exists(br)) /* not /sys/class/net: sysfs may show another namespace's */
         IP("link", "add", br, "type", "bridge");
     IP("addr", "replace", gwcidr, "dev", br);
     IP("link", "set", br, "up");
@@ -263,8 +268,7 @@ void agent_cluster_teardown(agent_kernel_t *k) {
     for (const agent_kernel_t *o = k->a->kernels; o != NULL; o = o->next)
         if (o != k && strcmp(o->session_id, k->session_id) == 0)
             return;
-    snprintf(path, sizeof path, "/sys/class/net/%s", br);
-    if (access(path, F_OK) == 0) {
+    if (link_exists(br)) {
         char *const del[] = {"ip", "link", "del", br, NULL};
         if (run_ip(del, msg, sizeof msg) != 0)
             BAIC_LOG_W("cluster_net_teardown_failed", "kernel=%s msg=\"%s\"", k->id, msg);

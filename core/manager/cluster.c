@@ -261,9 +261,10 @@ static void agent_answered(int status, json_t *answer, int err, void *arg) {
         claunch_free(c);
 }
 
-/* host part of "host:port" / "[v6]:port" */
+/* host part of "http://host:port" / "host:port" / "[v6]:port" */
 static void addr_host(const char *addr, char *out, size_t n) {
-    const char *s = addr, *e;
+    const char *s = strstr(addr, "://"), *e;
+    s = s ? s + 3 : addr;
     if (*s == '[') {
         s++;
         e = strchr(s, ']');

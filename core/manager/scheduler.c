@@ -658,6 +658,15 @@ static void schedule_group(round_t *r, const json_t *g) {
             w->skipped = 1;
         }
     }
+    /* Those the plugin passed over because the group's free capacity is short of them
+     * (a whole cluster counts) still get a reason. */
+    for (size_t c = 0; c < nc; c++) {
+        baic_slots_t need = as_slots(&cands[c].req), cp = as_slots(&cap), oc = as_slots(&occ);
+        if (!cands[c].placed && !(cands[c].s.flags & BAIC_SCHED_CAND_TRIED) &&
+            json_object_get(r->deny, cands[c].s.id) == NULL && baic_slots_fit(&need, &cp, &oc) != 0)
+            deny(r, &cands[c], "no-available-instances", "agent_resources",
+                 "The resource group has not enough free resources for this session now.");
+    }
     for (size_t c = 0; c < nc; c++)
         if (!cands[c].placed && cands[c].skipped)
             json_object_set_new(r->skips, cands[c].s.id, json_integer(cands[c].s.times_skipped));

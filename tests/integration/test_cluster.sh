@@ -15,7 +15,7 @@ BAIC=$BUILD/core/cli/baic
 SIGN=$SRC/tests/bench/sign.sh
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "not root"
-for t in crun skopeo umoci docker-registry redis-server curl python3 openssl ip; do
+for t in crun skopeo umoci docker-registry redis-server curl python3 openssl ip nsenter; do
     command -v $t >/dev/null || skip "$t not installed"
 done
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || skip "PostgreSQL server not installed"
