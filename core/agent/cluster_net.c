@@ -219,7 +219,9 @@ int agent_cluster_prepare(agent_kernel_t *k, const baic_needs_builder_t *b, char
     const char *priv = json_string_value(json_object_get(ssh, "private_key"));
     const char *pub = json_string_value(json_object_get(ssh, "public_key"));
     const char *type = json_string_value(json_object_get(ssh, "type"));
-    if (rc == 0 && priv != NULL && pub != NULL && type != NULL && strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(type) && strlen(type) < 16) {
+    int type_ok = type != NULL && strlen(type) < 16 &&
+                  strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789") == strlen(type);
+    if (rc == 0 && priv != NULL && pub != NULL && type_ok) {
         char dir[4200], f[4300], line[8192];
         snprintf(dir, sizeof dir, "%s/ssh", bundle);
         if (mkdir(dir, 0700) != 0 && errno != EEXIST)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Cluster sessions: N kernels (main1, sub1..), their addresses, an SSH keypair, all-or-none start. */
+/* Cluster sessions: N kernels, their addresses, an SSH keypair, all-or-none start. */
 #include "manager.h"
 
 #include <errno.h>
@@ -203,7 +203,8 @@ static void all_answered(claunch_t *c) {
     if (!c->failed) {
         const char *p[1] = {col(c->row, "id")};
         if (baic_db_query(m->db,
-                          "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
+                          "WITH k AS (UPDATE kernels SET status = 'PREPARING',"
+                          " status_changed = now(),"
                           " status_history = status_history || jsonb_build_object('PREPARING',"
                           " now()::text) WHERE session_id = $1::uuid AND status = 'SCHEDULED'"
                           " RETURNING id), s AS (UPDATE sessions SET status = 'PREPARING',"
