@@ -37,6 +37,7 @@ ok "two agent namespaces on bridge $BRN (10.231.77.2, 10.231.77.3)"
 "$PY" "$SRC/tests/integration/ns_forward.py" "$REDIS_PORT,$REG_PORT" "/run/netns/${MN}a1" "/run/netns/${MN}a2" \
     >"$T/fwd.log" 2>&1 &
 FWD_PID=$!
+disown $FWD_PID
 for i in 1 2; do
     mkdir -p "$T/mn$i"
     sed -e "s|^listen = .*|listen = \"10.231.77.$((i + 1)):7100\"\nid = \"$MN-node$i\"|" \
@@ -45,6 +46,7 @@ for i in 1 2; do
     # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup tree.
     nsenter --net="/run/netns/${MN}a$i" "$BUILD/core/agent/baic-agent" -c "$T/mn$i/agent.toml" >"$T/mn$i/agent.log" 2>&1 &
     echo $! >"$T/mn$i/agent.pid"
+    disown $!
 done
 # The baic-up agent takes no new kernels.
 call "$ADMIN_AK" "$ADMIN_SK" GET /admin/rest/agents
