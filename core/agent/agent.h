@@ -192,6 +192,12 @@ int agent_runner_routes(agent_t *a);
 /* Builds the spec for k and calls rt->create with cb. Returns what create returned,
  * or a code from building (msg says why). */
 int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t msglen);
+/* Cluster kernels (cluster_net.c): /etc/hosts, the SSH keypair and the netns on the
+ * session's bridge; netns gets its path ("" for a kernel of no cluster). */
+struct baic_needs_builder;
+int agent_cluster_prepare(agent_kernel_t *k, const struct baic_needs_builder *b, char *netns,
+                          size_t netns_len, char *msg, size_t msglen);
+void agent_cluster_teardown(agent_kernel_t *k);
 
 /* ---- record.c ---- */
 int agent_record_save(agent_kernel_t *k);

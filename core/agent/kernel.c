@@ -109,6 +109,7 @@ static void kernel_finish(agent_kernel_t *k) {
     BAIC_LOG_I("kernel_terminated", "kernel=%s session=%s reason=%s exit_code=%d", k->id,
                k->session_id, k->reason, known ? code : -1);
     kernel_free_allocs(k);
+    agent_cluster_teardown(k); /* cluster_net.c */
     agent_record_remove(a, k->id);
     kernel_unlink(k);
     agent_publish(a, "kernel_terminated", body);
@@ -534,6 +535,26 @@ static json_t *cluster_facts(const json_t *session, size_t idx) {
                           "cluster_replicas", replicas);
     if (c != NULL && json_is_integer(json_object_get(session, "cluster_size")))
         json_object_set(c, "cluster_size", json_object_get(session, "cluster_size"));
+    /* A cluster spread over agents: the manager's list names every member. */
+    const json_t *cl = json_object_get(session, "cluster");
+    if (c != NULL && json_is_object(cl) && json_is_array(json_object_get(cl, "hosts"))) {
+        size_t i, m = 0;
+        const json_t *h;
+        hosts[0] = '\0';
+        subs = 0;
+        json_array_foreach(json_object_get(cl, "hosts"), i, h) {
+            const char *hn = json_string_value(json_object_get(h, "hostname"));
+            const char *role = json_string_value(json_object_get(h, "role"));
+            size_t used = strlen(hosts);
+            snprintf(hosts + used, sizeof hosts - used, "%s%s", m++ ? "," : "", hn ? hn : "");
+            subs += role != NULL && strcmp(role, "main") != 0;
+        }
+        snprintf(replicas, sizeof replicas, "main:%zu,sub:%zu", m - subs, subs);
+        json_object_set_new(c, "cluster_hosts", json_string(hosts));
+        json_object_set_new(c, "cluster_replicas", json_string(replicas));
+        json_object_set_new(c, "cluster_size", json_integer((json_int_t)m));
+        json_object_set(c, "cluster", (json_t *)cl);
+    }
     return c;
 }
 

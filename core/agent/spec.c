@@ -387,6 +387,9 @@ int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t m
         return rc;
     }
     rc = add_vfolder_mounts(k, &needs, msg, msglen);
+    char netns[128];
+    if (rc == 0)
+        rc = agent_cluster_prepare(k, &b, netns, sizeof netns, msg, msglen); /* cluster_net.c */
     if (rc != 0) {
         needs_free(&needs);
         return rc;
@@ -445,7 +448,8 @@ int agent_spec_create(agent_kernel_t *k, baic_rt_done_cb cb, char *msg, size_t m
         .cpuset = needs_env_get(&needs, "BACKENDAI_CPU_CORES"),
         .memory_bytes = mem,
         .pids_max = DEFAULT_PIDS_MAX,
-        .net_mode = BAIC_RT_NET_PRIVATE,
+        .net_mode = netns[0] ? BAIC_RT_NET_JOIN : BAIC_RT_NET_PRIVATE,
+        .netns_path = netns[0] ? netns : NULL,
         .labels = labels,
     };
     static const char *const no_env[1] = {NULL};

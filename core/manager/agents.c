@@ -271,6 +271,8 @@ static void finish_done(const baic_db_result_t *res, int err, const char *errmsg
         /* Sessions waiting on it give up unless it succeeded (predicates.c). */
         if (sst != NULL && (strcmp(sst, "TERMINATED") != 0 || e->exit_code != 0))
             baic_policy_cancel_dependants(e->m);
+        if (sst == NULL)
+            baic_cluster_member_ended(e->m, sid); /* cluster.c: the others go too */
         /* Resources came free. */
         baic_scheduler_wake(e->m);
     }

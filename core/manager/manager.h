@@ -239,6 +239,20 @@ const char *baic_session_domain_scope(const baic_caller_t *who, const char *key)
 /* Keeps a kernel's last console output (kernels.container_log) for GET .../logs. */
 void baic_kernel_store_log(baic_manager_t *m, const char *kernel_id, const char *text);
 
+/* ---- Cluster sessions (cluster.c, docs/cluster-sessions.md) ---- */
+/* clusterMode of POST /session: NULL/absent = single-node. 0, or -1 answered. */
+int baic_cluster_mode_arg(baic_http_req_t *req, const json_t *v, char *out, size_t n);
+/* The session's requested slots: one kernel's times n (new reference). */
+json_t *baic_cluster_total_slots(const json_t *per_kernel, const json_t *types, int n);
+/* After the allocation commit: create every kernel of a cluster session (row: the
+ * scheduler's pending row of its main kernel); any refusal ends all of them. */
+void baic_cluster_launch(baic_manager_t *m, const json_t *row);
+/* A kernel of the session ended while others live: in a cluster session the others are
+ * destroyed too (a cluster runs whole or not at all). */
+void baic_cluster_member_ended(baic_manager_t *m, const char *session_id);
+/* The create_kernels entry of a scheduler row's kernel (scheduler.c). */
+json_t *baic_sched_kernel_spec(const json_t *row);
+
 /* Current wall-clock time in milliseconds. */
 int64_t baic_wall_ms(void);
 

@@ -152,6 +152,7 @@ static const char *const ROUND_SQL[NQ] = {
         " COALESCE(s.vfolder_mounts, '[]')::text AS mounts,"
         " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx,"
         " k.cluster_hostname, k.resource_opts::text AS resource_opts,"
+        " s.cluster_mode, k.requested_slots::text AS kreq," /* cluster.c */
         " COALESCE(i.labels, '{}')::text AS labels,"
         " COALESCE(i.resources, '{}')::text AS image_resources,"
         " p.max_concurrent_sessions, p.total_resource_slots::text AS kp_limits,"
@@ -188,18 +189,24 @@ static const char *const ROUND_SQL[NQ] = {
     [Q_POLICY] = BAIC_POLICY_ROUND_SQL, /* predicates.c */
 };
 
+/* value: {"agent", "addr", "kernels": [{"agent", "addr"} per cluster_idx]}; a session
+ * is placed only when every agent it names is still ALIVE (all or none). */
 static const char ALLOC_SQL[] =
-    "WITH a AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr"
-    "   FROM jsonb_each($1::jsonb)),"
-    " k AS (UPDATE kernels k SET agent = a.agent, agent_addr = a.addr,"
+    "WITH a AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr,"
+    "   COALESCE(value->'kernels', jsonb_build_array(value)) AS ks FROM jsonb_each($1::jsonb)"
+    "   WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(value->'kernels',"
+    "   jsonb_build_array(value))) x LEFT JOIN agents g ON g.id = x->>'agent'"
+    "   WHERE g.status IS DISTINCT FROM 'ALIVE')),"
+    " k AS (UPDATE kernels k SET agent = COALESCE(a.ks->k.cluster_idx->>'agent', a.agent),"
+    "   agent_addr = COALESCE(a.ks->k.cluster_idx->>'addr', a.addr),"
     "   occupied_slots = k.requested_slots, status = 'SCHEDULED', status_changed = now(),"
     "   status_info = NULL,"
     "   status_history = k.status_history || jsonb_build_object('SCHEDULED', now()::text)"
     " FROM a WHERE k.session_id = a.sid AND k.status = 'PENDING'"
-    "   AND EXISTS (SELECT 1 FROM agents g WHERE g.id = a.agent AND g.status = 'ALIVE')"
     " RETURNING k.session_id)"
     " UPDATE sessions s SET status = 'SCHEDULED', status_changed = now(), status_info = NULL,"
-    "   agent_ids = ARRAY[a.agent]::varchar(64)[], occupying_slots = s.requested_slots,"
+    "   agent_ids = ARRAY(SELECT DISTINCT x->>'agent' FROM jsonb_array_elements(a.ks) x)"
+    "   ::varchar(64)[], occupying_slots = s.requested_slots,"
     "   status_history = s.status_history || jsonb_build_object('SCHEDULED', now()::text)"
     " FROM a WHERE s.id = a.sid AND s.status = 'PENDING'"
     "   AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text";
@@ -582,42 +589,83 @@ static void schedule_group(round_t *r, const json_t *g) {
             deny(r, c, "no-available-instances", "agents", msg);
             continue;
         }
-        baic_sel_kernel_t kern = {
-            .id = col(c->row, "kernel_id"),
-            .role = col(c->row, "cluster_role"),
-            .index = 0,
-            .architecture = arch,
-            .requested = as_slots(&c->req),
-        };
-        const baic_sel_kernel_t *kptr[1] = {&kern};
+        /* Every kernel of the session at once; all fit or none is placed (cluster.c). */
+        size_t nkern = c->s.cluster_size > 1 ? c->s.cluster_size : 1;
+        vec_t kreq = c->req;
+        if (nkern > 1) {
+            memset(&kreq, 0, sizeof kreq);
+            vec_from_text(r, &kreq, col(c->row, "kreq"));
+        }
+        baic_sel_kernel_t *kern = calloc(nkern, sizeof *kern);
+        const baic_sel_kernel_t **kptr = calloc(nkern, sizeof *kptr);
+        size_t *chosen = calloc(nkern, sizeof *chosen);
+        for (size_t ki = 0; kern && kptr && chosen && ki < nkern; ki++) {
+            kern[ki] = (baic_sel_kernel_t){.id = col(c->row, "kernel_id"),
+                                           .role = ki ? "sub" : "main",
+                                           .index = (uint32_t)ki,
+                                           .architecture = arch,
+                                           .requested = as_slots(&kreq)};
+            kptr[ki] = &kern[ki];
+            chosen[ki] = (size_t)-1;
+        }
+        int multi = strcmp(col(c->row, "cluster_mode") ?: "", "multi-node") == 0;
         baic_sel_request_t req = {
             .size = sizeof req,
             .session_id = c->s.id,
             .access_key = c->s.access_key,
             .resource_group = gname,
-            .cluster_mode = BAIC_SEL_SINGLE_NODE,
+            .cluster_mode = multi ? BAIC_SEL_MULTI_NODE : BAIC_SEL_SINGLE_NODE,
             .kernels = kptr,
-            .n_kernels = 1,
+            .n_kernels = nkern,
         };
-        size_t chosen[1] = {(size_t)-1};
-        rc = aops->select(ap->state, &req, aptrs, nsel, chosen);
-        baic_slots_t need = as_slots(&c->req);
-        if (rc == 0 && chosen[0] < nsel) {
-            agent_t *a = &agents[amap[chosen[0]]];
-            baic_slots_t av = as_slots(&a->avail), oc = as_slots(&a->occ);
-            if (baic_slots_fit(&need, &av, &oc) != 0)
-                rc = BAIC_ENO_RESOURCES; /* never trust a plugin with the books */
-        } else if (rc == 0) {
-            rc = BAIC_ENO_RESOURCES;
+        rc = kern && kptr && chosen ? aops->select(ap->state, &req, aptrs, nsel, chosen)
+                                    : BAIC_ENO_RESOURCES;
+        /* Never trust a plugin with the books: book kernel by kernel, undo on a misfit. */
+        size_t booked = 0;
+        for (; rc == 0 && booked < nkern; booked++) {
+            if (chosen[booked] >= nsel || (!multi && chosen[booked] != chosen[0])) {
+                rc = BAIC_ENO_RESOURCES;
+                break;
+            }
+            agent_t *a = &agents[amap[chosen[booked]]];
+            baic_slots_t need = as_slots(&kreq), av = as_slots(&a->avail),
+                         oc = as_slots(&a->occ);
+            if (baic_slots_fit(&need, &av, &oc) != 0) {
+                rc = BAIC_ENO_RESOURCES;
+                break;
+            }
+            vec_add(r, &a->occ, &kreq);
+            a->a.n_kernels++;
         }
         if (rc != 0) {
+            for (size_t ki = 0; ki < booked; ki++) {
+                agent_t *a = &agents[amap[chosen[ki]]];
+                for (size_t j = 0; j < kreq.n; j++) {
+                    int64_t *p = vec_slot(r, &a->occ, kreq.v[j].name);
+                    if (p)
+                        *p -= kreq.v[j].value;
+                }
+                a->a.n_kernels--;
+            }
+            free(kern);
+            free(kptr);
+            free(chosen);
             deny(r, c, "no-available-instances", "agent_resources",
-                 "No agent has enough free resources for this session now.");
+                 nkern > 1 ? "No agents have enough free resources for all the kernels of this "
+                             "cluster session now."
+                           : "No agent has enough free resources for this session now.");
             continue;
         }
         agent_t *a = &agents[amap[chosen[0]]];
-        vec_add(r, &a->occ, &c->req);
-        a->a.n_kernels++;
+        json_t *placed = json_array();
+        for (size_t ki = 0; ki < nkern; ki++) {
+            agent_t *ka = &agents[amap[chosen[ki]]];
+            json_array_append_new(placed, json_pack("{s:s, s:s}", "agent", ka->a.id, "addr",
+                                                    col(ka->row, "addr")));
+        }
+        free(kern);
+        free(kptr);
+        free(chosen);
         vec_add(r, &occ, &c->req);
         vec_add(r, &k->occ_all, &c->req);
         vec_add(r, &k->occ_group, &c->req);
@@ -626,7 +674,8 @@ static void schedule_group(round_t *r, const json_t *g) {
         c->placed = 1;
         json_object_del(r->deny, c->s.id);
         json_object_set_new(r->alloc, c->s.id,
-                            json_pack("{s:s, s:s}", "agent", a->a.id, "addr", col(a->row, "addr")));
+                            json_pack("{s:s, s:s, s:o}", "agent", a->a.id, "addr",
+                                      col(a->row, "addr"), "kernels", placed));
         json_t *l = json_deep_copy(c->row);
         json_object_set_new(l, "agent_addr", json_string(col(a->row, "addr")));
         json_object_set_new(l, "agent", json_string(a->a.id));
@@ -640,6 +689,15 @@ static void schedule_group(round_t *r, const json_t *g) {
             w->s.times_skipped++;
             w->skipped = 1;
         }
+    }
+    /* Those the plugin passed over because the group's free capacity is short of them
+     * (a whole cluster counts) still get a reason. */
+    for (size_t c = 0; c < nc; c++) {
+        baic_slots_t need = as_slots(&cands[c].req), cp = as_slots(&cap), oc = as_slots(&occ);
+        if (!cands[c].placed && !(cands[c].s.flags & BAIC_SCHED_CAND_TRIED) &&
+            json_object_get(r->deny, cands[c].s.id) == NULL && baic_slots_fit(&need, &cp, &oc) != 0)
+            deny(r, &cands[c], "no-available-instances", "agent_resources",
+                 "The resource group has not enough free resources for this session now.");
     }
     for (size_t c = 0; c < nc; c++)
         if (!cands[c].placed && cands[c].skipped)
@@ -781,23 +839,16 @@ static void created(int status, json_t *answer, int err, void *arg) {
     free(l);
 }
 
-static void launch_one(baic_manager_t *m, const json_t *row) {
-    launch_t *l = calloc(1, sizeof *l);
-    if (l == NULL)
-        return;
-    l->m = m;
-    snprintf(l->session_id, sizeof l->session_id, "%s", col(row, "id"));
-    snprintf(l->kernel_id, sizeof l->kernel_id, "%s", col(row, "kernel_id"));
-    snprintf(l->addr, sizeof l->addr, "%s", col(row, "agent_addr"));
-    baic_session_event(m, "session_scheduled", l->session_id, col(row, "name"),
-                       col(row, "access_key"), NULL, NULL, INT32_MIN);
+/* The create_kernels entry of the row's (main) kernel; cluster.c adapts it per kernel. */
+json_t *baic_sched_kernel_spec(const json_t *row) {
     json_t *labels = json_loads(col(row, "labels") ?: "{}", 0, NULL);
     json_t *env = json_loads(col(row, "environ") ?: "{}", 0, NULL);
     json_t *slots = json_loads(col(row, "requested") ?: "{}", 0, NULL);
     json_t *kern = json_pack("{s:s, s:{s:s, s:s?, s:o}, s:o, s:o, s:s, s:i, s:s}", "kernel_id",
-                             l->kernel_id, "image", "canonical", col(row, "image"), "registry",
-                             col(row, "registry"), "labels", labels ? labels : json_object(),
-                             "resource_slots", slots ? slots : json_object(), "environ",
+                             col(row, "kernel_id"), "image", "canonical", col(row, "image"),
+                             "registry", col(row, "registry"), "labels",
+                             labels ? labels : json_object(), "resource_slots",
+                             slots ? slots : json_object(), "environ",
                              json_is_object(env) ? env : json_object(), "cluster_role",
                              col(row, "cluster_role") ?: "main", "cluster_idx", 0,
                              "cluster_hostname", col(row, "cluster_hostname") ?: "main1");
@@ -813,6 +864,24 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
         json_object_set_new(kern, "session_type", json_string(col(row, "session_type")));
     if (col(row, "bootstrap_script"))
         json_object_set_new(kern, "bootstrap_script", json_string(col(row, "bootstrap_script")));
+    return kern;
+}
+
+static void launch_one(baic_manager_t *m, const json_t *row) {
+    if (atoi(col(row, "cluster_size") ?: "1") > 1) {
+        baic_cluster_launch(m, row); /* cluster.c: every kernel, all or none */
+        return;
+    }
+    launch_t *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return;
+    l->m = m;
+    snprintf(l->session_id, sizeof l->session_id, "%s", col(row, "id"));
+    snprintf(l->kernel_id, sizeof l->kernel_id, "%s", col(row, "kernel_id"));
+    snprintf(l->addr, sizeof l->addr, "%s", col(row, "agent_addr"));
+    baic_session_event(m, "session_scheduled", l->session_id, col(row, "name"),
+                       col(row, "access_key"), NULL, NULL, INT32_MIN);
+    json_t *kern = baic_sched_kernel_spec(row);
     json_t *body = json_pack("{s:s, s:s?, s:s?, s:[o]}", "session_id", l->session_id,
                              "session_name", col(row, "name"), "access_key",
                              col(row, "access_key"), "kernels", kern);

@@ -285,7 +285,9 @@ expect 400 invalid-api-params "image missing"
 call "$USER_AK" "$USER_SK" POST /session '{"name": "bad-type", "image": "busybox", "type": "weird"}'
 expect 400 invalid-api-params "unknown session type"
 call "$USER_AK" "$USER_SK" POST /session '{"name": "bad-size", "image": "busybox", "clusterSize": 2}'
-expect 400 invalid-api-params "cluster_size 2 not supported yet"
+expect 412 quota-exceeded "cluster_size 2 over the policy's max_containers_per_session 1"
+call "$USER_AK" "$USER_SK" POST /session '{"name": "bad-size", "image": "busybox", "clusterSize": 2, "clusterMode": 7}'
+expect 400 invalid-api-params "clusterMode of the wrong type"
 call "$USER_AK" "$USER_SK" POST /session '{"name": "bad-wait", "image": "busybox", "maxWaitSeconds": "x"}'
 expect 400 invalid-api-params "maxWaitSeconds of the wrong type"
 call "$USER_AK" "$USER_SK" POST /session '{"name": "too-small", "image": "busybox", "config": {"resources": {"cpu": "0.5"}}}'

@@ -185,7 +185,7 @@ static const char INSERT_SQL[] =
     "   images, tag, architecture, requested_slots, environ, bootstrap_script, startup_command,"
     "   resource_opts, status, status_changed, enqueued_at, status_history, starts_at,"
     "   vfolder_mounts)"
-    " VALUES ($1, $2, $3::int, 'single-node', 1, $4, $5::uuid, $6::uuid, $7, $8,"
+    " VALUES ($1, $2, $3::int, $23, $22::int, $4, $5::uuid, $6::uuid, $7, $8,"
     "   ARRAY[$8]::varchar(64)[], ARRAY[$9]::varchar(512)[], $18, $12, $13::jsonb, $14::jsonb,"
     "   $15, $16, $17::jsonb, 'PENDING', now(), now(), jsonb_build_object('PENDING', now()::text),"
     "   $19::timestamptz, $21::jsonb) RETURNING id, name),"
@@ -196,11 +196,13 @@ static const char INSERT_SQL[] =
     "   group_id, user_uuid, access_key, image, architecture, registry, tag, requested_slots,"
     "   resource_opts, environ, bootstrap_script, startup_command, status, status_changed,"
     "   status_history, vfolder_mounts)"
-    " SELECT s.id, s.name, $2, 'single-node', 1, 'main', 0, 'main1', $8, $4, $5::uuid, $6::uuid,"
-    "   $7, $9, $12, $10, $11, $13::jsonb, $17::jsonb,"
+    " SELECT s.id, s.name, $2, $23, $22::int, CASE WHEN g = 0 THEN 'main' ELSE 'sub' END, g,"
+    "   CASE WHEN g = 0 THEN 'main1' ELSE 'sub' || g END, $8, $4, $5::uuid, $6::uuid,"
+    "   $7, $9, $12, $10, $11, $24::jsonb, $17::jsonb,"
     "   ARRAY(SELECT key || '=' || value FROM jsonb_each_text($14::jsonb)), $15, $16, 'PENDING',"
-    "   now(), jsonb_build_object('PENDING', now()::text), $21::jsonb FROM s RETURNING id)"
-    " SELECT s.id::text AS id, (SELECT id::text FROM k) AS kernel_id FROM s";
+    "   now(), jsonb_build_object('PENDING', now()::text), $21::jsonb"
+    "   FROM s, generate_series(0, $22::int - 1) g RETURNING id, cluster_idx)" /* cluster.c */
+    " SELECT s.id::text AS id, (SELECT id::text FROM k WHERE cluster_idx = 0) AS kernel_id FROM s";
 
 typedef struct create {
     baic_api_op_t *op;
@@ -215,6 +217,8 @@ typedef struct create {
     const baic_caller_t *who;
     int enqueue_only, reuse, priority;
     long long max_wait;
+    int cluster_size;        /* kernels: main1, sub1 .. sub(N-1) */
+    char cluster_mode[16];   /* single-node | multi-node */
     /* filled later */
     char session_id[40];
     const char *status;
@@ -539,28 +543,37 @@ static void context_done(const baic_db_result_t *res, int err, const char *errms
         baic_api_invalid_params(req, msg);
         goto done;
     }
-    if (baic_create_policy_check(req, res, req_slots, types, 1, &c->pol) != 0)
+    json_t *total = baic_cluster_total_slots(req_slots, types, c->cluster_size); /* cluster.c */
+    int pc = baic_create_policy_check(req, res, total, types, c->cluster_size, &c->pol);
+    json_decref(total);
+    if (pc != 0)
         goto done;
     free(c->sgroup);
     c->sgroup = strdup(sgroup);
     char prio[16];
     snprintf(prio, sizeof prio, "%d", c->priority);
-    char *s_req = json_dumps(req_slots, JSON_COMPACT);
+    json_t *sum = baic_cluster_total_slots(req_slots, types, c->cluster_size);
+    char *s_req = json_dumps(sum, JSON_COMPACT);
+    char *s_kreq = json_dumps(req_slots, JSON_COMPACT);
+    json_decref(sum);
+    char csize[16];
+    snprintf(csize, sizeof csize, "%d", c->cluster_size);
     char *s_env = json_dumps(c->environ, JSON_COMPACT);
     char *s_opts = json_dumps(c->resource_opts, JSON_COMPACT);
     char *s_mounts = json_dumps(c->mounts, JSON_COMPACT);
-    const char *p[21] = {
+    const char *p[24] = {
         c->name, c->type, prio, c->domain, group_id, c->op->who->user_uuid,
         c->op->who->access_key, sgroup, json_string_value(json_object_get(image, "name")),
         json_string_value(json_object_get(image, "registry")),
         json_string_value(json_object_get(image, "tag")),
         json_string_value(json_object_get(image, "architecture")), s_req, s_env, c->bootstrap,
         c->startup, s_opts, c->tag, c->pol.starts_at[0] ? c->pol.starts_at : NULL,
-        c->pol.dep_ids, s_mounts,
+        c->pol.dep_ids, s_mounts, csize, c->cluster_mode, s_kreq,
     };
     free(c->image_ref);
     c->image_ref = strdup(p[8]);
-    int rc = baic_db_query(c->m->db, INSERT_SQL, 21, p, inserted, c);
+    int rc = baic_db_query(c->m->db, INSERT_SQL, 24, p, inserted, c);
+    free(s_kreq);
     free(s_mounts);
     free(s_req);
     free(s_env);
@@ -682,7 +695,7 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
         opt_bool(req, alias(body, "reuseIfExists", "reuse", NULL), "reuseIfExists", 1, &c->reuse) ||
         opt_int(req, alias(body, "maxWaitSeconds", "max_wait_seconds", NULL), "maxWaitSeconds", 0,
                 86400 * 365, 0, &c->max_wait) ||
-        opt_int(req, alias(body, "clusterSize", "cluster_size", NULL), "clusterSize", 1, 1000, 1,
+        opt_int(req, alias(body, "clusterSize", "cluster_size", NULL), "clusterSize", 1, 250, 1, /* one /24 */
                 &cluster_size) ||
         opt_int(req, json_object_get(body, "priority"), "priority", 0, 100, 10, &prio))
         goto fail;
@@ -712,10 +725,10 @@ static void post_session(baic_http_req_t *req, baic_manager_t *m, const baic_cal
         baic_api_invalid_params(req, "Batch sessions require a non-empty startupCommand.");
         goto fail;
     }
-    if (cluster_size != 1) {
-        baic_api_invalid_params(req, "Sessions of more than one kernel are not supported yet.");
+    c->cluster_size = (int)cluster_size;
+    if (baic_cluster_mode_arg(req, alias(body, "clusterMode", "cluster_mode", NULL),
+                              c->cluster_mode, sizeof c->cluster_mode) != 0) /* cluster.c */
         goto fail;
-    }
     if (owner != NULL && !json_is_null(owner) && !json_is_string(owner)) {
         baic_api_invalid_params(req, "'owner_access_key' must be a string.");
         goto fail;
