@@ -226,8 +226,8 @@ static void quota_apply(vf_t *v) {
                    json_pack("{s:s}", "qsid", v->qsid ? v->qsid : ""), 0, 0, 30000, quota_applied);
     else
         vf_storage(v, v->host, "/quota-scope/set",
-                   json_pack("{s:s, s:I}", "qsid", v->qsid ? v->qsid : "", "limit_bytes", n), 0,
-                   0, 30000, quota_applied);
+                   json_pack("{s:s, s:I}", "qsid", v->qsid ? v->qsid : "", "limit_bytes", n), 0, 0,
+                   30000, quota_applied);
 }
 
 static void quota_policy(vf_t *v, const baic_db_result_t *res, int err) {
@@ -236,8 +236,7 @@ static void quota_policy(vf_t *v, const baic_db_result_t *res, int err) {
     long long c = cap ? strtoll(cap, NULL, 10) : -1;
     if (c >= 0 && (quota_size(v) == 0 || quota_size(v) > c)) {
         char msg[160];
-        snprintf(msg, sizeof msg,
-                 "Your resource policy allows a quota of at most %lld bytes.", c);
+        snprintf(msg, sizeof msg, "Your resource policy allows a quota of at most %lld bytes.", c);
         baic_api_invalid_params(v->req, msg);
         vf_free(v);
         return;
@@ -265,29 +264,23 @@ static void quota_set_found(vf_t *v) {
 }
 
 static void post_quota(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
-    json_t *body = baic_api_json_body(req);
-    if (body == NULL)
-        return;
-    json_t *in = json_object_get(body, "input");
-    json_t *sz = json_is_object(in) ? json_object_get(in, "size_bytes")
-                                    : json_object_get(body, "size_bytes");
-    if (in != NULL && !json_is_object(in)) {
-        json_decref(body);
-        baic_api_invalid_params(req, "'input' must be an object.");
-        return;
-    }
-    if (!json_is_integer(sz) || json_integer_value(sz) < 0 ||
-        json_integer_value(sz) > ((json_int_t)1 << 60)) {
-        json_decref(body);
-        baic_api_invalid_params(req, "'input.size_bytes' must be an integer 0..2^60 (0 = none).");
-        return;
-    }
-    json_int_t n = json_integer_value(sz);
-    json_decref(body);
-    /* find_folder parses the body again (it is small: checked above). */
     vf_t *v = vf_new(req, m, who, 1);
     if (v == NULL)
         return;
+    json_t *in = json_object_get(v->body, "input");
+    if (in != NULL && !json_is_object(in)) {
+        baic_api_invalid_params(req, "'input' must be an object.");
+        vf_free(v);
+        return;
+    }
+    json_t *sz = json_object_get(in ? in : v->body, "size_bytes");
+    if (!json_is_integer(sz) || json_integer_value(sz) < 0 ||
+        json_integer_value(sz) > ((json_int_t)1 << 60)) {
+        baic_api_invalid_params(req, "'input.size_bytes' must be an integer 0..2^60 (0 = none).");
+        vf_free(v);
+        return;
+    }
+    json_int_t n = json_integer_value(sz);
     const char *host, *id = NULL;
     if (want_host(v, &host) != 0 || param_str(v, "id", "vfolder_id", 64, &id) != 0)
         return;
@@ -309,8 +302,8 @@ static void perf_got(vf_t *v, int status, json_t *answer) {
     (void)status;
     vf_reply(v, 200,
              json_pack("{s:{s:I, s:I}}", "metric", "capacity_bytes",
-                       json_integer_value(json_object_get(answer, "capacity_bytes")),
-                       "used_bytes", json_integer_value(json_object_get(answer, "used_bytes"))));
+                       json_integer_value(json_object_get(answer, "capacity_bytes")), "used_bytes",
+                       json_integer_value(json_object_get(answer, "used_bytes"))));
 }
 
 static void get_perf_metric(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
@@ -362,9 +355,9 @@ static void fstab_got(vf_t *v, int status, json_t *answer) {
     }
     buf[off] = '\0';
     const char *proxy = json_string_value(json_object_get(v->aux, "proxy"));
-    vf_reply(v, 200,
-             json_pack("{s:s, s:s, s:s}", "content", buf, "node", "storage-proxy", "node_id",
-                       proxy));
+    vf_reply(
+        v, 200,
+        json_pack("{s:s, s:s, s:s}", "content", buf, "node", "storage-proxy", "node_id", proxy));
     free(buf);
 }
 
@@ -482,8 +475,8 @@ static void get_mounts(baic_http_req_t *req, baic_manager_t *m, const baic_calle
         return;
     /* The manager mounts no folder volume itself; agents are not asked. */
     v->acc = json_pack("{s:{s:b, s:[], s:s}, s:{s:b, s:[], s:s}, s:{}}", "manager", "success", 1,
-                       "mounts", "message", "", "storage-proxy", "success", 1, "mounts",
-                       "message", "", "agents");
+                       "mounts", "message", "", "storage-proxy", "success", 1, "mounts", "message",
+                       "", "agents");
     mounts_next(v);
 }
 
