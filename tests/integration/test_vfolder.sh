@@ -559,12 +559,12 @@ adm POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\",
 check "admin sets the quota" [ "$STATUS $(field "$BODY" "['size_bytes']")" = "200 20971520" ]
 u1 GET "/folders/_/quota?$FH&id=$A1"
 check "quota read back, max_size in MiB" [ "$(field "$BODY" "['limit_bytes']") $(sql "SELECT max_size FROM vfolders WHERE replace(id::text, '-', '') = '$A1'")" = "20971520 20" ]
-sql "UPDATE keypair_resource_policies SET max_quota_scope_size = 30000000 WHERE name = (SELECT resource_policy FROM keypairs WHERE access_key = '$U1_AK')" >/dev/null
+sql "UPDATE user_resource_policies SET max_quota_scope_size = 30000000 WHERE name = (SELECT resource_policy FROM users WHERE uuid = '$U1_UUID')" >/dev/null
 u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 40000000}}"
 expect 400 invalid-api-params "owner quota above the policy cap"
 u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 10485760}}"
 check "owner sets a quota within the cap" [ "$STATUS $(field "$BODY" "['size_bytes']")" = "200 10485760" ]
-sql "UPDATE keypair_resource_policies SET max_quota_scope_size = -1 WHERE name = (SELECT resource_policy FROM keypairs WHERE access_key = '$U1_AK')" >/dev/null
+sql "UPDATE user_resource_policies SET max_quota_scope_size = -1 WHERE name = (SELECT resource_policy FROM users WHERE uuid = '$U1_UUID')" >/dev/null
 u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": \"big\"}}"
 expect 400 invalid-api-params "quota with a non-integer size"
 u2 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 1}}"

@@ -160,7 +160,9 @@ static void usage_got(vf_t *v, int status, json_t *answer) {
 }
 
 static void usage_found(vf_t *v) {
-    vf_storage(v, v->host, "/folder/usage", json_object(), 1, 0, 60000, usage_got);
+    /* A fresh walk: files written behind the proxy's back count too. */
+    vf_storage(v, v->host, "/folder/usage", json_pack("{s:b}", "rescan", 1), 1, 0, 120000,
+               usage_got);
 }
 
 static void used_found(vf_t *v) {
@@ -249,17 +251,17 @@ static void quota_set_found(vf_t *v) {
         quota_apply(v);
         return;
     }
-    /* Non-admins: only the owner of a user folder, within the keypair policy's
+    /* Non-admins: only the owner of a user folder, within the user resource policy's
      * max_quota_scope_size (-1 = no cap). */
     if (v->level != VF_OWNER) {
         baic_api_forbidden(v->req, "Only the folder's owner or an admin may change its quota.");
         vf_free(v);
         return;
     }
-    const char *p[1] = {v->who->access_key};
+    const char *p[1] = {v->who->user_uuid};
     vf_query(v,
-             "SELECT kp.max_quota_scope_size FROM keypairs k JOIN keypair_resource_policies kp"
-             " ON kp.name = k.resource_policy WHERE k.access_key = $1",
+             "SELECT rp.max_quota_scope_size FROM users u JOIN user_resource_policies rp"
+             " ON rp.name = u.resource_policy WHERE u.uuid = $1::uuid",
              1, p, quota_policy);
 }
 
