@@ -517,6 +517,86 @@ u3 POST /folders/invitations/accept "{\"inv_id\": \"$(field "$BODY" "['invitatio
 u3 POST "/folders/$SH/clone" '{"target_name": "copy"}'
 expect 403 insufficient-privilege "a non-cloneable shared folder cannot be cloned"
 
+# --- admin routes: fstab, mounts, quota, usage, used-bytes, perf-metric, change-ownership ---
+u1 POST /folders '{"name": "adm1"}'
+expect 201 "" "create adm1"
+A1=$(field "$BODY" "['id']") AQS=$(field "$BODY" "['quota_scope_id']")
+head -c 5000 /dev/urandom >"$VOL/$AQS/$A1/blob"
+FH=folder_host=local:volume1
+if [ -r /etc/fstab ]; then
+    adm GET /folders/_/fstab
+    check "fstab: the proxy's /etc/fstab" [ "$STATUS $(field "$BODY" "['content'].rstrip() == open('/etc/fstab').read().rstrip(), d['node'], d['node_id']")" = "200 True storage-proxy local" ]
+fi
+u1 GET /folders/_/fstab
+expect 403 insufficient-privilege "fstab is for superadmins"
+adm GET '/folders/_/fstab?fstab_path=/etc/shadow'
+expect 400 invalid-api-params "fstab: another path refused"
+adm GET '/folders/_/fstab?proxy=nowhere'
+expect 404 object-not-found "fstab: unknown proxy"
+adm GET /folders/_/mounts
+check "mounts: the proxy's volume mount listed" [ "$STATUS $(field "$BODY" "['storage-proxy']['success'], d['storage-proxy']['mounts'][0][3], d['manager']['success'], d['agents']")" = "200 True local:volume1 True {}" ]
+u1 GET /folders/_/mounts
+expect 403 insufficient-privilege "mounts is for superadmins"
+u1 GET "/folders/_/usage?$FH&id=$A1"
+check "usage: files and bytes" [ "$STATUS $(field "$BODY" "['file_count'], d['used_bytes'] >= 5000")" = "200 1 True" ]
+u1 GET "/folders/_/used-bytes?$FH&id=$A1"
+check "used-bytes" [ "$STATUS $(field "$BODY" "['used_bytes'] >= 5000")" = "200 True" ]
+adm GET /folders/_/usage "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\"}"
+check "superadmin reads a user's usage (JSON body)" [ "$STATUS $(field "$BODY" "['file_count']")" = "200 1" ]
+u2 GET "/folders/_/usage?$FH&id=$A1"
+expect 404 object-not-found "usage of another user's folder"
+u1 GET "/folders/_/usage?id=$A1"
+expect 400 invalid-api-params "usage without folder_host"
+u1 GET "/folders/_/used-bytes?folder_host=volume1&id=$A1"
+expect 400 invalid-api-params "used-bytes with a malformed host"
+u1 GET "/folders/_/usage?folder_host=nowhere:volume1&id=$A1"
+expect 404 object-not-found "usage on an unknown proxy"
+u1 GET "/folders/_/used-bytes?$FH&id=../../etc"
+expect 400 invalid-api-params "used-bytes with a non-UUID id"
+u1 GET "/folders/_/quota?$FH&id=$A1"
+check "quota: scope, no limit" [ "$STATUS $(field "$BODY" "['quota_scope_id'], d['limit_bytes']")" = "200 $AQS 0" ]
+adm POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 20971520}}"
+check "admin sets the quota" [ "$STATUS $(field "$BODY" "['size_bytes']")" = "200 20971520" ]
+u1 GET "/folders/_/quota?$FH&id=$A1"
+check "quota read back, max_size in MiB" [ "$(field "$BODY" "['limit_bytes']") $(sql "SELECT max_size FROM vfolders WHERE replace(id::text, '-', '') = '$A1'")" = "20971520 20" ]
+sql "UPDATE user_resource_policies SET max_quota_scope_size = 30000000 WHERE name = (SELECT resource_policy FROM users WHERE uuid = '$U1_UUID')" >/dev/null
+u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 40000000}}"
+expect 400 invalid-api-params "owner quota above the policy cap"
+u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 10485760}}"
+check "owner sets a quota within the cap" [ "$STATUS $(field "$BODY" "['size_bytes']")" = "200 10485760" ]
+sql "UPDATE user_resource_policies SET max_quota_scope_size = -1 WHERE name = (SELECT resource_policy FROM users WHERE uuid = '$U1_UUID')" >/dev/null
+u1 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": \"big\"}}"
+expect 400 invalid-api-params "quota with a non-integer size"
+u2 POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 1}}"
+expect 404 object-not-found "quota of another user's folder"
+adm POST /folders/_/quota "{\"folder_host\": \"local:volume1\", \"id\": \"$A1\", \"input\": {\"size_bytes\": 0}}"
+u1 GET "/folders/_/quota?$FH&id=$A1"
+check "quota 0 removes the limit" [ "$(field "$BODY" "['limit_bytes']") $(sql "SELECT max_size IS NULL FROM vfolders WHERE replace(id::text, '-', '') = '$A1'")" = "0 t" ]
+adm GET "/folders/_/perf-metric?$FH"
+check "perf-metric: the volume's capacity" [ "$STATUS $(field "$BODY" "['metric']['capacity_bytes'] > 0")" = "200 True" ]
+u1 GET "/folders/_/perf-metric?$FH"
+expect 403 insufficient-privilege "perf-metric is for superadmins"
+adm GET /folders/_/perf-metric
+expect 400 invalid-api-params "perf-metric without folder_host"
+u1 POST /folders/_/change-ownership "{\"vfolder\": \"$A1\", \"user_email\": \"vf2@example.com\"}"
+expect 403 insufficient-privilege "change-ownership is for superadmins"
+adm POST /folders/_/change-ownership "{\"vfolder\": \"$A1\", \"user_email\": \"nobody@example.com\"}"
+expect 404 object-not-found "change-ownership to an unknown user"
+adm POST /folders/_/change-ownership '{"vfolder": "not-a-uuid", "user_email": "vf2@example.com"}'
+expect 400 invalid-api-params "change-ownership with a bad id"
+adm POST /folders/_/change-ownership "{\"vfolder\": \"$PJ\", \"user_email\": \"vf2@example.com\"}"
+expect 400 invalid-api-params "change-ownership of a project folder"
+adm POST /folders/_/change-ownership "{\"vfolder\": \"$A1\", \"user_email\": \"vf2@example.com\"}"
+expect 200 "" "change-ownership to vf2"
+u2 GET "/folders/$A1"
+check "the new owner owns it" [ "$STATUS $(field "$BODY" "['is_owner']")" = "200 True" ]
+u1 GET "/folders/$A1"
+expect 404 object-not-found "the old owner no longer sees it"
+u1 POST /folders '{"name": "adm1"}'
+A2=$(field "$BODY" "['id']")
+adm POST /folders/_/change-ownership "{\"vfolder\": \"$A2\", \"user_email\": \"vf2@example.com\"}"
+expect 400 invalid-api-params "change-ownership onto a name the new owner has"
+
 grep -E 'event=(vfolder|storage)' "$D"/log/manager.log | grep -iE 'error|fail' | head -5
 if [ "$failures" -gt 0 ]; then echo "$failures failure(s)"; exit 1; fi
 echo "all vfolder tests passed"

@@ -1125,6 +1125,8 @@ int baic_api_vfolder_init(baic_manager_t *m) {
         rc = baic_api_vfolder_files_init(m);
     if (rc == 0)
         rc = baic_api_vfolder_clone_init(m);
+    if (rc == 0)
+        rc = baic_api_vfolder_admin_init(m);
     static const struct {
         const char *method, *path;
         baic_api_fn fn;

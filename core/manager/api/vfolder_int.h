@@ -82,5 +82,6 @@ int baic_vfolder_name_ok(const char *s);
 int baic_api_vfolder_files_init(baic_manager_t *m);
 int baic_api_vfolder_share_init(baic_manager_t *m);
 int baic_api_vfolder_clone_init(baic_manager_t *m);
+int baic_api_vfolder_admin_init(baic_manager_t *m);
 
 #endif
