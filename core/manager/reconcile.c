@@ -197,7 +197,7 @@ static const char SESSION_SQL[] =
     "   terminated_at = COALESCE(s.terminated_at, now()), status_info = 'reconciled',"
     "   status_history = s.status_history || jsonb_build_object(c.after, now()::text)"
     " FROM c WHERE s.id = c.id AND s.status = c.before"
-    " RETURNING s.id::text, c.before, c.after, c.agent ORDER BY 1";
+    " RETURNING s.id::text, c.before, c.after, c.agent";
 
 int baic_reconcile_run(const char *dsn, const char *cluster_secret, int dry_run, int grace_s,
                        json_t **report, char *err, size_t errlen) {
