@@ -40,6 +40,10 @@ bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 # Lifecycle settings: a cluster secret for the agent RPC, and short LOST timers so the
 # test need not wait the production 15 s / 60 s.
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# A port of its own: the manager is restarted after a kill -9 below, and the default port
+# may be taken by then.
+MPORT=$(( (RANDOM % 15000) + 45000 ))
+sed -i "/^\[manager\]/,/^\[/s/^listen = .*/listen = \"127.0.0.1:$MPORT\"/" "$D/etc/manager.toml"
 sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nagent_lost_after_s = 5\nagent_lost_kernels_after_s = 3" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
