@@ -427,7 +427,8 @@ static int reconcile_cli(json_t *config, int dry_run, int grace) {
 
 typedef struct rec_work {
     uv_work_t w;
-    baic_api_op_t *op;
+    baic_manager_t *m;
+    baic_api_op_t *op; /* in the request's arena: gone with it */
     char *dsn, *secret;
     int dry_run, grace, rc;
     json_t *report;
@@ -451,8 +452,8 @@ static void rec_after(uv_work_t *w, int status) {
         }
     }
     /* Kernels ended and occupancy came free: a round may place what waits. */
-    if (r->rc == 0 && !r->dry_run && !r->op->m->closing)
-        baic_scheduler_wake(r->op->m);
+    if (r->rc == 0 && !r->dry_run && !r->m->closing)
+        baic_scheduler_wake(r->m);
     json_decref(r->report);
     free(r->dsn);
     free(r->secret);
@@ -489,6 +490,7 @@ static void h_reconcile(baic_http_req_t *req, baic_manager_t *m, const baic_call
     json_decref(body);
     r->dsn = strdup(dsn);
     r->secret = strdup(m->cluster_secret ? m->cluster_secret : "");
+    r->m = m;
     r->op = baic_api_op_new(req, m, who);
     r->w.data = r;
     if (r->dsn == NULL || r->secret == NULL || r->op == NULL ||
