@@ -255,11 +255,14 @@ wait "$BURST"
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up3.log" 2>&1 || { cat "$T/up3.log"; bad "manager restart"; }
 # Sessions whose POST was answered, and the others posted again once the manager is back.
 ANSWERED=$(grep -l -E '^20[01]$' "$T"/burst/* | wc -l)
-i=0
+# (waits name their pids: a bare wait would wait for the agent too)
+pids=()
 for f in "$T"/burst/*; do
     grep -q -E '^20[01]$' "$f" && continue
-    post_one "$(basename "$f")" & i=$((i + 1)); [ $((i % 8)) = 0 ] && wait
-done; wait
+    post_one "$(basename "$f")" & pids+=($!)
+    [ ${#pids[@]} -ge 8 ] && { wait "${pids[@]}"; pids=(); }
+done
+[ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 TOTAL=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'burst-%'")
 [ "$(grep -L -E '^20[01]$' "$T"/burst/* | wc -l)" = 0 ] && [ "$TOTAL" = 200 ] && ok "200 burst sessions exist ($ANSWERED answered before the kill)" || bad "burst sessions: $TOTAL"
 settled() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'burst-%' AND status = 'RUNNING'")" = "$FIT" ] &&
