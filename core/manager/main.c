@@ -17,6 +17,7 @@
 #include "fixtures.h"
 #include "host/host.h"
 #include "log/log.h"
+#include "reconcile.h"
 #include "schema.h"
 #include "server.h"
 #include "util/strerror.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
             "usage: baic-manager [-c FILE] [serve]\n"
             "       baic-manager [-c FILE] schema upgrade|status\n"
             "       baic-manager [-c FILE] fixture populate [--keys-out FILE]\n"
+            "       baic-manager [-c FILE] reconcile [--dry-run] [--grace SECONDS]\n"
             "\n"
             "FILE defaults to $BAIC_MANAGER_CONFIG, else ./manager.toml, else\n"
             "/etc/baic/manager.toml. $BAIC_DB_DSN overrides [db] dsn.\n");
@@ -206,6 +208,8 @@ int main(int argc, char **argv) {
         }
     } else if (strcmp(cmd, "fixture") == 0 && i < argc && strcmp(argv[i], "populate") == 0) {
         status = cmd_fixture(config, argc - i - 1, argv + i + 1);
+    } else if (strcmp(cmd, "reconcile") == 0) {
+        status = baic_reconcile_cli(config, argc - i, argv + i);
     } else {
         usage(stderr);
         status = 2;

@@ -20,6 +20,7 @@
 #include "log/log.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "reconcile.h"
 #include "util/strerror.h"
 
 /* ---- request metrics ---- */
@@ -267,7 +268,8 @@ int baic_manager_serve(json_t *config) {
         (rc = baic_api_admin_init(m)) || (rc = baic_api_session_init(m)) ||
         (rc = baic_api_images_init(m)) || (rc = baic_api_execute_init(m)) ||
         (rc = baic_api_stream_init(m)) || (rc = baic_api_events_init(m)) ||
-        (rc = baic_api_agent_admin_init(m)) || (rc = baic_api_vfolder_init(m))) {
+        (rc = baic_api_agent_admin_init(m)) || (rc = baic_api_vfolder_init(m)) ||
+        (rc = baic_api_reconcile_init(m))) {
         BAIC_LOG_E("route_init_failed", "error=\"%s\"", baic_strerror(rc));
         goto fail;
     }
