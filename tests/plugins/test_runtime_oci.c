@@ -30,6 +30,9 @@
 static const char *const runtimes[] = {"crun", "runc"};
 static char g_skip[1024];
 static char g_regdir[512];
+/* Every test's directory starts with this (the parent's pid): a test that fails part-way exits
+ * its forked process before env_close, and the parent then removes what it left running. */
+static char g_prefix[64];
 static char g_cache[512];
 static char g_image[256];
 
@@ -59,6 +62,7 @@ static void suite_setup(void) {
             return;
         }
     }
+    snprintf(g_prefix, sizeof g_prefix, "/tmp/baic-oci-test.%ld.", (long)getpid());
     snprintf(g_regdir, sizeof g_regdir, "/tmp/baic-oci-reg.XXXXXX");
     if (mkdtemp(g_regdir) == NULL) {
         snprintf(g_skip, sizeof g_skip, "mkdtemp failed");
@@ -83,7 +87,25 @@ static void suite_setup(void) {
     snprintf(g_image, sizeof g_image, "%s/stable/busybox:1.35", addr);
 }
 
+static void sweep_leftovers(void) {
+    char cmd[2048];
+    int k = snprintf(
+        cmd, sizeof cmd,
+        "for d in %s*; do [ -d \"$d\" ] || continue;"
+        " for rt in crun runc; do command -v $rt >/dev/null || continue;"
+        "  for c in $($rt --root \"$d/rt-root\" list -q 2>/dev/null); do"
+        "   $rt --root \"$d/rt-root\" delete -f \"$c\" >/dev/null 2>&1; done; done;"
+        " awk -v p=\"$d/\" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r |"
+        "  while read -r m; do umount -l \"$m\"; done;"
+        " rm -rf \"$d\"; done",
+        g_prefix);
+    if (k < 0 || (size_t)k >= sizeof cmd || system(cmd) != 0)
+        fprintf(stderr, "sweeping leftover test containers failed\n");
+}
+
 static void suite_teardown(void) {
+    if (g_prefix[0] != '\0')
+        sweep_leftovers();
     if (g_regdir[0] == '\0')
         return;
     char cmd[4096];
@@ -215,7 +237,7 @@ static void env_load(env_t *e) {
 
 static void env_open(env_t *e, const char *runtime) {
     memset(e, 0, sizeof *e);
-    snprintf(e->dir, sizeof e->dir, "/tmp/baic-oci-test.XXXXXX");
+    snprintf(e->dir, sizeof e->dir, "%sXXXXXX", g_prefix);
     ck_assert_ptr_nonnull(mkdtemp(e->dir));
     char state[600], images[600], root[600];
     snprintf(state, sizeof state, "%s/state", e->dir);
