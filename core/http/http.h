@@ -206,13 +206,15 @@ int baic_http_body_read(baic_http_req_t *req, baic_http_body_cb on_data,
 void baic_http_body_pause(baic_http_req_t *req);
 void baic_http_body_resume(baic_http_req_t *req);
 /*
- * Read buffers from the handler (plain connections; TLS ignores it): while the body is
- * being read, each socket read asks get_buf(req, &buf, arg) for where to put the bytes
- * (buf->len 0 = use the server's own buffer). The body's pieces then usually arrive at
- * on_data pointing into that memory, at its start, so a handler that gathers the body
- * can check for that and skip copying it. The memory must stay valid until the read
- * it served was delivered (the same loop turn). NULL get_buf stops it. Returns 0, or
- * UV_EINVAL when req is not reading its body.
+ * Read buffers from the handler (plain connections with a Content-Length body; TLS and
+ * chunked bodies ignore it): while the body is being read, each socket read asks
+ * get_buf(req, &buf, arg) for where to put the bytes (buf->len 0 = use the server's own
+ * buffer); a read never goes past the body's end, so the memory holds body bytes only and
+ * may be freed from the end callback. The body's pieces then usually arrive at on_data
+ * pointing into that memory, at its start, so a handler that gathers the body can check
+ * for that and skip copying it. The memory must stay valid until the read it served was
+ * delivered (the same loop turn). NULL get_buf stops it. Returns 0, or UV_EINVAL when req
+ * is not reading its body.
  */
 typedef void (*baic_http_body_buf_cb)(baic_http_req_t *req, uv_buf_t *buf, void *arg);
 int baic_http_body_buffers(baic_http_req_t *req, baic_http_body_buf_cb get_buf, void *arg);

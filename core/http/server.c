@@ -195,11 +195,20 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     baic_http_req_t *r = c->cur;
     if (r != NULL && r->body_buf_cb != NULL && c->ssl == NULL && c->ws == NULL && !c->stop_parse &&
         !c->bp_paused && !r->finished && !r->aborted && !r->body_done) {
-        /* A streamed body read straight into the handler's memory. */
-        *buf = uv_buf_init(NULL, 0);
-        r->body_buf_cb(r, buf, r->body_buf_arg);
-        if (buf->base != NULL && buf->len > 0)
-            return;
+        /* A streamed body of known length read straight into the handler's memory, never
+         * past the body's end: the handler may free that memory once the body ended, and
+         * bytes of a pipelined next request must not be parsed from it. Chunked bodies
+         * (framing mixed in, end unknown) use the server's buffer. */
+        uint64_t left = c->parser.content_length;
+        if (!(c->parser.flags & F_CHUNKED) && left > 0 && left != ULLONG_MAX) {
+            *buf = uv_buf_init(NULL, 0);
+            r->body_buf_cb(r, buf, r->body_buf_arg);
+            if (buf->base != NULL && buf->len > 0) {
+                if ((uint64_t)buf->len > left)
+                    buf->len = (size_t)left;
+                return;
+            }
+        }
     }
     *buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
