@@ -17,7 +17,7 @@ _baic_images_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../contrib/images" && p
 _baic_reg_port() {
     local p i
     for i in $(seq 1 50); do
-        p=$(( (RANDOM % 30000) + 20000 ))
+        p=$(( (RANDOM % 12000) + 20000 ))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

@@ -17,11 +17,12 @@
 BAIC_PG_BINDIR=${BAIC_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 BAIC_REDIS_SERVER=${BAIC_REDIS_SERVER:-$(command -v redis-server || echo /usr/bin/redis-server)}
 
-# A port nobody listens on right now. Racy by nature; callers retry on bind failure.
+# A port nobody listens on right now, below the kernel's ephemeral range (32768 up), so no
+# outgoing connection holds it meanwhile. Racy by nature; callers retry on bind failure.
 _baic_free_port() {
     local p i
     for i in $(seq 1 50); do
-        p=$(( (RANDOM % 30000) + 20000 ))
+        p=$(( (RANDOM % 12000) + 20000 ))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

@@ -42,7 +42,7 @@ bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 # A port of its own: the manager is restarted after a kill -9 below, and the default port
 # may be taken by then.
-MPORT=$(( (RANDOM % 15000) + 45000 ))
+MPORT=$(( (RANDOM % 12000) + 20000 ))
 sed -i "/^\[manager\]/,/^\[/s/^listen = .*/listen = \"127.0.0.1:$MPORT\"/" "$D/etc/manager.toml"
 sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nagent_lost_after_s = 5\nagent_lost_kernels_after_s = 3" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
@@ -99,7 +99,7 @@ sql "UPDATE images SET resources = '{\"cpu\": {\"min\": \"0.01\"}, \"mem\": {\"m
      labels = labels || '{\"ai.backend.resource.min.cpu\": \"0.01\", \"ai.backend.resource.min.mem\": \"32m\"}'" >/dev/null
 
 # --- a real agent on runtime/dummy ---
-AGENT_PORT=$(( (RANDOM % 20000) + 30000 ))
+AGENT_PORT=$(( (RANDOM % 12000) + 20000 ))
 cat >"$T/agent.toml" <<TOML
 [agent]
 id = "i-test"

@@ -218,7 +218,7 @@ threading.Thread(target=heartbeat, daemon=True).start()
 ThreadingHTTPServer(("127.0.0.1", a.port), H).serve_forever()
 PYEOF
 start_agent() { # ID SGROUP
-    local port=$(( (RANDOM % 20000) + 30000 ))
+    local port=$(( (RANDOM % 12000) + 20000 ))
     "$PY" "$T/fake_agent.py" --redis-port "$REDIS_PORT" --port "$port" --secret "$SECRET" \
         --id "$1" --sgroup "$2" >"$T/agent-$1.log" 2>&1 &
     AGENT_PIDS="$AGENT_PIDS $!"

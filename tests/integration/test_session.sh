@@ -93,7 +93,7 @@ printf '%s' "$BODY" | grep -q '"busybox"' && printf '%s' "$BODY" | grep -q 'ai.b
     && ok "images list carries the busybox alias and labels" || bad "images list: $BODY"
 
 # --- an agent ---
-AGENT_PORT=$(( (RANDOM % 20000) + 30000 ))
+AGENT_PORT=$(( (RANDOM % 12000) + 20000 ))
 STOP=$T/agent.stop
 if [ -x "$BUILD/core/agent/baic-agent" ] && [ -z "${BAIC_TEST_FAKE_AGENT:-}" ]; then
     cat >"$T/agent.toml" <<TOML

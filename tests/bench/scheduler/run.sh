@@ -226,7 +226,7 @@ run_slurm() {
     runuser -u munge -- munged -F --socket="$S/munge/munge.socket" --pid-file="$S/munge/munged.pid" \
         --log-file="$S/munge/munged.log" --seed-file="$S/munge/seed" >/dev/null 2>&1 &
     MUNGE_PID=$!
-    p1=$(( (RANDOM % 20000) + 30000 )); p2=$((p1 + 1))
+    p1=$(( (RANDOM % 12000) + 20000 )); p2=$((p1 + 1))
     cat >"$S/slurm.conf" <<EOF
 ClusterName=baicbench
 SlurmctldHost=localhost
