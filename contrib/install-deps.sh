@@ -9,7 +9,7 @@ libltdl-dev libuv1-dev libjansson-dev libpq-dev libhiredis-dev libssl-dev check
 libhttp-parser-dev libwslay-dev libjwt-dev libcurl4-openssl-dev libarchive-dev libzstd-dev
 postgresql-15 postgresql-client-15 redis-server
 python3 wrk nginx-light curl ca-certificates procps iproute2
-crun runc skopeo umoci docker-registry debootstrap busybox-static binutils
+crun runc skopeo umoci docker-registry debootstrap busybox-static binutils file
 docker.io
 xfsprogs nfs-common nfs-kernel-server
 "

@@ -21,6 +21,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
     || skip "baic, baic-manager or baic-agent not built"
 [ -x "$BUILD/core/storage-proxy/baic-storage-proxy" ] || skip "baic-storage-proxy not built"
 [ -f "$BUILD/plugins-out/runtime_oci.so" ] || skip "runtime/oci not built"
+# Sessions run code through the static kernel runner; a sanitizer build's runner is dynamic
+# and cannot start inside a container (test_kernel_runner_container skips likewise).
+file -L "$BUILD/core/kernel-runner/baic-kernel-runner" 2>/dev/null | grep -q 'statically linked' \
+    || skip "the kernel runner is dynamic (sanitizer build): sessions cannot run code"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 
