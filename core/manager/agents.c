@@ -211,7 +211,37 @@ typedef struct kev {
     char kname[32], sname[32]; /* events to publish */
     char reason[128];
     int exit_code;
+    char status[24], from[160]; /* kernel_forward's target status and sources */
 } kev_t;
+
+/*
+ * The last kernel of a session to reach RUNNING moves the session; FORWARD_SQL checks the
+ * other kernels in its own snapshot, so two kernels reported at the same moment can each
+ * see the other still starting and neither moves it. After its own commit, a kernel that
+ * left the session behind checks again with a fresh snapshot; the session row's lock lets
+ * exactly one such check move it.
+ */
+static const char CATCHUP_SQL[] =
+    "UPDATE sessions s SET status = $2::text, status_changed = now(),"
+    "   status_history = s.status_history || jsonb_build_object($2::text, now()::text)"
+    " WHERE s.id = $1::uuid AND s.status = ANY($3::text[])"
+    "   AND NOT EXISTS (SELECT 1 FROM kernels o WHERE o.session_id = s.id"
+    "     AND o.status <> $2::text)"
+    " RETURNING s.id::text AS sid, s.name, s.access_key";
+
+static void catchup_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    kev_t *e = arg;
+    if (err != 0) {
+        BAIC_LOG_W("session_update_failed", "kernel=%s status=%s error=\"%s\"", e->kernel_id,
+                   e->status, errmsg ? errmsg : "");
+    } else if (baic_db_result_rows(res) > 0) {
+        baic_session_event(e->m, e->sname, baic_db_result_get_by_name(res, 0, "sid"),
+                           baic_db_result_get_by_name(res, 0, "name"),
+                           baic_db_result_get_by_name(res, 0, "access_key"), NULL, NULL,
+                           INT32_MIN);
+    }
+    free(e);
+}
 
 static void forward_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     kev_t *e = arg;
@@ -224,8 +254,13 @@ static void forward_done(const baic_db_result_t *res, int err, const char *errms
         const char *ak = baic_db_result_get_by_name(res, 0, "access_key");
         BAIC_LOG_I("kernel_status", "kernel=%s session=%s event=%s", e->kernel_id, sid, e->kname);
         baic_session_event(e->m, e->kname, sid, name, ak, NULL, e->kernel_id, INT32_MIN);
-        if (strcmp(baic_db_result_get_by_name(res, 0, "session_changed"), "0") != 0)
+        if (strcmp(baic_db_result_get_by_name(res, 0, "session_changed"), "0") != 0) {
             baic_session_event(e->m, e->sname, sid, name, ak, NULL, NULL, INT32_MIN);
+        } else if (strcmp(e->status, "RUNNING") == 0) {
+            const char *p[3] = {sid, e->status, e->from};
+            if (baic_db_query(e->m->db, CATCHUP_SQL, 3, p, catchup_done, e) == 0)
+                return; /* catchup_done frees e */
+        }
     }
     free(e);
 }
@@ -240,6 +275,8 @@ static void kernel_forward(baic_manager_t *m, const char *kernel_id, const char 
     snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
     snprintf(e->kname, sizeof e->kname, "%s", kname);
     snprintf(e->sname, sizeof e->sname, "%s", sname);
+    snprintf(e->status, sizeof e->status, "%s", status);
+    snprintf(e->from, sizeof e->from, "%s", from);
     const char *p[5] = {kernel_id, status, from, container_id, ports};
     if (baic_db_query(m->db, FORWARD_SQL, 5, p, forward_done, e) != 0)
         free(e);
