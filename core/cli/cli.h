@@ -4,6 +4,7 @@
 #define BAIC_CLI_CLI_H
 
 #include <limits.h>
+#include <sys/types.h>
 #include <stddef.h>
 
 /* A subcommand: argv[0] is its name; returns the process exit status. */
@@ -81,5 +82,13 @@ int cli_find_redis(char *out, size_t outlen);
  *              <exe>/../share/baic/<base> (installed), then the source tree this was built from. */
 int cli_find_agent(char *out, size_t outlen);
 int cli_find_share(const char *rel, char *out, size_t outlen);
+
+/* files.c: what `baic up` writes. Replaces path with text in one rename (fsynced, exactly
+ * mode); 0 or -errno. */
+int cli_write_file(const char *path, const char *text, mode_t mode);
+/* hexlen random lower-case hex digits (hexlen even, at most 128) and a NUL; 0 or -errno. */
+int cli_random_hex(char *out, size_t hexlen);
+/* A TOML basic string for s, quotes included. */
+void cli_toml_str(const char *s, char *out, size_t outlen);
 
 #endif

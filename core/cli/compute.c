@@ -51,38 +51,7 @@ __attribute__((format(printf, 2, 3))) static int fail(const char *log, const cha
     return -1;
 }
 
-/* Writes text to path through a temporary file and a rename, with mode. */
-static int put_file(const char *path, const char *text, mode_t mode) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    int rc = fchmod(fd, mode) < 0 ? -errno : 0;
-    if (rc == 0 && write(fd, text, len) != (ssize_t)len)
-        rc = -EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
 
-static int random_hex(char *out, size_t hexlen) {
-    unsigned char raw[64];
-    size_t n = hexlen / 2;
-    if (n > sizeof raw)
-        return -EINVAL;
-    if (getrandom(raw, n, 0) != (ssize_t)n)
-        return -EIO;
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    explicit_bzero(raw, sizeof raw);
-    return 0;
-}
 
 /* ---- cluster secret ------------------------------------------------------------------- */
 
@@ -102,11 +71,11 @@ int cli_cluster_secret(const cli_layout_t *L, const char *from_manager_toml, cha
     if (errno != ENOENT || outlen < 65)
         return errno != ENOENT ? -errno : -ENAMETOOLONG;
     char text[80];
-    int rc = random_hex(out, 64);
+    int rc = cli_random_hex(out, 64);
     if (rc < 0)
         return rc;
     snprintf(text, sizeof text, "%s\n", out);
-    rc = put_file(L->cluster_secret, text, 0600);
+    rc = cli_write_file(L->cluster_secret, text, 0600);
     explicit_bzero(text, sizeof text);
     return rc;
 }
@@ -189,7 +158,7 @@ static int write_registry_yml(cli_compute_t *c) {
     if (cli_port_pick(&port) < 0)
         return fail(NULL, "no free port on 127.0.0.1 for the registry");
     char secret[65], text[PATH_MAX + 512];
-    if (random_hex(secret, 64) < 0)
+    if (cli_random_hex(secret, 64) < 0)
         return fail(NULL, "no random bytes for the registry's secret");
     /* Our own file: the packaged one listens on every address and wants htpasswd. */
     snprintf(text, sizeof text,
@@ -209,7 +178,7 @@ static int write_registry_yml(cli_compute_t *c) {
              "  addr: 127.0.0.1:%d\n"
              "  secret: %s\n",
              L->registry, port, secret);
-    int rc = put_file(L->registry_yml, text, 0600);
+    int rc = cli_write_file(L->registry_yml, text, 0600);
     explicit_bzero(text, sizeof text);
     explicit_bzero(secret, sizeof secret);
     if (rc < 0)
@@ -364,21 +333,6 @@ static unsigned long dir_tag(const char *dir) {
     return h & 0xffffffffu;
 }
 
-static void toml_str(const char *s, char *out, size_t outlen) {
-    size_t n = 0;
-    out[n++] = '"';
-    for (; *s && n + 8 < outlen; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            n += (size_t)snprintf(out + n, outlen - n, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            n += (size_t)snprintf(out + n, outlen - n, "\\u%04x", ch);
-        else
-            out[n++] = (char)ch;
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-}
 
 static int write_agent_toml(cli_compute_t *c) {
     const cli_layout_t *L = c->L;
@@ -387,15 +341,15 @@ static int write_agent_toml(cli_compute_t *c) {
         return fail(NULL, "no free port on 127.0.0.1 for the agent");
     char secret_q[600], data_q[2 * PATH_MAX], state_q[2 * PATH_MAX + 8], host_q[600], pw_q[640];
     char state[PATH_MAX + 8], text[8192];
-    toml_str(c->secret, secret_q, sizeof secret_q);
-    toml_str(L->agent, data_q, sizeof data_q);
+    cli_toml_str(c->secret, secret_q, sizeof secret_q);
+    cli_toml_str(L->agent, data_q, sizeof data_q);
     snprintf(state, sizeof state, "%s/oci", L->agent);
-    toml_str(state, state_q, sizeof state_q);
-    toml_str(c->redis_host, host_q, sizeof host_q);
+    cli_toml_str(state, state_q, sizeof state_q);
+    cli_toml_str(c->redis_host, host_q, sizeof host_q);
     pw_q[0] = '\0';
     if (c->redis_password != NULL) {
         char q[600];
-        toml_str(c->redis_password, q, sizeof q);
+        cli_toml_str(c->redis_password, q, sizeof q);
         snprintf(pw_q, sizeof pw_q, "password = %s\n", q);
     }
     int n = snprintf(
@@ -436,7 +390,7 @@ static int write_agent_toml(cli_compute_t *c) {
         explicit_bzero(text, sizeof text);
         return fail(NULL, "agent.toml would be too long");
     }
-    int rc = put_file(L->agent_toml, text, 0600);
+    int rc = cli_write_file(L->agent_toml, text, 0600);
     explicit_bzero(text, sizeof text);
     if (rc < 0)
         return fail(NULL, "cannot write %s: %s", L->agent_toml, strerror(-rc));

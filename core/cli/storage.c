@@ -71,52 +71,8 @@ const char *cli_storage_unavailable(void) {
     return NULL;
 }
 
-static int random_hex(char *out, size_t hexlen) {
-    unsigned char raw[32];
-    size_t n = hexlen / 2;
-    if (n > sizeof raw || getrandom(raw, n, 0) != (ssize_t)n)
-        return -EIO;
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", raw[i]);
-    explicit_bzero(raw, sizeof raw);
-    return 0;
-}
 
-static void toml_str(const char *s, char *out, size_t outlen) {
-    size_t n = 0;
-    out[n++] = '"';
-    for (; *s && n + 8 < outlen; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            n += (size_t)snprintf(out + n, outlen - n, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            n += (size_t)snprintf(out + n, outlen - n, "\\u%04x", ch);
-        else
-            out[n++] = (char)ch;
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-}
 
-static int put_file(const char *path, const char *text, mode_t mode) {
-    char tmp[PATH_MAX + 8];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    int rc = fchmod(fd, mode) < 0 ? -errno : 0;
-    if (rc == 0 && write(fd, text, len) != (ssize_t)len)
-        rc = -EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
 
 static int pick(int preferred, int avoid1, int avoid2, int *port) {
     if (preferred != avoid1 && preferred != avoid2 && cli_port_free(preferred)) {
@@ -136,9 +92,9 @@ static int write_toml(cli_storage_t *s) {
         pick(PREFERRED_CLIENT_PORT, s->avoid_port, mport, &cport) < 0)
         return fail(NULL, "no free port on 127.0.0.1");
     char msecret[65] = "", jsecret[65] = "", vol_q[2 * PATH_MAX], text[4096 + 2 * PATH_MAX];
-    if (random_hex(msecret, 64) < 0 || random_hex(jsecret, 64) < 0)
+    if (cli_random_hex(msecret, 64) < 0 || cli_random_hex(jsecret, 64) < 0)
         return fail(NULL, "no random bytes for its secrets");
-    toml_str(L->vfolders, vol_q, sizeof vol_q);
+    cli_toml_str(L->vfolders, vol_q, sizeof vol_q);
     int n = snprintf(
         text, sizeof text,
         "# baic-storage-proxy settings, written once by `baic up` (docs/storage-proxy.md).\n"
@@ -159,7 +115,7 @@ static int write_toml(cli_storage_t *s) {
     explicit_bzero(jsecret, sizeof jsecret);
     if (n < 0 || (size_t)n >= sizeof text)
         return fail(NULL, "storage-proxy.toml would be too long");
-    int rc = put_file(L->storage_toml, text, 0600);
+    int rc = cli_write_file(L->storage_toml, text, 0600);
     explicit_bzero(text, sizeof text);
     if (rc < 0)
         return fail(NULL, "cannot write %s: %s", L->storage_toml, strerror(-rc));
@@ -284,8 +240,8 @@ int cli_storage_up(cli_storage_t *s) {
 
 int cli_storage_volumes_toml(const cli_storage_t *s, char *out, size_t outlen) {
     char ms[400], js[400];
-    toml_str(s->manager_secret, ms, sizeof ms);
-    toml_str(s->jwt_secret, js, sizeof js);
+    cli_toml_str(s->manager_secret, ms, sizeof ms);
+    cli_toml_str(s->jwt_secret, js, sizeof js);
     int n = snprintf(out, outlen,
                      "\n"
                      "# Folders (`baic folder`): the storage proxy `baic up` runs\n"

@@ -153,32 +153,6 @@ static int rm_rf(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
 }
 
-/* Replaces path with text in one rename, so a reader never sees half a file. */
-static int write_file(const char *path, const char *text, mode_t mode) {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text), off = 0;
-    int rc = fchmod(fd, mode) < 0 ? -errno : 0; /* the umask must not widen or narrow it */
-    while (rc == 0 && off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
 
 static int append_file(const char *path, const char *text) {
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -189,24 +163,6 @@ static int append_file(const char *path, const char *text) {
     return rc;
 }
 
-/* A TOML basic string for s, quotes included. */
-static void toml_quote(const char *s, char *out, size_t outlen) {
-    size_t n = 0;
-    if (outlen < 3)
-        return;
-    out[n++] = '"';
-    for (; *s && n + 8 < outlen; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            n += (size_t)snprintf(out + n, outlen - n, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            n += (size_t)snprintf(out + n, outlen - n, "\\u%04x", c);
-        else
-            out[n++] = (char)c;
-    }
-    out[n++] = '"';
-    out[n] = '\0';
-}
 
 /* ---- configuration -------------------------------------------------------------------- */
 
@@ -319,13 +275,13 @@ static int write_manager_toml(up_t *u, const redis_url_t *ext_redis, const char 
                               int prom_port) {
     char dir_q[2 * PATH_MAX], dsn_q[2048], dsn[256], redis_host_q[600], pw_q[600];
     char text[8192];
-    toml_quote(u->L.dir, dir_q, sizeof dir_q);
+    cli_toml_str(u->L.dir, dir_q, sizeof dir_q);
     if (ext_dsn == NULL) {
         private_dsn(u->pg_port, dsn, sizeof dsn);
         ext_dsn = dsn;
     }
-    toml_quote(ext_dsn, dsn_q, sizeof dsn_q);
-    toml_quote(ext_redis ? ext_redis->host : "127.0.0.1", redis_host_q, sizeof redis_host_q);
+    cli_toml_str(ext_dsn, dsn_q, sizeof dsn_q);
+    cli_toml_str(ext_redis ? ext_redis->host : "127.0.0.1", redis_host_q, sizeof redis_host_q);
     int n = snprintf(text, sizeof text,
                      "# baic manager settings, written once by `baic up`. Edit freely: `up` never\n"
                      "# rewrites this file. Pointing [db] dsn or [redis] elsewhere makes `up`\n"
@@ -347,7 +303,7 @@ static int write_manager_toml(up_t *u, const redis_url_t *ext_redis, const char 
                      u->mgr_host, u->mgr_port, dir_q, dsn_q, redis_host_q,
                      ext_redis ? ext_redis->port : u->redis_port);
     if (ext_redis != NULL && ext_redis->password[0] != '\0') {
-        toml_quote(ext_redis->password, pw_q, sizeof pw_q);
+        cli_toml_str(ext_redis->password, pw_q, sizeof pw_q);
         n += snprintf(text + n, sizeof text - (size_t)n, "password = %s\n", pw_q);
     }
     if (ext_redis != NULL && ext_redis->db >= 0)
@@ -366,7 +322,7 @@ static int write_manager_toml(up_t *u, const redis_url_t *ext_redis, const char 
     if (n >= (int)sizeof text)
         return fail(u, "manager.toml would be too long");
     /* 0600: an external DSN or Redis password may sit in it. */
-    int rc = write_file(u->L.manager_toml, text, 0600);
+    int rc = cli_write_file(u->L.manager_toml, text, 0600);
     if (rc < 0)
         return fail(u, "cannot write %s: %s", u->L.manager_toml, strerror(-rc));
     return 0;
@@ -387,7 +343,7 @@ static int write_services(up_t *u, int svc_pg, int svc_redis) {
         n += snprintf(text + n, sizeof text - (size_t)n, "[postgresql]\nport = %d\n", rec_pg);
     if (rec_redis > 0)
         snprintf(text + n, sizeof text - (size_t)n, "[redis]\nport = %d\n", rec_redis);
-    int rc = write_file(u->L.services_toml, text, 0644);
+    int rc = cli_write_file(u->L.services_toml, text, 0644);
     if (rc < 0)
         return fail(u, "cannot write %s: %s", u->L.services_toml, strerror(-rc));
     return 0;
@@ -891,7 +847,7 @@ static int write_env(up_t *u, const char *path, const char *who, const char *end
              "export BACKEND_ACCESS_KEY=%s\n"
              "export BACKEND_SECRET_KEY=%s\n",
              who, endpoint, akq, skq);
-    int rc = write_file(path, text, 0600);
+    int rc = cli_write_file(path, text, 0600);
     explicit_bzero(text, sizeof text);
     explicit_bzero(skq, sizeof skq);
     if (rc < 0)
