@@ -205,6 +205,27 @@ baic_session_watch_t *baic_session_watch(baic_manager_t *m, const char *session_
                                          baic_session_watch_cb cb, void *arg);
 void baic_session_unwatch(baic_session_watch_t *w);
 
+/* A request waiting for a session (session_wait.c): reads the session with sql ($1 = its id)
+ * on every change of it and every tick_ms, and hands each row to decide, which returns 1 once
+ * it answered req. After max_ms (0 = never) timeout answers req instead. A client that goes
+ * away ends the wait too. end(arg) runs once when it is over, after any query in flight; arg
+ * may be freed there. NULL when out of memory (nothing started). */
+typedef struct baic_session_wait baic_session_wait_t;
+typedef int (*baic_session_wait_decide_fn)(baic_http_req_t *req, const baic_db_result_t *res,
+                                           void *arg);
+typedef void (*baic_session_wait_timeout_fn)(baic_http_req_t *req, void *arg);
+typedef void (*baic_session_wait_end_fn)(void *arg);
+baic_session_wait_t *baic_session_wait_start(baic_manager_t *m, baic_http_req_t *req,
+                                             const char *session_id, const char *sql,
+                                             uint64_t tick_ms, uint64_t max_ms,
+                                             baic_session_wait_decide_fn decide,
+                                             baic_session_wait_timeout_fn timeout,
+                                             baic_session_wait_end_fn end, void *arg);
+/* Reads the session again now. */
+void baic_session_wait_poke(baic_session_wait_t *w);
+/* Ends the wait without answering: the caller answers req itself. */
+void baic_session_wait_cancel(baic_session_wait_t *w);
+
 /* Slot amounts: "1", "0.5", "256m", "1g" -> fixed point (count slots, BAIC_SLOT_UNIT
  * per unit) or bytes (bytes slots; k/m/g/t/p binary suffixes). 0 or -EINVAL. */
 int baic_slot_parse(const char *text, int bytes, int64_t *out);

@@ -223,11 +223,6 @@ typedef struct create {
     char session_id[40];
     const char *status;
     json_t *ports;
-    /* waiting */
-    baic_session_watch_t *watch;
-    uv_timer_t timer;
-    int timer_open, querying, dirty, aborted, answered;
-    uint64_t started;
 } create_t;
 
 static void create_free(create_t *c) {
@@ -269,111 +264,44 @@ static json_t *answer(create_t *c, const char *status, json_t *ports, int create
     return out;
 }
 
-/* Ends the wait: answered or abandoned, then freed once the timer handle is closed. */
-static void timer_closed(uv_handle_t *h) {
-    create_free(h->data);
-}
+/* ---- waiting until the session left the queue (baic_session_wait_start) ---- */
 
-static void wait_end(create_t *c) {
-    if (c->querying)
-        return; /* the query callback finishes */
-    baic_session_unwatch(c->watch);
-    c->watch = NULL;
-    if (!c->answered)
-        baic_http_req_release(c->req);
-    if (c->timer_open) {
-        c->timer_open = 0;
-        uv_timer_stop(&c->timer);
-        uv_close((uv_handle_t *)&c->timer, timer_closed);
-    } else {
-        create_free(c);
-    }
-}
+static const char WAIT_SQL[] =
+    "SELECT s.status, (SELECT k.service_ports::text FROM kernels k"
+    " WHERE k.session_id = s.id AND k.cluster_idx = 0 LIMIT 1)"
+    " FROM sessions s WHERE s.id = $1::uuid";
 
-static void wait_check(create_t *c);
-
-static void status_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+static int wait_decide(baic_http_req_t *req, const baic_db_result_t *res, void *arg) {
     create_t *c = arg;
-    c->querying = 0;
-    if (c->aborted || c->m->closing) {
-        wait_end(c);
-        return;
-    }
-    if (err != 0) {
-        BAIC_LOG_W("session_status_query_failed", "session=%s error=\"%s\"", c->session_id,
-                   errmsg ? errmsg : "");
-    } else if (baic_db_result_rows(res) > 0) {
-        const char *st = baic_db_result_get(res, 0, 0);
-        if (!scheduling_status(st)) {
-            json_t *ports = baic_db_result_is_null(res, 0, 1)
-                                ? NULL
-                                : json_loads(baic_db_result_get(res, 0, 1), 0, NULL);
-            c->answered = 1;
-            baic_http_respond_json(c->req, 201, answer(c, st, ports, 1));
-            json_decref(ports);
-            wait_end(c);
-            return;
-        }
-    }
-    if (c->dirty) {
-        c->dirty = 0;
-        wait_check(c);
-    }
+    const char *st = baic_db_result_get(res, 0, 0);
+    if (scheduling_status(st))
+        return 0;
+    json_t *ports =
+        baic_db_result_is_null(res, 0, 1) ? NULL : json_loads(baic_db_result_get(res, 0, 1), 0, NULL);
+    baic_http_respond_json(req, 201, answer(c, st, ports, 1));
+    json_decref(ports);
+    return 1;
 }
 
-static void wait_check(create_t *c) {
-    if (c->querying) {
-        c->dirty = 1;
-        return;
-    }
-    const char *p[1] = {c->session_id};
-    c->querying = 1;
-    if (baic_db_query(c->m->db,
-                      "SELECT s.status, (SELECT k.service_ports::text FROM kernels k"
-                      " WHERE k.session_id = s.id AND k.cluster_idx = 0 LIMIT 1)"
-                      " FROM sessions s WHERE s.id = $1::uuid",
-                      1, p, status_done, c) != 0)
-        c->querying = 0;
+/* The client's maxWaitSeconds passed: TIMEOUT, and the session stays queued. */
+static void wait_timeout(baic_http_req_t *req, void *arg) {
+    baic_http_respond_json(req, 201, answer(arg, "TIMEOUT", NULL, 1));
 }
 
-static void on_session_change(void *arg) {
-    wait_check(arg);
-}
-
-/* Every few seconds: a re-check in case an event was lost, and the client's limit. */
-static void wait_tick(uv_timer_t *t) {
-    create_t *c = t->data;
-    if (c->max_wait > 0 && uv_now(c->m->uv) - c->started >= (uint64_t)c->max_wait * 1000) {
-        if (c->querying) {
-            c->dirty = 0;
-        }
-        c->answered = 1;
-        baic_http_respond_json(c->req, 201, answer(c, "TIMEOUT", NULL, 1));
-        c->aborted = 1; /* stop listening; the session stays queued */
-        wait_end(c);
-        return;
-    }
-    wait_check(c);
-}
-
-static void wait_abort(baic_http_req_t *req, void *arg) {
-    create_t *c = arg;
-    (void)req;
-    c->aborted = 1;
-    wait_end(c);
+static void wait_over(void *arg) {
+    create_free(arg);
 }
 
 static void start_wait(create_t *c) {
-    c->started = uv_now(c->m->uv);
-    c->watch = baic_session_watch(c->m, c->session_id, on_session_change, c);
-    uv_timer_init(c->m->uv, &c->timer);
-    c->timer.data = c;
-    c->timer_open = 1;
-    uint64_t every = 5000;
-    if (c->max_wait > 0 && (uint64_t)c->max_wait * 1000 < every)
-        every = (uint64_t)c->max_wait * 1000;
-    uv_timer_start(&c->timer, wait_tick, every, every < 1000 ? 1000 : every);
-    baic_http_req_on_abort(c->req, wait_abort, c);
+    /* Ticks re-check in case an event was lost, and watch the client's limit. */
+    uint64_t every = 5000, max = c->max_wait > 0 ? (uint64_t)c->max_wait * 1000 : 0;
+    if (max > 0 && max < every)
+        every = max;
+    if (baic_session_wait_start(c->m, c->req, c->session_id, WAIT_SQL, every, max, wait_decide,
+                                wait_timeout, wait_over, c) == NULL) {
+        baic_http_respond_json(c->req, 201, answer(c, "PENDING", NULL, 1));
+        create_free(c);
+    }
 }
 
 static void inserted(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {

@@ -354,110 +354,47 @@ typedef struct restart {
     baic_manager_t *m;
     baic_api_op_t *op;
     baic_kref_t ref;
-    baic_session_watch_t *watch;
-    uv_timer_t timer;
-    uint64_t started;
-    char domain[72]; /* "" = any (baic_session_domain_scope) */
-    int timer_open, querying, dirty, answered, aborted, rpc_pending;
+    baic_session_wait_t *wait; /* until RUNNING again; NULL once over */
+    char domain[72];           /* "" = any (baic_session_domain_scope) */
+    int rpc_pending;
 } restart_t;
 
 static void restart_free(restart_t *r) {
     free(r);
 }
 
-static void restart_timer_closed(uv_handle_t *h) {
-    restart_free(h->data);
-}
-
-static void restart_end(restart_t *r) {
-    if (r->querying || r->rpc_pending)
-        return; /* the query or RPC callback ends it */
-    baic_session_unwatch(r->watch);
-    r->watch = NULL;
-    if (!r->answered)
-        baic_http_req_release(r->req);
-    if (r->timer_open) {
-        r->timer_open = 0;
-        uv_timer_stop(&r->timer);
-        uv_close((uv_handle_t *)&r->timer, restart_timer_closed);
-    } else {
+/* Freed once both the wait and the agent's answer are over. */
+static void restart_wait_over(void *arg) {
+    restart_t *r = arg;
+    r->wait = NULL;
+    if (!r->rpc_pending)
         restart_free(r);
-    }
 }
 
-static void restart_check(restart_t *r);
-
-static void restart_status(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+static int restart_decide(baic_http_req_t *req, const baic_db_result_t *res, void *arg) {
     restart_t *r = arg;
-    r->querying = 0;
-    if (r->aborted || r->m->closing) {
-        restart_end(r);
-        return;
+    const char *st = baic_db_result_get(res, 0, 0);
+    if (strcmp(st, "RUNNING") == 0) {
+        BAIC_LOG_I("session_restarted", "session=%s", r->ref.session_id);
+        baic_http_respond(req, 204, NULL, NULL, 0);
+        return 1;
     }
-    if (err != 0) {
-        BAIC_LOG_W("session_status_query_failed", "session=%s error=\"%s\"", r->ref.session_id,
-                   errmsg ? errmsg : "");
-    } else if (baic_db_result_rows(res) > 0) {
-        const char *st = baic_db_result_get(res, 0, 0);
-        if (strcmp(st, "RUNNING") == 0) {
-            BAIC_LOG_I("session_restarted", "session=%s", r->ref.session_id);
-            r->answered = 1;
-            baic_http_respond(r->req, 204, NULL, NULL, 0);
-            restart_end(r);
-            return;
-        }
-        if (strcmp(st, "TERMINATED") == 0 || strcmp(st, "ERROR") == 0 ||
-            strcmp(st, "CANCELLED") == 0 || strcmp(st, "TERMINATING") == 0) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "The session is %s: the kernel did not come back.", st);
-            r->answered = 1;
-            baic_http_respond_problem(r->req, 500, "internal-server-error",
-                                      "The session could not be restarted.", msg,
-                                      json_pack("{s:s}", "status", st));
-            restart_end(r);
-            return;
-        }
+    if (strcmp(st, "TERMINATED") == 0 || strcmp(st, "ERROR") == 0 ||
+        strcmp(st, "CANCELLED") == 0 || strcmp(st, "TERMINATING") == 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "The session is %s: the kernel did not come back.", st);
+        baic_http_respond_problem(req, 500, "internal-server-error",
+                                  "The session could not be restarted.", msg,
+                                  json_pack("{s:s}", "status", st));
+        return 1;
     }
-    if (r->dirty) {
-        r->dirty = 0;
-        restart_check(r);
-    }
+    return 0;
 }
 
-static void restart_check(restart_t *r) {
-    if (r->querying) {
-        r->dirty = 1;
-        return;
-    }
-    const char *p[1] = {r->ref.session_id};
-    r->querying = 1;
-    if (baic_db_query(r->m->db, "SELECT status FROM sessions WHERE id = $1::uuid", 1, p,
-                      restart_status, r) != 0)
-        r->querying = 0;
-}
-
-static void restart_on_change(void *arg) {
-    restart_check(arg);
-}
-
-static void restart_tick(uv_timer_t *t) {
-    restart_t *r = t->data;
-    if (uv_now(r->m->uv) - r->started >= RESTART_WAIT_MS) {
-        /* Still on its way: the caller follows the session's events from here. */
-        r->answered = 1;
-        baic_http_respond(r->req, 204, NULL, NULL, 0);
-        r->aborted = 1;
-        restart_end(r);
-        return;
-    }
-    restart_check(r);
-}
-
-static void restart_abort(baic_http_req_t *req, void *arg) {
-    restart_t *r = arg;
-    (void)req;
-    r->aborted = 1;
-    restart_end(r);
+/* Still on its way: the caller follows the session's events from here. */
+static void restart_timeout(baic_http_req_t *req, void *arg) {
+    (void)arg;
+    baic_http_respond(req, 204, NULL, NULL, 0);
 }
 
 static void undo_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -471,23 +408,22 @@ static void restart_acked(int status, json_t *answer, int err, void *arg) {
     restart_t *r = arg;
     r->rpc_pending = 0;
     if (err == 0 && status == 202) {
-        if (r->aborted) {
-            restart_end(r);
-            return;
-        }
-        restart_check(r); /* it may be RUNNING already */
+        if (r->wait == NULL)
+            restart_free(r); /* the wait is over already */
+        else
+            baic_session_wait_poke(r->wait); /* it may be RUNNING already */
         return;
     }
     BAIC_LOG_W("kernel_restart_failed", "session=%s kernel=%s status=%d error=%d",
                r->ref.session_id, r->ref.kernel_id, status, err);
     const char *p[2] = {r->ref.session_id, r->ref.kernel_id};
     baic_db_query(r->m->db, UNDO_SQL, 2, p, undo_done, NULL);
-    if (!r->aborted) {
-        r->answered = 1;
-        baic_api_agent_error(r->req, status, answer, err);
+    if (r->wait == NULL) {
+        restart_free(r);
+        return;
     }
-    r->aborted = 1;
-    restart_end(r);
+    baic_session_wait_cancel(r->wait); /* restart_wait_over frees r later */
+    baic_api_agent_error(r->req, status, answer, err);
 }
 
 static void restarting_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -515,17 +451,21 @@ static void restarting_done(const baic_db_result_t *res, int err, const char *er
         return;
     }
     BAIC_LOG_I("session_restarting", "session=%s kernel=%s", r->ref.session_id, r->ref.kernel_id);
-    /* Watch first: the kernel may be back before the agent's answer arrives. */
-    r->watch = baic_session_watch(r->m, r->ref.session_id, restart_on_change, r);
-    uv_timer_init(r->m->uv, &r->timer);
-    r->timer.data = r;
-    r->timer_open = 1;
-    r->started = uv_now(r->m->uv);
-    uv_timer_start(&r->timer, restart_tick, 2000, 2000);
-    baic_http_req_on_abort(r->req, restart_abort, r);
+    /* Wait first: the kernel may be back before the agent's answer arrives. */
+    r->rpc_pending = 1; /* the wait's end must not free r before the RPC below is sent */
+    r->wait = baic_session_wait_start(r->m, r->req, r->ref.session_id,
+                                      "SELECT status FROM sessions WHERE id = $1::uuid", 2000,
+                                      RESTART_WAIT_MS, restart_decide, restart_timeout,
+                                      restart_wait_over, r);
+    if (r->wait == NULL) {
+        const char *p[2] = {r->ref.session_id, r->ref.kernel_id};
+        baic_db_query(r->m->db, UNDO_SQL, 2, p, undo_done, NULL);
+        baic_api_internal(r->req, "Out of memory.");
+        restart_free(r);
+        return;
+    }
     char path[128];
     snprintf(path, sizeof path, "/rpc/kernels/%s/restart", r->ref.kernel_id);
-    r->rpc_pending = 1;
     if (baic_agent_rpc(r->m, r->ref.addr, "POST", path, NULL, 30000, restart_acked, r) != 0)
         restart_acked(0, NULL, -EIO, r);
 }
