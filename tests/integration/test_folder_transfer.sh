@@ -1,161 +1,58 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# `baic folder upload/download/files/mkdir/...` against a real baic-storage-proxy, with a small stand-in for the manager's /folders routes that signs the proxy's tokens: byte-equal round trips, resume after a cut upload, errors.
+# `baic folder upload/download/files/mkdir/...` on the system `baic up --no-agent` runs (the real manager's /folders API and storage proxy): byte-equal round trips, resume after a cut upload, errors.
 #
 #   test_folder_transfer.sh BUILD_DIR
 #
-# Needs curl and python3; exit 77 (skipped) without them or without baic-storage-proxy.
-# The stand-in checks that every manager call is signed (Authorization, Date headers) and
-# answers as api-contract §5 says; the file transfers are the real proxy's.
+# Exit 0 pass, 1 fail, 77 skip: curl, python3, openssl, redis-server or the PostgreSQL server
+# missing, or baic-storage-proxy not built.
 set -u
 BUILD=$(cd "${1:?usage: test_folder_transfer.sh BUILD_DIR}" && pwd)
-HERE=$(cd "$(dirname "$0")" && pwd)
-SP=$BUILD/core/storage-proxy/baic-storage-proxy
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BAIC=$BUILD/core/cli/baic
-export BAIC_PLUGIN_DIR=$BUILD/plugins-out
-. "$HERE/services.sh"
+SIGN=$SRC/tests/bench/sign.sh
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3 || true)
-[ -n "$PY" ] && command -v curl >/dev/null || { echo "SKIP: needs curl and python3"; exit 77; }
-[ -x "$SP" ] || { echo "SKIP: $SP not built (libjwt-dev, libarchive-dev)"; exit 77; }
-[ -x "$BAIC" ] || { echo "FAIL: $BAIC not built"; exit 1; }
+for t in curl openssl redis-server; do
+    command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
+done
+[ -n "$PY" ] || { echo "SKIP: needs python3"; exit 77; }
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null ||
+    { echo "SKIP: PostgreSQL server not installed"; exit 77; }
+[ -x "$BUILD/core/storage-proxy/baic-storage-proxy" ] ||
+    { echo "SKIP: baic-storage-proxy not built (libjwt-dev, libarchive-dev)"; exit 77; }
+[ -x "$BAIC" ] && [ -x "$BUILD/core/manager/baic-manager" ] || { echo "FAIL: baic not built"; exit 1; }
 
-TMP=$(mktemp -d /tmp/baic-folder-xfer.XXXXXX)
-MSECRET=manager-secret-0123456789
-JSECRET=jwt-secret-0123456789abcdef
-SP_PID= MG_PID=
+TMP=$(mktemp -d /tmp/baic-folder-xfer.XXXXXX) && chmod 711 "$TMP" || exit 1
+D=$TMP/data
 FAILS=0
 cleanup() {
-    [ -n "$SP_PID" ] && kill "$SP_PID" 2>/dev/null && wait "$SP_PID" 2>/dev/null
-    [ -n "$MG_PID" ] && kill "$MG_PID" 2>/dev/null && wait "$MG_PID" 2>/dev/null
+    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ "$FAILS" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$TMP"; else echo "logs kept in $TMP"; fi
 }
 trap cleanup EXIT
+trap "exit 1" TERM INT HUP
 ok() { echo "ok   - $*"; }
 fail() { echo "FAIL - $*"; FAILS=$((FAILS + 1)); [ -s "$TMP/e" ] && sed 's/^/       /' "$TMP/e" | head -5; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
-wait_for() {
-    local cond=$1 limit=${2:-10} end
-    end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
-    while [ $(( $(date +%s%N) / 1000000 )) -lt "$end" ]; do
-        eval "$cond" && return 0
-        sleep 0.05
-    done
-    return 1
+
+if ! "$BAIC" up --no-agent --data-dir "$D" >"$TMP/up.log" 2>&1; then
+    cat "$TMP/up.log"; tail -20 "$D"/log/*.log; FAILS=1; exit 1
+fi
+grep -q "^storage proxy: started" "$TMP/up.log" || { fail "no storage proxy: $(cat "$TMP/up.log")"; exit 1; }
+VOL=$D/vfolders
+CPORT=$(sed -n 's/^listen_client = "127.0.0.1:\([0-9]*\)"$/\1/p' "$D/etc/storage-proxy.toml")
+. "$D/user.env"
+HP=${BACKEND_ENDPOINT#http://}
+# A signed call of the user's, for the steps the CLI does not take itself.
+signed() { # METHOD PATH BODY
+    local args=(-s -X "$1") h
+    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$1" "$2" "$HP" \
+        "$BACKEND_ACCESS_KEY" "$BACKEND_SECRET_KEY")
+    curl "${args[@]}" --data-binary "$3" "$BACKEND_ENDPOINT$2"
 }
 
-MPORT=$(_baic_free_port); CPORT=$(_baic_free_port); GPORT=$(_baic_free_port)
-VOL=$TMP/vol
-mkdir -p "$VOL"
-cat >"$TMP/sp.toml" <<CFG
-[storage-proxy]
-listen_manager = "127.0.0.1:$MPORT"
-listen_client = "127.0.0.1:$CPORT"
-manager_secret = "$MSECRET"
-jwt_secret = "$JSECRET"
-
-[volume.local]
-backend = "vfs"
-path = "$VOL"
-CFG
-"$SP" -c "$TMP/sp.toml" >"$TMP/sp.log" 2>&1 &
-SP_PID=$!
-wait_for "grep -q event=storage_proxy_started '$TMP/sp.log'" 10 || { fail "proxy did not start"; cat "$TMP/sp.log"; exit 1; }
-
-# The stand-in manager: folders in memory, created on the real proxy, tokens signed here.
-cat >"$TMP/mgr.py" <<'PYEOF'
-import base64, hashlib, hmac, json, sys, time, urllib.request, urllib.parse, uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-port, mport, cport, msecret, jsecret = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-folders = {}   # name -> id
-trashed = set()
-def b64(x): return base64.urlsafe_b64encode(x).rstrip(b"=")
-def jwt(claims):
-    h = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + b"." + b64(json.dumps(claims).encode())
-    return (h + b"." + b64(hmac.new(jsecret.encode(), h, hashlib.sha256).digest())).decode()
-def proxy(path, body):
-    req = urllib.request.Request("http://127.0.0.1:%s%s" % (mport, path), json.dumps(body).encode(),
-                                 {"X-BackendAI-Storage-Auth-Token": msecret, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req) as r: return r.status, r.read()
-    except urllib.error.HTTPError as e: return e.code, e.read()
-class H(BaseHTTPRequestHandler):
-    def log_message(self, *a): pass
-    def send(self, status, obj):
-        b = json.dumps(obj).encode() if obj is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def problem(self, status, title): self.send(status, {"type": "https://api.backend.ai/probs/x", "title": title})
-    def handle_any(self, method):
-        if not self.headers.get("Authorization", "").startswith("BackendAI signMethod=HMAC-SHA256, credential=") \
-                or not self.headers.get("Date"):
-            return self.problem(401, "unsigned")
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        try: body = json.loads(raw) if raw else {}
-        except ValueError: return self.problem(400, "malformed JSON")
-        u = urllib.parse.urlsplit(self.path)
-        parts = [urllib.parse.unquote(p) for p in u.path.split("/")[1:]]
-        q = dict(urllib.parse.parse_qsl(u.query))
-        if parts[0] != "folders": return self.problem(404, "url-not-found")
-        if len(parts) == 1:
-            if method == "GET":
-                return self.send(200, [{"name": k, "id": v, "host": "local:local", "permission": "rw",
-                                        "status": "delete-pending" if k in trashed else "ready"} for k, v in folders.items()])
-            name = body.get("name")
-            if not isinstance(name, str) or "/" in name or not name: return self.problem(400, "invalid name")
-            if name in folders: return self.problem(400, "already exists")
-            vid = uuid.uuid4().hex
-            st, _ = proxy("/folder/create", {"volume": "local", "vfid": "user:t/" + vid})
-            if st != 204: return self.problem(500, "proxy said %d" % st)
-            folders[name] = vid
-            return self.send(201, {"id": vid, "name": name, "host": body.get("host") or "local:local"})
-        if parts[1] == "purge" and method == "POST":
-            for k, v in list(folders.items()):
-                if v == body.get("id") and k in trashed:
-                    proxy("/folder/delete", {"volume": "local", "vfid": "user:t/" + v})
-                    del folders[k]; trashed.discard(k)
-                    return self.send(204, None)
-            return self.problem(404, "not in the trash bin")
-        name = parts[1]
-        if name not in folders or name in trashed: return self.problem(404, "folder not found")
-        vfid = "user:t/" + folders[name]
-        verb = parts[2] if len(parts) > 2 else ""
-        if verb == "" and method == "GET": return self.send(200, {"name": name, "id": folders[name], "host": "local:local"})
-        if verb == "" and method == "DELETE":
-            trashed.add(name); return self.send(204, None)
-        if verb in ("request-upload", "request-download"):
-            p = body.get("path")
-            if not isinstance(p, str): return self.problem(400, "path")
-            c = {"op": verb[8:], "volume": "local", "vfid": vfid, "relpath": p, "exp": int(time.time()) + 600}
-            if verb == "request-upload":
-                if not isinstance(body.get("size"), int): return self.problem(400, "size")
-                c["size"] = body["size"]
-            return self.send(200, {"token": jwt(c), "url": "http://127.0.0.1:%s/%s" % (cport, c["op"])})
-        if verb == "files":
-            st, out = proxy("/folder/file/list", {"volume": "local", "vfid": vfid, "relpath": q.get("path", ".")})
-            if st != 200: return self.problem(st, "list failed")
-            return self.send(200, {"items": [{"name": i.get("name"), "type": i.get("type"), "size": i.get("size", 0),
-                                              "modified": str(i.get("modified", ""))} for i in json.loads(out).get("items", [])]})
-        if verb == "mkdir":
-            st, out = proxy("/folder/file/mkdir", {"volume": "local", "vfid": vfid, "relpath": body.get("path"), "parents": True})
-            if st == 200: return self.send(200, {"results": {"success": [{"item": body.get("path"), "msg": None}], "failed": []}})
-            return self.send(207, {"results": {"success": [], "failed": [{"item": body.get("path"), "msg": out.decode()}]}})
-        return self.problem(404, "url-not-found")
-    def do_GET(self): self.handle_any("GET")
-    def do_POST(self): self.handle_any("POST")
-    def do_DELETE(self): self.handle_any("DELETE")
-ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
-PYEOF
-"$PY" "$TMP/mgr.py" "$GPORT" "$MPORT" "$CPORT" "$MSECRET" "$JSECRET" >"$TMP/mgr.log" 2>&1 &
-MG_PID=$!
-wait_for "curl -s -o /dev/null http://127.0.0.1:$GPORT/" 10 || { fail "stand-in manager did not start"; cat "$TMP/mgr.log"; exit 1; }
-
-export BACKEND_ENDPOINT=http://127.0.0.1:$GPORT BACKEND_ACCESS_KEY=AKIATEST BACKEND_SECRET_KEY=secret
 B() { "$BAIC" "$@" >"$TMP/o" 2>"$TMP/e"; }
 
 B folder create f1; check "create" bash -c "[ $? = 0 ] && grep -q 'folder f1 created' '$TMP/o'"
@@ -172,9 +69,8 @@ B folder upload f1 "$TMP/big" big.bin; check "upload 150 MiB in three PATCHes" b
 
 # Resume: the first 10 MiB arrive through a cut connection, then baic continues from there.
 head -c $((20 * 1024 * 1024)) /dev/urandom >"$TMP/resume"
-TOK=$(curl -s -X POST -H 'Authorization: BackendAI signMethod=HMAC-SHA256, credential=AKIATEST:x' -H "Date: now" \
-    -H 'Content-Type: application/json' --data-binary '{"path":"resumed.bin","size":20971520}' \
-    "http://127.0.0.1:$GPORT/folders/f1/request-upload" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+TOK=$(signed POST /folders/f1/request-upload '{"path":"resumed.bin","size":20971520}' |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 head -c $((10 * 1024 * 1024)) "$TMP/resume" >"$TMP/resume.head"
 curl -s -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' --data-binary "@$TMP/resume.head" \
@@ -214,8 +110,9 @@ B folder create f2; B folder rm --purge f2; check "rm --purge of a live folder" 
 B folder ls; check "both are gone" bash -c "! grep -qE '^f[12] ' '$TMP/o'"
 B folder rm --purge f1; check "rm --purge of a missing folder fails" bash -c "[ $? = 1 ] && grep -q 'no folder f1' '$TMP/e'"
 
-# The stand-in manager is down: a clear error, not a hang.
-kill "$MG_PID"; wait "$MG_PID" 2>/dev/null; MG_PID=
+# The manager is down: a clear error, not a hang.
+MPID=$(cat "$D/run/manager.pid")
+kill "$MPID"; while kill -0 "$MPID" 2>/dev/null; do sleep 0.1; done
 B folder ls; check "no manager -> exit 1 with a message" bash -c "[ $? = 1 ] && [ -s '$TMP/e' ]"
 
 if [ "$FAILS" != 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
