@@ -147,6 +147,16 @@ static void destroy_done(int status, json_t *answer, int err, void *arg) {
     free(d);
 }
 
+int baic_agent_create_accepted(int status, const json_t *answer, int err) {
+    if (err != 0)
+        return 0;
+    if (status == 202)
+        return 1;
+    const char *type = json_string_value(json_object_get(answer, "type"));
+    size_t n = type ? strlen(type) : 0, k = strlen("kernel-already-exists");
+    return status == 409 && n >= k && strcmp(type + n - k, "kernel-already-exists") == 0;
+}
+
 void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *kernel_id,
                                const char *reason) {
     destroy_ctx_t *d = calloc(1, sizeof *d);

@@ -237,7 +237,7 @@ typedef struct cpart {
 static void agent_answered(int status, json_t *answer, int err, void *arg) {
     cpart_t *p = arg;
     claunch_t *c = p->c;
-    if (err == 0 && status == 202) {
+    if (baic_agent_create_accepted(status, answer, err)) {
         json_array_append_new(c->accepted, json_string(p->addr));
     } else {
         const char *msg = json_string_value(json_object_get(answer, "msg"));

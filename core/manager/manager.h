@@ -185,6 +185,9 @@ void baic_session_event(baic_manager_t *m, const char *name, const char *session
 typedef void (*baic_agent_rpc_cb)(int status, json_t *answer, int err, void *arg);
 int baic_agent_rpc(baic_manager_t *m, const char *addr, const char *method, const char *path,
                    json_t *body, unsigned timeout_ms, baic_agent_rpc_cb cb, void *arg);
+/* Whether a create_kernels answer means the agent has the kernels: 202, or 409
+ * kernel-already-exists when a launch is sent again (scheduler relaunch). */
+int baic_agent_create_accepted(int status, const json_t *answer, int err);
 /* The cluster-auth header values (Date, X-BaiC-Cluster-Auth) of one RPC request. */
 void baic_agent_auth(baic_manager_t *m, const char *method, const char *path, const void *body,
                      size_t len, char date[32], char mac_hex[65]);

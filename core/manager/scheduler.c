@@ -108,7 +108,7 @@ typedef struct baic_sched {
     int refs;                /* timers + rounds in flight */
     int running, again, closing;
     baic_bus_sub_t *wake_sub;
-    long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms;
+    long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
     baic_db_pool_t *db; /* the rounds' own connection: never queued behind launches */
     uv_timer_t prep_timer;
@@ -139,28 +139,34 @@ enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_POLICY, Q_AGENT_OCC, Q
        NQ };
 #define NQ_LIGHT Q_AGENT_OCC
 
+/* A session's main kernel as the plugins see it and launch_one() sends it: the
+ * pending rows of a round, and the SCHEDULED rows the sweep launches again. */
+#define LAUNCH_COLS \
+    "SELECT s.id::text AS id, s.name, s.access_key, s.user_uuid::text AS user_id," \
+    " s.group_id::text AS group_id, s.domain_name, s.scaling_group_name AS sgroup," \
+    " s.requested_slots::text AS requested," \
+    " (extract(epoch FROM s.created_at) * 1000)::bigint AS created_ms," \
+    " (extract(epoch FROM s.enqueued_at) * 1000)::bigint AS enqueued_ms," \
+    " s.priority, s.times_skipped, s.cluster_size, s.architecture," \
+    " COALESCE(s.environ, '{}')::text AS environ, s.startup_command, s.bootstrap_script," \
+    " s.session_type," \
+    " COALESCE(s.vfolder_mounts, '[]')::text AS mounts," \
+    " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx," \
+    " k.cluster_hostname, k.resource_opts::text AS resource_opts," \
+    " s.cluster_mode, k.requested_slots::text AS kreq," /* cluster.c */ \
+    " COALESCE(i.labels, '{}')::text AS labels," \
+    " COALESCE(i.resources, '{}')::text AS image_resources," \
+    " p.max_concurrent_sessions, p.total_resource_slots::text AS kp_limits," \
+    " p.default_for_unspecified AS kp_default"
+#define LAUNCH_FROM \
+    " FROM sessions s JOIN kernels k ON k.session_id = s.id AND k.cluster_idx = 0" \
+    " LEFT JOIN images i ON i.name = k.image AND i.architecture = k.architecture" \
+    " LEFT JOIN keypairs kp ON kp.access_key = s.access_key" \
+    " LEFT JOIN keypair_resource_policies p ON p.name = kp.resource_policy"
+
 static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
-        "SELECT s.id::text AS id, s.name, s.access_key, s.user_uuid::text AS user_id,"
-        " s.group_id::text AS group_id, s.domain_name, s.scaling_group_name AS sgroup,"
-        " s.requested_slots::text AS requested,"
-        " (extract(epoch FROM s.created_at) * 1000)::bigint AS created_ms,"
-        " (extract(epoch FROM s.enqueued_at) * 1000)::bigint AS enqueued_ms,"
-        " s.priority, s.times_skipped, s.cluster_size, s.architecture,"
-        " COALESCE(s.environ, '{}')::text AS environ, s.startup_command, s.bootstrap_script,"
-        " s.session_type,"
-        " COALESCE(s.vfolder_mounts, '[]')::text AS mounts,"
-        " k.id::text AS kernel_id, k.image, k.registry, k.cluster_role, k.cluster_idx,"
-        " k.cluster_hostname, k.resource_opts::text AS resource_opts,"
-        " s.cluster_mode, k.requested_slots::text AS kreq," /* cluster.c */
-        " COALESCE(i.labels, '{}')::text AS labels,"
-        " COALESCE(i.resources, '{}')::text AS image_resources,"
-        " p.max_concurrent_sessions, p.total_resource_slots::text AS kp_limits,"
-        " p.default_for_unspecified AS kp_default"
-        " FROM sessions s JOIN kernels k ON k.session_id = s.id AND k.cluster_idx = 0"
-        " LEFT JOIN images i ON i.name = k.image AND i.architecture = k.architecture"
-        " LEFT JOIN keypairs kp ON kp.access_key = s.access_key"
-        " LEFT JOIN keypair_resource_policies p ON p.name = kp.resource_policy"
+        LAUNCH_COLS LAUNCH_FROM
         " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
         " LIMIT 1000 FOR UPDATE OF s",
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
@@ -815,7 +821,7 @@ static void created(int status, json_t *answer, int err, void *arg) {
         free(l);
         return;
     }
-    if (err == 0 && status == 202) {
+    if (baic_agent_create_accepted(status, answer, err)) {
         BAIC_LOG_D("kernels_accepted", "session=%s kernel=%s agent=%s", l->session_id,
                    l->kernel_id, l->addr);
         prep_add(m, l);
@@ -954,7 +960,48 @@ static void sweep_done(const baic_db_result_t *res, int err, const char *errmsg,
     sched_unref(s);
 }
 
+/*
+ * A launch is lost when a manager dies between committing a round and an agent taking
+ * the create_kernels request: nothing would ever move that session out of SCHEDULED
+ * but the deadline (ERROR). Sessions SCHEDULED for longer than relaunch_s are sent
+ * again; an agent that already has the kernel answers kernel-already-exists, which
+ * counts as accepted (baic_agent_create_accepted). Touching status_changed spaces the
+ * tries; the kernels' own deadline still ends a launch no agent ever takes.
+ */
+static const char RELAUNCH_SQL[] =
+    "WITH t AS (UPDATE sessions SET status_changed = now() WHERE id IN (SELECT id FROM"
+    "   sessions WHERE status = 'SCHEDULED' AND status_changed < now() -"
+    "   make_interval(secs => $1::int) LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING id) "
+    LAUNCH_COLS ", k.agent, k.agent_addr" LAUNCH_FROM " JOIN t ON t.id = s.id"
+    " WHERE NOT EXISTS (SELECT 1 FROM kernels o WHERE o.session_id = s.id"
+    "   AND o.status <> 'SCHEDULED')";
+
+static json_t *rows_json(const baic_db_result_t *res);
+
+static void relaunch_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    baic_sched_t *s = arg;
+    if (err != 0)
+        BAIC_LOG_W("relaunch_failed", "error=\"%s\"", errmsg ? errmsg : "");
+    else if (!s->closing) {
+        json_t *rows = rows_json(res), *row;
+        size_t i;
+        json_array_foreach(rows, i, row) {
+            BAIC_LOG_W("session_relaunch", "session=%s agent=%s", col(row, "id"),
+                       col(row, "agent") ?: "");
+            launch_one(s->m, row);
+        }
+        json_decref(rows);
+    }
+    sched_unref(s);
+}
+
 static void sweep(baic_sched_t *s) {
+    char r[24];
+    snprintf(r, sizeof r, "%lld", s->relaunch_s);
+    const char *rp[1] = {r};
+    s->refs++;
+    if (baic_db_query(s->m->db, RELAUNCH_SQL, 1, rp, relaunch_done, s) != 0)
+        sched_unref(s);
     char a[24], b[24], c[24];
     snprintf(a, sizeof a, "%lld", s->deadline_s);
     snprintf(b, sizeof b, "%lld", s->pulling_s);
@@ -1396,6 +1443,8 @@ int baic_scheduler_init(baic_manager_t *m) {
     char err[256];
     if (baic_config_get_int(m->config, "manager.deadline_s", 120, &s->deadline_s, err, sizeof err) ||
         baic_config_get_int(m->config, "manager.deadline_pulling_s", 600, &s->pulling_s, err,
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.relaunch_s", 15, &s->relaunch_s, err,
                             sizeof err) ||
         baic_config_get_int(m->config, "manager.terminating_retry_s", 60, &s->terminating_s, err,
                             sizeof err) ||

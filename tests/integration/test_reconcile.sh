@@ -228,6 +228,31 @@ call "$ADMIN_AK" "$ADMIN_SK" POST /admin/reconcile '{}'
 [ "$STATUS" = 200 ] && printf '%s' "$BODY" >"$T/route.json" && [ "$(nfixes "$T/route.json")" = 0 ] && ok "route second run: nothing" || bad "route second: $BODY"
 grep -q 'event=reconcile_fix kind=occupancy' "$D/log/manager.log" && ok "route fixes in the manager log" || bad "no reconcile_fix in manager.log"
 
+# --- a launch lost with its manager: the round committed SCHEDULED, create_kernels never sent ---
+call "$ADMIN_AK" "$ADMIN_SK" POST /admin/rest/agents/i-test/drain
+expect 200 "" "agent drained"
+call "$USER_AK" "$USER_SK" POST /session '{"name": "rec-lost", "image": "busybox", "enqueueOnly": true, "config": {"resources": {"cpu": "0.5", "mem": "64m"}}}'
+expect 201 "" "rec-lost enqueued"
+LOST=$(sql "SELECT id FROM sessions WHERE name = 'rec-lost'")
+until_ok 10 eval '[ "$(sql "SELECT status_info FROM sessions WHERE id = '"'$LOST'"'")" = no-available-instances ]' \
+    && ok "rec-lost PENDING on the drained agent" || bad "rec-lost: $(sql "SELECT status, status_info FROM sessions WHERE id = '$LOST'")"
+MPID=$(cat "$D/run/manager.pid")
+kill -9 "$MPID"
+until_ok 10 eval '! kill -0 "$MPID" 2>/dev/null'
+# what the allocation statement of a round commits, a minute ago, and the agent back in service
+sql "BEGIN;
+     UPDATE kernels SET agent = 'i-test', agent_addr = (SELECT addr FROM agents WHERE id = 'i-test'),
+       occupied_slots = requested_slots, status = 'SCHEDULED', status_changed = now() - interval '1 minute'
+       WHERE session_id = '$LOST';
+     UPDATE sessions SET status = 'SCHEDULED', status_changed = now() - interval '1 minute',
+       agent_ids = '{i-test}', occupying_slots = requested_slots WHERE id = '$LOST';
+     UPDATE agents SET schedulable = true WHERE id = 'i-test'; COMMIT" >/dev/null
+"$BAIC" up --no-agent --data-dir "$D" >"$T/up-lost.log" 2>&1 || { cat "$T/up-lost.log"; bad "manager restart"; }
+until_ok 60 session_status rec-lost RUNNING && ok "the lost launch is sent again: rec-lost RUNNING" \
+    || bad "rec-lost: $(sql "SELECT status, status_info FROM sessions WHERE id = '$LOST'")"
+grep -q "event=session_relaunch session=$LOST agent=i-test" "$D/log/manager.log" && ok "relaunch logged" || bad "no session_relaunch in manager.log"
+call "$USER_AK" "$USER_SK" DELETE /session/rec-lost
+
 # --- kill -9 while scheduling a burst of 200 sessions ---
 # Small sessions: cpu 0.02 each, so the agent's cores hold 100 of them and the rest wait.
 NCPU=$(sql "SELECT (available_slots->>'cpu')::numeric FROM agents WHERE id = 'i-test'")
@@ -267,7 +292,8 @@ TOTAL=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'burst-%'")
 [ "$(grep -L -E '^20[01]$' "$T"/burst/* | wc -l)" = 0 ] && [ "$TOTAL" = 200 ] && ok "200 burst sessions exist ($ANSWERED answered before the kill)" || bad "burst sessions: $TOTAL"
 settled() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'burst-%' AND status = 'RUNNING'")" = "$FIT" ] &&
             [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'burst-%' AND status NOT IN ('RUNNING','PENDING')")" = 0 ]; }
-until_ok 120 settled && ok "$FIT RUNNING (all that fit on $NCPU cores), the rest PENDING" || bad "after restart: $(sql "SELECT status, count(*) FROM sessions WHERE name LIKE 'burst-%' GROUP BY 1")"
+until_ok 120 settled && ok "$FIT RUNNING (all that fit on $NCPU cores), the rest PENDING" \
+    || bad "after restart: $(sql "SELECT status, status_info, count(*) FROM sessions WHERE name LIKE 'burst-%' GROUP BY 1, 2")"
 [ "$(sql "SELECT count(*) FROM sessions s WHERE s.name LIKE 'burst-%' AND (SELECT count(*) FROM kernels k WHERE k.session_id = s.id) <> 1")" = 0 ] \
     && ok "every burst session has exactly one kernel" || bad "a burst session with != 1 kernels"
 [ "$(sql "SELECT count(*) FROM sessions s JOIN kernels k ON k.session_id = s.id WHERE s.name LIKE 'burst-%' AND s.status = 'PENDING' AND (k.agent IS NOT NULL OR k.status <> 'PENDING')")" = 0 ] \
