@@ -291,9 +291,17 @@ static void job_reason(hm_job_t *j, const char *cmd, char *out, size_t len) {
     while (j->errlen > 0 && (j->errbuf[j->errlen - 1] == '\n' || j->errbuf[j->errlen - 1] == ' '))
         j->errlen--;
     j->errbuf[j->errlen] = '\0';
-    for (char *c = j->errbuf; *c; c++)
-        if (*c == '\n' || *c == '\r' || *c == '\t')
-            *c = ' ';
+    /* One line: each run of whitespace (mount's indented second lines) becomes one space. */
+    size_t o = 0;
+    for (size_t i = 0; i < j->errlen; i++) {
+        int sp = j->errbuf[i] == ' ' || j->errbuf[i] == '\n' || j->errbuf[i] == '\r' ||
+                 j->errbuf[i] == '\t';
+        if (sp && (o == 0 || j->errbuf[o - 1] == ' '))
+            continue;
+        j->errbuf[o++] = sp ? ' ' : j->errbuf[i];
+    }
+    j->errlen = o;
+    j->errbuf[o] = '\0';
     if (j->killed)
         snprintf(out, len, "%s did not finish within %d s and was killed%s%s", cmd,
                  HM_TIMEOUT_MS / 1000, j->errlen ? ": " : "", j->errbuf);
