@@ -497,6 +497,10 @@ static int mkdir_p(const char *path) {
 /* Checks and starts the head job; answers it at once when there is nothing to run. */
 static void job_run(hm_job_t *j) {
     char real[PATH_MAX], msg[PATH_MAX + 128];
+    if (hm.a->closing) { /* waiting ones are not started any more */
+        snprintf(msg, sizeof msg, "the agent is shutting down");
+        goto answer;
+    }
     int rc = j->mount ? mkdir_p(hm.prefix) : 0;
     if (rc == 0)
         rc = prefix_real(real);
