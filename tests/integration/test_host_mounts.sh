@@ -55,8 +55,17 @@ mkdir -p "$T/probe" && /bin/mount -t tmpfs -o size=1m -- tmpfs "$T/probe" 2>"$T/
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
-"$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
+# A manager port of its own (other tests may hold the default one), and a cluster secret.
+MPORT=$(( (RANDOM % 12000) + 20000 ))
+"$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1
+if [ ! -f "$D/run/manager.pid" ] || ! kill -0 "$(cat "$D/run/manager.pid")" 2>/dev/null; then
+    # the port was taken between writing manager.toml and starting: once more on MPORT
+    [ -f "$D/etc/manager.toml" ] || { cat "$T/up.log"; exit 1; }
+    sed -i "/^\[manager\]/,/^\[/s/^listen = .*/listen = \"127.0.0.1:$MPORT\"/" "$D/etc/manager.toml"
+    "$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
+fi
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+sed -i "/^\[manager\]/,/^\[/s/^listen = .*/listen = \"127.0.0.1:$MPORT\"/" "$D/etc/manager.toml"
 sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
@@ -283,6 +292,35 @@ admin POST /folders/_/umounts '{"name": "never"}'
 expect 200 "" "umount a name never mounted"
 [ "$(py "d['agents']['i-hm']['success']")" = False ] && py "d['agents']['i-hm']['message']" | grep -q "not mounted" \
     && ok "never mounted: not mounted" || bad "never: $BODY"
+
+# --- a symbolic link in place of the mount point is not followed ---
+mkdir -p "$T/elsewhere" && ln -s "$T/elsewhere" "$PREFIX/evil"
+admin POST /folders/_/mounts '{"name": "evil", "fs_type": "tmpfs", "fs_location": "tmpfs"}'
+expect 200 "" "mount over a symbolic link"
+[ "$(py "d['agents']['i-hm']['success']")" = False ] && ! mounted "$T/elsewhere" && ! mounted "$PREFIX/evil" \
+    && ok "symbolic link: refused, nothing mounted" || bad "symlink: $BODY"
+rm -f "$PREFIX/evil"
+
+# --- the agent's own RPC: signed, checked ---
+rpc() {
+    local method=$1 path=$2 body=${3:-} date bh mac
+    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    bh=$(printf '%s' "$body" | openssl dgst -sha256 -r | cut -d' ' -f1)
+    mac=$(printf '%s\n%s\n%s\n%s' "$method" "$path" "$date" "$bh" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
+    RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X "$method" -H "Date: $date" -H "X-BaiC-Cluster-Auth: $mac" \
+        -H 'Content-Type: application/json' ${body:+--data-binary "$body"} "http://127.0.0.1:$AGENT_PORT$path")
+}
+RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X POST --data-binary '{"name":"x","fs_type":"tmpfs","fs_location":"tmpfs"}' "http://127.0.0.1:$AGENT_PORT/rpc/mounts")
+[ "$RST" = 401 ] && [ ! -e "$PREFIX/x" ] && ok "agent: unsigned /rpc/mounts is 401" || bad "unsigned: $RST $(cat "$T/rpc")"
+rpc POST /rpc/mounts '{"name": "../x", "fs_type": "tmpfs", "fs_location": "tmpfs"}'
+[ "$RST" = 400 ] && grep -q invalid-api-params "$T/rpc" && ok "agent: name traversal is 400" || bad "agent traversal: $RST $(cat "$T/rpc")"
+rpc POST /rpc/umounts 'nonsense'
+[ "$RST" = 400 ] && ok "agent: malformed JSON is 400" || bad "agent malformed: $RST $(cat "$T/rpc")"
+rpc POST /rpc/mounts '{"name": "x", "fs_type": "tmpfs", "fs_location": "--bind"}'
+[ "$RST" = 400 ] && [ ! -e "$PREFIX/x" ] && ok "agent: an option as fs_location is 400" || bad "agent option source: $RST $(cat "$T/rpc")"
+rpc GET /rpc/mounts
+[ "$RST" = 200 ] && "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d['success'] and isinstance(d['mounts'], list) else 1)" "$T/rpc" \
+    && ok "agent: GET /rpc/mounts" || bad "agent list: $RST $(cat "$T/rpc")"
 
 # --- concurrent requests are taken one at a time by the agent ---
 PIDS=()
