@@ -23,6 +23,7 @@
 #define HM_TIMEOUT_MS 30000
 #define HM_GRACE_MS 5000
 #define HM_ERR_MAX 2048
+#define HM_QUEUE_MAX 64 /* operations running or waiting; more are answered 503 */
 #define HM_MOUNT_BIN "/bin/mount"
 #define HM_UMOUNT_BIN "/bin/umount"
 
@@ -50,6 +51,7 @@ static struct {
     char prefix[PATH_MAX];
     char fstab[PATH_MAX];
     hm_job_t *head, *tail; /* head runs, the rest wait */
+    size_t queued;
 } hm;
 
 static void bad_params(baic_http_req_t *req, const char *msg) {
@@ -281,6 +283,7 @@ static void job_free(hm_job_t *j) {
     hm.head = j->next;
     if (hm.head == NULL)
         hm.tail = NULL;
+    hm.queued--;
     json_decref(j->body);
     free(j);
     job_start_next();
@@ -598,6 +601,13 @@ static void h_mount_common(baic_http_req_t *req, int mount) {
         bad_params(req, msg);
         goto drop;
     }
+    if (hm.queued >= HM_QUEUE_MAX) {
+        baic_http_add_header(req, "Retry-After", "5");
+        baic_http_respond_problem(req, 503, "server-unavailable",
+                                  "Too many host mount operations are waiting.", NULL, NULL);
+        goto drop;
+    }
+    hm.queued++;
     if (hm.tail)
         hm.tail->next = j;
     else
