@@ -271,6 +271,8 @@ static int fstab_edit(const char *target, const char *add, char *msg, size_t len
 static void job_start_next(void);
 
 static void job_answer(hm_job_t *j, int ok, const char *message) {
+    if (j->req == NULL) /* answered early (a command stuck after SIGKILL) */
+        return;
     baic_http_respond_json(j->req, 200,
                            json_pack("{s:b, s:o, s:s}", "success", ok, "mounts",
                                      mounts_under_prefix(), "message", message));
@@ -424,6 +426,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 static void on_timeout(uv_timer_t *t) {
     hm_job_t *j = t->data;
     if (!j->exited) {
+        if (j->killed && j->req) {
+            /* Killed and still there (stuck in the kernel, as a hard NFS mount can be):
+             * the caller hears now; later operations wait until it is gone. */
+            BAIC_LOG_W("host_mount_stuck", "target=%s", j->target);
+            job_answer(j, 0, "the command did not finish within 30 s and does not exit after "
+                             "SIGKILL; later mount operations wait for it");
+        }
         j->killed = 1;
         uv_process_kill(&j->proc, SIGKILL);
         uv_timer_start(t, on_timeout, HM_GRACE_MS, 0);
