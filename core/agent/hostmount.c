@@ -20,7 +20,6 @@
 #include "util/hostmount.h"
 #include "util/strerror.h"
 
-#define HM_TIMEOUT_MS 30000
 #define HM_GRACE_MS 5000
 #define HM_ERR_MAX 2048
 #define HM_QUEUE_MAX 64 /* operations running or waiting; more are answered 503 */
@@ -52,6 +51,7 @@ static struct {
     char fstab[PATH_MAX];
     hm_job_t *head, *tail; /* head runs, the rest wait */
     size_t queued;
+    uint64_t timeout_ms; /* [agent] mount_timeout_s */
 } hm;
 
 static void bad_params(baic_http_req_t *req, const char *msg) {
@@ -308,8 +308,8 @@ static void job_reason(hm_job_t *j, const char *cmd, char *out, size_t len) {
     j->errlen = o;
     j->errbuf[o] = '\0';
     if (j->killed)
-        snprintf(out, len, "%s did not finish within %d s and was killed%s%s", cmd,
-                 HM_TIMEOUT_MS / 1000, j->errlen ? ": " : "", j->errbuf);
+        snprintf(out, len, "%s did not finish within %llu s and was killed%s%s", cmd,
+                 (unsigned long long)(hm.timeout_ms / 1000), j->errlen ? ": " : "", j->errbuf);
     else if (j->errlen)
         snprintf(out, len, "%s", j->errbuf);
     else if (j->sig)
@@ -430,11 +430,13 @@ static void on_timeout(uv_timer_t *t) {
             /* Killed and still there (stuck in the kernel, as a hard NFS mount can be):
              * the caller hears now; later operations wait until it is gone. */
             BAIC_LOG_W("host_mount_stuck", "target=%s", j->target);
-            job_answer(j, 0, "the command did not finish within 30 s and does not exit after "
+            job_answer(j, 0, "the command did not finish in time and does not exit after "
                              "SIGKILL; later mount operations wait for it");
         }
         j->killed = 1;
-        uv_process_kill(&j->proc, SIGKILL);
+        /* The whole group: mount(8) runs helpers (mount.nfs) that would stay behind. */
+        if (kill(-j->proc.pid, SIGKILL) != 0)
+            uv_process_kill(&j->proc, SIGKILL);
         uv_timer_start(t, on_timeout, HM_GRACE_MS, 0);
         return;
     }
@@ -466,6 +468,7 @@ static int job_spawn(hm_job_t *j, char **argv) {
         .args = argv,
         .stdio_count = 3,
         .stdio = stdio,
+        .flags = UV_PROCESS_DETACHED, /* a process group of its own, killed as one */
     };
     j->proc.data = j;
     rc = uv_spawn(loop, &j->proc, &opt);
@@ -483,7 +486,7 @@ static int job_spawn(hm_job_t *j, char **argv) {
     }
     j->open = 3;
     uv_read_start((uv_stream_t *)&j->err, on_alloc, on_read);
-    uv_timer_start(&j->timer, on_timeout, HM_TIMEOUT_MS, 0);
+    uv_timer_start(&j->timer, on_timeout, hm.timeout_ms, 0);
     return 0;
 }
 
@@ -666,10 +669,17 @@ static int absolute(const char *in, char *out, size_t len) {
 
 int agent_hostmount_routes(agent_t *a) {
     const char *prefix = NULL, *fstab = NULL;
+    long long timeout_s = 0;
     char def[PATH_MAX];
     if (baic_cfg_str(a->config, "agent.mount_prefix", NULL, &prefix) ||
-        baic_cfg_str(a->config, "agent.fstab_path", "/etc/fstab", &fstab))
+        baic_cfg_str(a->config, "agent.fstab_path", "/etc/fstab", &fstab) ||
+        baic_cfg_int(a->config, "agent.mount_timeout_s", 30, &timeout_s))
         return BAIC_ECONFIG_TYPE;
+    if (timeout_s < 1 || timeout_s > 600) {
+        BAIC_LOG_E("config_error", "msg=\"[agent] mount_timeout_s must be 1..600\"");
+        return BAIC_ECONFIG_TYPE;
+    }
+    hm.timeout_ms = (uint64_t)timeout_s * 1000;
     int n = snprintf(def, sizeof def, "%s/mnt", a->data_dir);
     if (prefix == NULL && (n < 0 || (size_t)n >= sizeof def))
         return BAIC_ECONFIG_TYPE;
