@@ -51,7 +51,7 @@ static struct {
     char fstab[PATH_MAX];
     hm_job_t *head, *tail; /* head runs, the rest wait */
     size_t queued;
-    uint64_t timeout_ms; /* [agent] mount_timeout_s */
+    uint64_t timeout_ms; /* [agent] mount_timeout_ms */
 } hm;
 
 static void bad_params(baic_http_req_t *req, const char *msg) {
@@ -308,8 +308,8 @@ static void job_reason(hm_job_t *j, const char *cmd, char *out, size_t len) {
     j->errlen = o;
     j->errbuf[o] = '\0';
     if (j->killed)
-        snprintf(out, len, "%s did not finish within %llu s and was killed%s%s", cmd,
-                 (unsigned long long)(hm.timeout_ms / 1000), j->errlen ? ": " : "", j->errbuf);
+        snprintf(out, len, "%s did not finish within %llu ms and was killed%s%s", cmd,
+                 (unsigned long long)hm.timeout_ms, j->errlen ? ": " : "", j->errbuf);
     else if (j->errlen)
         snprintf(out, len, "%s", j->errbuf);
     else if (j->sig)
@@ -669,17 +669,17 @@ static int absolute(const char *in, char *out, size_t len) {
 
 int agent_hostmount_routes(agent_t *a) {
     const char *prefix = NULL, *fstab = NULL;
-    long long timeout_s = 0;
+    long long timeout_ms = 0;
     char def[PATH_MAX];
     if (baic_cfg_str(a->config, "agent.mount_prefix", NULL, &prefix) ||
         baic_cfg_str(a->config, "agent.fstab_path", "/etc/fstab", &fstab) ||
-        baic_cfg_int(a->config, "agent.mount_timeout_s", 30, &timeout_s))
+        baic_cfg_int(a->config, "agent.mount_timeout_ms", 30000, &timeout_ms))
         return BAIC_ECONFIG_TYPE;
-    if (timeout_s < 1 || timeout_s > 600) {
-        BAIC_LOG_E("config_error", "msg=\"[agent] mount_timeout_s must be 1..600\"");
+    if (timeout_ms < 100 || timeout_ms > 600000) {
+        BAIC_LOG_E("config_error", "msg=\"[agent] mount_timeout_ms must be 100..600000\"");
         return BAIC_ECONFIG_TYPE;
     }
-    hm.timeout_ms = (uint64_t)timeout_s * 1000;
+    hm.timeout_ms = (uint64_t)timeout_ms;
     int n = snprintf(def, sizeof def, "%s/mnt", a->data_dir);
     if (prefix == NULL && (n < 0 || (size_t)n >= sizeof def))
         return BAIC_ECONFIG_TYPE;
