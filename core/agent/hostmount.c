@@ -197,11 +197,14 @@ static int write_all(int fd, const char *p, size_t n) {
  * one by rename (a temporary file next to it). Untouched when nothing changes. 0 or -1 with
  * msg. */
 static int fstab_edit(const char *target, const char *add, char *msg, size_t len) {
-    char etarget[PATH_MAX * 4];
+    char etarget[PATH_MAX * 4], fstab[PATH_MAX];
     fstab_escape(target, etarget, sizeof etarget);
-    FILE *f = fopen(hm.fstab, "re");
+    /* A symbolic link stays one: the file it points to is the one replaced. */
+    if (realpath(hm.fstab, fstab) == NULL)
+        snprintf(fstab, sizeof fstab, "%s", hm.fstab);
+    FILE *f = fopen(fstab, "re");
     if (f == NULL && errno != ENOENT) {
-        snprintf(msg, len, "cannot read %.512s: %s", hm.fstab, strerror(errno));
+        snprintf(msg, len, "cannot read %.512s: %s", fstab, strerror(errno));
         return -1;
     }
     mode_t mode = 0644;
@@ -245,22 +248,22 @@ static int fstab_edit(const char *target, const char *add, char *msg, size_t len
         return 0;
     }
     char tmp[PATH_MAX + 16];
-    int w = snprintf(tmp, sizeof tmp, "%s.baic-XXXXXX", hm.fstab);
+    int w = snprintf(tmp, sizeof tmp, "%s.baic-XXXXXX", fstab);
     int fd = w > 0 && (size_t)w < sizeof tmp ? mkstemp(tmp) : -1;
     int rc = -1;
     if (fd >= 0) {
         if (fchmod(fd, mode) == 0 && write_all(fd, out, outlen) == 0 && fsync(fd) == 0) {
-            if (close(fd) == 0 && rename(tmp, hm.fstab) == 0)
+            if (close(fd) == 0 && rename(tmp, fstab) == 0)
                 rc = 0;
         } else {
             close(fd);
         }
         if (rc != 0) {
-            snprintf(msg, len, "cannot write %.512s: %s", hm.fstab, strerror(errno));
+            snprintf(msg, len, "cannot write %.512s: %s", fstab, strerror(errno));
             unlink(tmp);
         }
     } else {
-        snprintf(msg, len, "cannot create a file next to %.512s: %s", hm.fstab, strerror(errno));
+        snprintf(msg, len, "cannot create a file next to %.512s: %s", fstab, strerror(errno));
     }
     free(out);
     return rc;

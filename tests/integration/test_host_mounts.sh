@@ -139,7 +139,10 @@ load = ["compute/cpu", "compute/mem", "runtime/dummy"]
 [plugin."compute/mem"]
 reserve = "256m"
 TOML
-printf '# test fstab\nproc /proc proc defaults 0 0\n' >"$FSTAB"
+# The configured fstab is a symbolic link: edits go to the file it names, the link stays.
+printf '# test fstab\nproc /proc proc defaults 0 0\n' >"$T/fstab.real"
+chmod 640 "$T/fstab.real"
+ln -s "$T/fstab.real" "$FSTAB"
 "$BUILD/core/agent/baic-agent" -c "$T/agent.toml" >"$T/agent.log" 2>&1 &
 AGENT_PID=$!
 until_ok 20 agent_is ALIVE && ok "agent registered ALIVE" || { bad "agent never registered"; cat "$T/agent.log"; exit 1; }
@@ -222,7 +225,7 @@ echo hello-host-mount >"$TARGET/probe.txt" && [ "$(cat "$TARGET/probe.txt")" = h
 [ "$(fstab_lines "$TARGET")" = 1 ] && grep -qx "tmpfs $TARGET tmpfs size=4m 0 0" "$FSTAB" \
     && grep -qx "proc /proc proc defaults 0 0" "$FSTAB" && ok "edit_fstab added exactly one line, kept the rest" \
     || bad "fstab: $(cat "$FSTAB")"
-ls "$T"/fstab.baic-* >/dev/null 2>&1 && bad "a temporary fstab was left behind" || ok "no temporary fstab left"
+ls "$T"/fstab*.baic-* >/dev/null 2>&1 && bad "a temporary fstab was left behind" || ok "no temporary fstab left"
 
 admin GET /folders/_/mounts
 expect 200 "" "GET mounts"
@@ -339,6 +342,8 @@ expect 200 "" "umount par with the agent's own fstab_path"
 [ "$(py "d['agents']['i-hm']['success']")" = True ] && ! mounted "$PREFIX/par" && [ "$(fstab_lines "$PREFIX/par")" = 0 ] \
     && ok "par unmounted, fstab line gone" || bad "par: $BODY"
 
+[ -L "$FSTAB" ] && [ "$(stat -c %a "$T/fstab.real")" = 640 ] && ok "the fstab link and the file's mode were kept" \
+    || bad "fstab: $(ls -la "$T"/fstab*)"
 kill -0 "$AGENT_PID" 2>/dev/null && ok "agent still running" || bad "agent died: $(tail -20 "$T/agent.log")"
 [ -z "$(awk -v p="$PREFIX/" 'index($2, p) == 1' /proc/mounts)" ] && ok "nothing left mounted under the prefix" \
     || bad "left mounted: $(awk -v p="$PREFIX/" 'index($2, p) == 1' /proc/mounts)"
