@@ -72,6 +72,10 @@ static void hm_answered(int status, json_t *answer, int err, void *arg) {
             why = json_string_value(json_object_get(answer, "title"));
         if (status == 0)
             snprintf(msg, sizeof msg, "The agent is unreachable (%s).", uv_strerror(err));
+        else if (status == 200 || status == 404)
+            snprintf(msg, sizeof msg,
+                     "The agent's answer is no mount report (HTTP %d; an agent without host "
+                     "mounts?).", status);
         else
             snprintf(msg, sizeof msg, "The agent answered HTTP %d: %.500s", status,
                      why ? why : "(no reason given)");
