@@ -37,7 +37,7 @@ typedef struct hm_job {
     uv_process_t proc;
     uv_pipe_t err;
     uv_timer_t timer;
-    int open;     /* handles not closed yet */
+    int open; /* handles not closed yet */
     int exited, eof, killed;
     int64_t code;
     int sig;
@@ -87,7 +87,8 @@ static int mountinfo_each(void (*fn)(const char *mnt, const char *dev, const cha
     while (getline(&line, &cap, f) > 0) {
         char *save = NULL, *field[16];
         int n = 0, dash = -1;
-        for (char *t = strtok_r(line, " \n", &save); t && n < 16; t = strtok_r(NULL, " \n", &save)) {
+        for (char *t = strtok_r(line, " \n", &save); t && n < 16;
+             t = strtok_r(NULL, " \n", &save)) {
             if (dash < 0 && n >= 6 && strcmp(t, "-") == 0)
                 dash = n;
             field[n++] = t;
@@ -433,8 +434,9 @@ static void on_timeout(uv_timer_t *t) {
             /* Killed and still there (stuck in the kernel, as a hard NFS mount can be):
              * the caller hears now; later operations wait until it is gone. */
             BAIC_LOG_W("host_mount_stuck", "target=%s", j->target);
-            job_answer(j, 0, "the command did not finish in time and does not exit after "
-                             "SIGKILL; later mount operations wait for it");
+            job_answer(j, 0,
+                       "the command did not finish in time and does not exit after "
+                       "SIGKILL; later mount operations wait for it");
         }
         j->killed = 1;
         /* The whole group: mount(8) runs helpers (mount.nfs) that would stay behind. */
@@ -480,7 +482,8 @@ static int job_spawn(hm_job_t *j, char **argv) {
         j->open = 3;
         j->exited = 1;
         j->code = -1;
-        int n = snprintf(j->errbuf, sizeof j->errbuf, "cannot run %s: %s", argv[0], uv_strerror(rc));
+        int n =
+            snprintf(j->errbuf, sizeof j->errbuf, "cannot run %s: %s", argv[0], uv_strerror(rc));
         j->errlen = n > 0 ? (size_t)n < sizeof j->errbuf ? (size_t)n : sizeof j->errbuf - 1 : 0;
         uv_close((uv_handle_t *)&j->proc, on_closed);
         uv_close((uv_handle_t *)&j->err, on_closed);
@@ -553,7 +556,8 @@ static void job_run(hm_job_t *j) {
     } else {
         struct stat st;
         if (errno != EEXIST || lstat(j->target, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            snprintf(msg, sizeof msg, "%.1024s is not a directory that can be mounted on", j->target);
+            snprintf(msg, sizeof msg, "%.1024s is not a directory that can be mounted on",
+                     j->target);
             goto answer;
         }
     }
@@ -648,9 +652,9 @@ static void h_umount(baic_http_req_t *req, void *arg) {
 
 static void h_list(baic_http_req_t *req, void *arg) {
     (void)arg;
-    baic_http_respond_json(req, 200,
-                           json_pack("{s:b, s:o, s:s}", "success", 1, "mounts",
-                                     mounts_under_prefix(), "message", ""));
+    baic_http_respond_json(
+        req, 200,
+        json_pack("{s:b, s:o, s:s}", "success", 1, "mounts", mounts_under_prefix(), "message", ""));
 }
 
 /* An absolute form of a configured path (relative ones count from the working directory). */

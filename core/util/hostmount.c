@@ -61,8 +61,8 @@ int baic_hostmount_parse(const json_t *body, int mount, baic_hostmount_req_t *ou
     memset(out, 0, sizeof *out);
     if (!json_is_object(body))
         return fail(msg, len, "The body must be a JSON object.");
-    if (opt_str(body, "name", &out->name, msg, len) || opt_str(body, "fstab_path", &out->fstab_path,
-                                                               msg, len) ||
+    if (opt_str(body, "name", &out->name, msg, len) ||
+        opt_str(body, "fstab_path", &out->fstab_path, msg, len) ||
         opt_str(body, "scaling_group", &out->scaling_group, msg, len))
         return -1;
     if (out->name == NULL)

@@ -15,13 +15,13 @@
 
 /* The parameters of one mount or umount request, borrowed from the JSON body. */
 typedef struct baic_hostmount_req {
-    const char *name;        /* one path component under the mount prefix */
-    const char *fs_location; /* mount only */
-    const char *fs_type;     /* mount only; "nfs" when absent */
-    const char *options;     /* mount only; NULL when absent or null */
+    const char *name;          /* one path component under the mount prefix */
+    const char *fs_location;   /* mount only */
+    const char *fs_type;       /* mount only; "nfs" when absent */
+    const char *options;       /* mount only; NULL when absent or null */
     const char *scaling_group; /* manager only; NULL when absent or null */
-    const char *fstab_path;  /* NULL when absent or null */
-    int edit_fstab;          /* JSON boolean or "true"/"false" */
+    const char *fstab_path;    /* NULL when absent or null */
+    int edit_fstab;            /* JSON boolean or "true"/"false" */
 } baic_hostmount_req_t;
 
 /* Reads and checks body (an object) for a mount (mount = 1) or an umount. Returns 0, or -1

@@ -38,8 +38,8 @@ START_TEST(names) {
     memset(buf + strlen(buf), 'a', 65);
     strcat(buf, "\",\"fs_location\":\"x\"}");
     ck_assert_int_eq(check(buf, 1, NULL), -1); /* 65: too long */
-    static const char *const bad[] = {"", ".", "..", "a/b", "/a", "a b", "a\\nb", "a\\u0000b",
-                                      "\\u00e9", "a*", "$(x)", "a\\\\b"};
+    static const char *const bad[] = {"",      ".",         "..",      "a/b", "/a",   "a b",
+                                      "a\\nb", "a\\u0000b", "\\u00e9", "a*",  "$(x)", "a\\\\b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(buf, sizeof buf, "{\"name\":\"%s\",\"fs_location\":\"x\"}", bad[i]);
         ck_assert_msg(check(buf, 1, NULL) == -1, "name %s passed", bad[i]);
@@ -67,25 +67,31 @@ START_TEST(mount_fields) {
     ck_assert_int_eq(p.edit_fstab, 1);
     ck_assert_int_eq(check("{\"name\":\"n\",\"fs_location\":\"x\",\"options\":\"\"}", 1, &p), 0);
     ck_assert_ptr_null(p.options); /* "" = none */
-    ck_assert_int_eq(check("{\"name\":\"n\",\"fs_location\":\"x\",\"edit_fstab\":\"false\"}", 1, &p), 0);
+    ck_assert_int_eq(
+        check("{\"name\":\"n\",\"fs_location\":\"x\",\"edit_fstab\":\"false\"}", 1, &p), 0);
     ck_assert_int_eq(p.edit_fstab, 0);
     static const char *const bad[] = {
-        "\"fs_location\":\"\"",       "\"fs_location\":\"-o\"",     "\"fs_location\":\"a b\"",
-        "\"fs_location\":\"a\\tb\"",  "\"fs_location\":7",          "\"fs_type\":\"\"",
-        "\"fs_type\":\"NFS\"",        "\"fs_type\":\"nfs-4\"",      "\"fs_type\":\"a/b\"",
-        "\"fs_type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",        "\"options\":\"a b\"",
-        "\"options\":\"a\\nb\"",      "\"options\":[]",             "\"edit_fstab\":1",
-        "\"edit_fstab\":\"yes\"",     "\"edit_fstab\":\"True\"",    "\"fstab_path\":\"fstab\"",
-        "\"fstab_path\":\"/a b\"",    "\"scaling_group\":\"\"",     "\"scaling_group\":{}",
+        "\"fs_location\":\"\"",     "\"fs_location\":\"-o\"",
+        "\"fs_location\":\"a b\"",  "\"fs_location\":\"a\\tb\"",
+        "\"fs_location\":7",        "\"fs_type\":\"\"",
+        "\"fs_type\":\"NFS\"",      "\"fs_type\":\"nfs-4\"",
+        "\"fs_type\":\"a/b\"",      "\"fs_type\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+        "\"options\":\"a b\"",      "\"options\":\"a\\nb\"",
+        "\"options\":[]",           "\"edit_fstab\":1",
+        "\"edit_fstab\":\"yes\"",   "\"edit_fstab\":\"True\"",
+        "\"fstab_path\":\"fstab\"", "\"fstab_path\":\"/a b\"",
+        "\"scaling_group\":\"\"",   "\"scaling_group\":{}",
     };
     char buf[300];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(buf, sizeof buf, "{\"name\":\"n\",\"fs_location\":\"x\",%s}", bad[i]);
         ck_assert_msg(check(buf, 1, NULL) == -1, "%s passed", bad[i]);
     }
-    ck_assert_int_eq(check("{\"name\":\"n\",\"fs_type\":\"nfs4\",\"fs_location\":\"x\"}", 1, NULL), 0);
+    ck_assert_int_eq(check("{\"name\":\"n\",\"fs_type\":\"nfs4\",\"fs_location\":\"x\"}", 1, NULL),
+                     0);
     /* umount ignores the mount-only fields, but not a bad edit_fstab */
-    ck_assert_int_eq(check("{\"name\":\"n\",\"fs_location\":\"-x\",\"fs_type\":\"X\"}", 0, NULL), 0);
+    ck_assert_int_eq(check("{\"name\":\"n\",\"fs_location\":\"-x\",\"fs_type\":\"X\"}", 0, NULL),
+                     0);
     ck_assert_int_eq(check("{\"name\":\"n\",\"edit_fstab\":\"x\"}", 0, NULL), -1);
 }
 END_TEST

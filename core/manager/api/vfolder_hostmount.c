@@ -58,7 +58,8 @@ static void hm_answered(int status, json_t *answer, int err, void *arg) {
     size_t idx = c->idx;
     free(c);
     json_t *result;
-    if (status == 200 && json_is_object(answer) && json_is_boolean(json_object_get(answer, "success"))) {
+    if (status == 200 && json_is_object(answer) &&
+        json_is_boolean(json_object_get(answer, "success"))) {
         json_t *mounts = json_object_get(answer, "mounts");
         const char *msg = json_string_value(json_object_get(answer, "message"));
         result = json_pack("{s:b, s:o, s:s}", "success",
@@ -75,7 +76,8 @@ static void hm_answered(int status, json_t *answer, int err, void *arg) {
         else if (status == 200 || status == 404)
             snprintf(msg, sizeof msg,
                      "The agent's answer is no mount report (HTTP %d; an agent without host "
-                     "mounts?).", status);
+                     "mounts?).",
+                     status);
         else
             snprintf(msg, sizeof msg, "The agent answered HTTP %d: %.500s", status,
                      why ? why : "(no reason given)");
@@ -187,10 +189,10 @@ static void delete_mounts(baic_http_req_t *req, baic_manager_t *m, const baic_ca
 int baic_api_vfolder_hostmount_init(baic_manager_t *m) {
     int rc = baic_api_route(m, "POST", "/folders/_/mounts", BAIC_ROUTE_SUPERADMIN, post_mounts, 0);
     if (rc == 0)
-        rc = baic_api_route(m, "DELETE", "/folders/_/mounts", BAIC_ROUTE_SUPERADMIN,
-                            delete_mounts, 0);
+        rc = baic_api_route(m, "DELETE", "/folders/_/mounts", BAIC_ROUTE_SUPERADMIN, delete_mounts,
+                            0);
     if (rc == 0)
-        rc = baic_api_route(m, "POST", "/folders/_/umounts", BAIC_ROUTE_SUPERADMIN,
-                            delete_mounts, 0);
+        rc = baic_api_route(m, "POST", "/folders/_/umounts", BAIC_ROUTE_SUPERADMIN, delete_mounts,
+                            0);
     return rc;
 }
