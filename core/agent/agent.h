@@ -125,6 +125,11 @@ int agent_auth_check(const agent_t *a, baic_http_req_t *req, const char **why);
 /* ---- rpc.c ---- */
 int agent_rpc_init(agent_t *a);
 
+/* ---- hostmount.c ---- */
+/* Routes POST /rpc/mounts, POST /rpc/umounts and GET /rpc/mounts ([agent] mount_prefix,
+ * fstab_path). */
+int agent_hostmount_routes(agent_t *a);
+
 /* ---- kernel.c ---- */
 agent_kernel_t *agent_kernel_find(agent_t *a, const char *id);
 /* Validates and allocates one kernel of a create_kernels request; on success the

@@ -227,7 +227,8 @@ int agent_rpc_init(agent_t *a) {
         (rc = baic_http_route(a->http, "POST", "/rpc/destroy_kernel", h_destroy, a, 0)) != 0 ||
         (rc = baic_http_route(a->http, "GET", "/rpc/kernels", h_kernels, a, 0)) != 0 ||
         (rc = baic_http_route(a->http, "GET", "/rpc/kernels/{id}/stats", h_stats, a, 0)) != 0 ||
-        (rc = agent_ops_routes(a)) != 0 || (rc = agent_runner_routes(a)) != 0)
+        (rc = agent_ops_routes(a)) != 0 || (rc = agent_runner_routes(a)) != 0 ||
+        (rc = agent_hostmount_routes(a)) != 0)
         return rc;
     return 0;
 }

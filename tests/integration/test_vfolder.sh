@@ -534,7 +534,7 @@ expect 400 invalid-api-params "fstab: another path refused"
 adm GET '/folders/_/fstab?proxy=nowhere'
 expect 404 object-not-found "fstab: unknown proxy"
 adm GET /folders/_/mounts
-check "mounts: the proxy's volume mount listed" [ "$STATUS $(field "$BODY" "['storage-proxy']['success'], d['storage-proxy']['mounts'][0][3], d['manager']['success'], d['agents']")" = "200 True local:volume1 True {}" ]
+check "mounts: the proxy's volume mount listed" [ "$STATUS $(field "$BODY" "['storage-proxy']['success'], d['storage-proxy']['mounts'][0][3], d['manager']['success'], all(set(a) == {'success', 'mounts', 'message'} for a in d['agents'].values())")" = "200 True local:volume1 True True" ]
 u1 GET /folders/_/mounts
 expect 403 insufficient-privilege "mounts is for superadmins"
 u1 GET "/folders/_/usage?$FH&id=$A1"

@@ -466,16 +466,15 @@ static void mounts_next(vf_t *v) {
             return;
         v->i++;
     }
-    json_t *out = v->acc;
-    v->acc = NULL;
-    vf_reply(v, 200, out);
+    vf_hostmount_list(v);
 }
 
 static void get_mounts(baic_http_req_t *req, baic_manager_t *m, const baic_caller_t *who) {
     vf_t *v = vf_new(req, m, who, 1);
     if (v == NULL)
         return;
-    /* The manager mounts no folder volume itself; agents are not asked. */
+    /* The manager mounts no folder volume itself; the agents' host mounts follow the
+     * proxies' (vfolder_hostmount.c). */
     v->acc = json_pack("{s:{s:b, s:[], s:s}, s:{s:b, s:[], s:s}, s:{}}", "manager", "success", 1,
                        "mounts", "message", "", "storage-proxy", "success", 1, "mounts", "message",
                        "", "agents");
@@ -596,5 +595,7 @@ int baic_api_vfolder_admin_init(baic_manager_t *m) {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof routes / sizeof routes[0]; i++)
         rc = baic_api_route(m, routes[i].method, routes[i].path, routes[i].level, routes[i].fn, 0);
+    if (rc == 0)
+        rc = baic_api_vfolder_hostmount_init(m);
     return rc;
 }

@@ -83,5 +83,8 @@ int baic_api_vfolder_files_init(baic_manager_t *m);
 int baic_api_vfolder_share_init(baic_manager_t *m);
 int baic_api_vfolder_clone_init(baic_manager_t *m);
 int baic_api_vfolder_admin_init(baic_manager_t *m);
+int baic_api_vfolder_hostmount_init(baic_manager_t *m);
+/* GET /folders/_/mounts, last step: fills acc.agents from the ALIVE agents and answers. */
+void vf_hostmount_list(vf_t *v);
 
 #endif
