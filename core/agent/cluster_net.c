@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "util/file.h"
 #include "util/strerror.h"
 
 /*
@@ -102,19 +103,11 @@ static int write_file(const char *path, const char *text, mode_t mode) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
-    size_t n = strlen(text), off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, text + off, n - off);
-        if (w < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        off += (size_t)w;
-    }
-    fchmod(fd, mode);
+    int rc = baic_write_all(fd, text, strlen(text));
+    if (rc == 0 && fchmod(fd, mode) < 0)
+        rc = -errno;
     close(fd);
-    return 0;
+    return rc;
 }
 
 static int setup_net(agent_kernel_t *k, const json_t *c, const json_t *me, char *msg,

@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "config/daemon.h"
 #include "log/log.h"
+#include "util/file.h"
 #include "util/hostmount.h"
 #include "util/strerror.h"
 
@@ -181,19 +182,6 @@ static int fstab_line_is(const char *line, size_t n, const char *target) {
     return i - s == strlen(target) && i > s && memcmp(line + s, target, i - s) == 0;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Drops every line for target and, with add, appends add; the new file replaces the old
  * one by rename (a temporary file next to it). Untouched when nothing changes. 0 or -1 with
  * msg. */
@@ -248,24 +236,9 @@ static int fstab_edit(const char *target, const char *add, char *msg, size_t len
         free(out);
         return 0;
     }
-    char tmp[PATH_MAX + 16];
-    int w = snprintf(tmp, sizeof tmp, "%s.baic-XXXXXX", fstab);
-    int fd = w > 0 && (size_t)w < sizeof tmp ? mkstemp(tmp) : -1;
-    int rc = -1;
-    if (fd >= 0) {
-        if (fchmod(fd, mode) == 0 && write_all(fd, out, outlen) == 0 && fsync(fd) == 0) {
-            if (close(fd) == 0 && rename(tmp, fstab) == 0)
-                rc = 0;
-        } else {
-            close(fd);
-        }
-        if (rc != 0) {
-            snprintf(msg, len, "cannot write %.512s: %s", fstab, strerror(errno));
-            unlink(tmp);
-        }
-    } else {
-        snprintf(msg, len, "cannot create a file next to %.512s: %s", fstab, strerror(errno));
-    }
+    int rc = baic_file_replace(fstab, out, outlen, mode);
+    if (rc != 0)
+        snprintf(msg, len, "cannot write %.512s: %s", fstab, strerror(-rc));
     free(out);
     return rc;
 }

@@ -6,6 +6,9 @@
 #include <limits.h>
 #include <sys/types.h>
 #include <stddef.h>
+#include <string.h>
+
+#include "util/file.h"
 
 /* A subcommand: argv[0] is its name; returns the process exit status. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
@@ -83,9 +86,11 @@ int cli_find_redis(char *out, size_t outlen);
 int cli_find_agent(char *out, size_t outlen);
 int cli_find_share(const char *rel, char *out, size_t outlen);
 
-/* files.c: what `baic up` writes. Replaces path with text in one rename (fsynced, exactly
- * mode); 0 or -errno. */
-int cli_write_file(const char *path, const char *text, mode_t mode);
+/* files.c: what `baic up` writes. Replaces path with text (util/file.h: one fsynced rename,
+ * exactly mode); 0 or -errno. */
+static inline int cli_write_file(const char *path, const char *text, mode_t mode) {
+    return baic_file_replace(path, text, strlen(text), mode);
+}
 /* hexlen random lower-case hex digits (hexlen even, at most 128) and a NUL; 0 or -errno. */
 int cli_random_hex(char *out, size_t hexlen);
 /* A TOML basic string for s, quotes included. */

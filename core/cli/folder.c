@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/api.h"
+#include "util/file.h"
 
 static const char usage[] =
     "usage: baic folder <verb> ...\n"
@@ -348,19 +349,6 @@ static int xconnect(const xurl_t *u) {
     return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* A buffered reader over the socket. */
 typedef struct rd {
     int fd;
@@ -470,7 +458,7 @@ static long long read_body(rd_t *r, const xresp_t *x, int out_fd, char *small, s
             if (want >= 0 && (long long)take > want - got)
                 take = (size_t)(want - got);
             if (out_fd >= 0) {
-                if (write_all(out_fd, r->buf + r->off, take) < 0)
+                if (baic_write_all(out_fd, r->buf + r->off, take) < 0)
                     return -1;
             } else if (small != NULL && sw + 1 < smalln) {
                 size_t c = take < smalln - 1 - sw ? take : smalln - 1 - sw;
@@ -500,7 +488,7 @@ static int send_request(int fd, const char *method, const xurl_t *u, const char 
                      "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: baic-cli/" BAIC_VERSION
                      "\r\nConnection: close\r\n%sContent-Length: %lld\r\n\r\n",
                      method, u->target, u->host, u->port, extra, (long long)(in_fd >= 0 ? len : 0));
-    if (n < 0 || (size_t)n >= sizeof head || write_all(fd, head, (size_t)n) < 0)
+    if (n < 0 || (size_t)n >= sizeof head || baic_write_all(fd, head, (size_t)n) < 0)
         return -1;
     static char buf[1 << 20];
     while (in_fd >= 0 && len > 0) {
@@ -513,7 +501,7 @@ static int send_request(int fd, const char *method, const xurl_t *u, const char 
                     r < 0 ? strerror(errno) : "short");
             return -2;
         }
-        if (write_all(fd, buf, (size_t)r) < 0)
+        if (baic_write_all(fd, buf, (size_t)r) < 0)
             return -1;
         offset += r;
         len -= r;

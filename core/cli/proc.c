@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/file.h"
+
 long long cli_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -235,20 +237,9 @@ int cli_pidfile_read(const char *path, pid_t *pid) {
 }
 
 int cli_pidfile_write(const char *path, pid_t pid) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
-    int rc = dprintf(fd, "%d\n", (int)pid) < 0 ? -EIO : 0;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
+    char text[32];
+    int n = snprintf(text, sizeof text, "%d\n", (int)pid);
+    return baic_file_replace(path, text, (size_t)n, 0644);
 }
 
 /* Start of pid in seconds since the epoch, from /proc (ticks since boot + boot time). */

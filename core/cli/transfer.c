@@ -262,17 +262,9 @@ static int untar(const char *data, size_t len, const char *dest) {
             fprintf(stderr, "baic session download: %s: %s\n", out, strerror(errno));
             return -1;
         }
-        size_t done = 0;
-        while (done < size) {
-            ssize_t n = write(fd, body + done, size - done);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            done += (size_t)n;
-        }
+        int wrc = baic_write_all(fd, body, size);
         close(fd);
-        if (done != size) {
+        if (wrc != 0) {
             fprintf(stderr, "baic session download: %s: write error\n", out);
             return -1;
         }

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "config/daemon.h"
 #include "fixtures.h"
+#include "util/file.h"
 #include "host/host.h"
 #include "log/log.h"
 #include "reconcile.h"
@@ -87,18 +88,7 @@ static int hash_with_plugin(json_t *config, const char *password, char **out) {
 }
 
 static int write_private_file(const char *path, const char *text) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    int rc = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : -EIO;
-    close(fd);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    return rc;
+    return baic_file_replace(path, text, strlen(text), 0600);
 }
 
 static int cmd_fixture(json_t *config, int argc, char **argv) {
