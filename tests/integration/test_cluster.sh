@@ -27,13 +27,12 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/baic-cluster.XXXXXX) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
 cleanup() {
     "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
 trap cleanup EXIT
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 # A shared image cache keeps the busybox build out of every run; the data dir's own
 # cache/ is where `baic up` looks, so it becomes a link to it.
@@ -58,19 +57,6 @@ ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
 ROOT=$(sed -n 's/^runtime_root = "\(.*\)"/\1/p' "$D/etc/agent.toml")
 AGENT_DATA=$D/agent
 
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$method" --max-time 120)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$EP$path")
-    BODY=$(cat "$T/body")
-}
-field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)" 2>/dev/null; }
-until_ok() {
-    local end=$(($(date +%s) + $1)); shift
-    while ! "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
-}
 session_status() { call "$USER_AK" "$USER_SK" GET "/session/$1"; [ "$(field "$BODY" "['status']")" = "$2" ]; }
 # Every trace a kernel leaves: crun state, overlay mounts, bundle, record, cgroup dirs.
 container_listed() { crun --root "$ROOT" list 2>/dev/null | grep -q "baic-$1"; }

@@ -29,6 +29,7 @@ D=$T/data
 PREFIX=$T/mnt
 FSTAB=$T/fstab
 failures=0
+. "$SRC/tests/integration/lib.sh"
 AGENT_PID=
 # Every exit path takes away whatever is still mounted under the prefix (deepest first).
 umount_all() {
@@ -52,8 +53,6 @@ mkdir -p "$T/probe" && /bin/mount -t tmpfs -o size=1m -- tmpfs "$T/probe" 2>"$T/
     || skip "cannot mount here: $(cat "$T/probe.err")"
 /bin/umount -- "$T/probe"
 
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 # A manager port of its own (other tests may hold the default one), and a cluster secret.
 MPORT=$(( (RANDOM % 12000) + 20000 ))
@@ -77,32 +76,10 @@ EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
 USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
 REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
 DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
-sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
 
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    local out=${OUTF:-$T/body}
-    local args=(-s -o "$out" -w '%{http_code}' -X "$method" --max-time 60)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$EP$path")
-    BODY=$(cat "$out")
-}
 admin() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }
-expect() {
-    local want=$1 slug=$2 what=$3
-    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return 1; fi
-    if [ -n "$slug" ] && ! printf '%s' "$BODY" | grep -q "\"type\": *\"https://api.backend.ai/probs/$slug\""; then
-        bad "$what: want problem $slug: $BODY"; return 1
-    fi
-    ok "$what ($STATUS${slug:+ $slug})"
-}
 # py EXPR: EXPR evaluated with d = the last answer's JSON; prints the result
 py() { printf '%s' "$BODY" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
-until_ok() {
-    local end=$(($(date +%s) + $1)); shift
-    while ! "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
-}
 agent_is() { [ "$(sql "SELECT status FROM agents WHERE id = 'i-hm'")" = "$1" ]; }
 mounted() { awk -v p="$1" '$2 == p {f = 1} END {exit !f}' /proc/mounts; }
 fstab_lines() { grep -c -- " $1 " "$FSTAB" 2>/dev/null || true; }

@@ -20,11 +20,10 @@ command -v curl >/dev/null || skip "curl not installed"
 T=$(mktemp -d) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
 cleanup() { "$BAIC" down --data-dir "$D" >/dev/null 2>&1; rm -rf "$T"; }
 trap cleanup EXIT
 
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 "$BAIC" up --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
 . "$D/admin.env"
@@ -34,24 +33,7 @@ EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
 USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
 
 # call AK SK METHOD PATH [BODY] [extra curl args...] -> sets STATUS and BODY
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    shift $(($# < 5 ? $# : 5))
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$method")
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$@" "$EP$path")
-    BODY=$(cat "$T/body")
-}
 # expect STATUS SLUG-or-"" WHAT
-expect() {
-    local want=$1 slug=$2 what=$3
-    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return; fi
-    if [ -n "$slug" ] && ! printf '%s' "$BODY" | grep -q "\"type\": *\"https://api.backend.ai/probs/$slug\""; then
-        bad "$what: want problem $slug: $BODY"; return
-    fi
-    ok "$what ($STATUS${slug:+ $slug})"
-}
 json_field() { printf '%s' "$1" | sed -n "s/.*\"$2\": *\"\\([^\"]*\\)\".*/\\1/p" | head -1; }
 
 # --- signing and its failures ---

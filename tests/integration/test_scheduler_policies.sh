@@ -23,6 +23,7 @@ PY=$(command -v /usr/bin/python3 || command -v python3)
 T=$(mktemp -d "${TMPDIR:-/tmp}/baic-sched.XXXXXX") && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
 AGENT_PIDS=
 cleanup() {
     for p in $AGENT_PIDS; do kill "$p" 2>/dev/null; done
@@ -31,8 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 export BAIC_NO_AGENT=1
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
@@ -48,31 +47,9 @@ EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
 USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
 REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
 DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
-sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
 
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$method" --max-time 60)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$EP$path")
-    BODY=$(cat "$T/body")
-}
 ucall() { call "$USER_AK" "$USER_SK" "$@"; }
 acall() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }
-expect() {
-    local want=$1 slug=$2 what=$3
-    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return 1; fi
-    if [ -n "$slug" ] && ! printf '%s' "$BODY" | grep -q "\"type\": *\"https://api.backend.ai/probs/$slug\""; then
-        bad "$what: want problem $slug: $BODY"; return 1
-    fi
-    ok "$what ($STATUS${slug:+ $slug})"
-}
-field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)" 2>/dev/null; }
-until_ok() {
-    local end=$(($(date +%s) + $1)); shift
-    while ! "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
-}
 session_status() { ucall GET "/session/$1"; [ "$(field "$BODY" "['status']")" = "$2" ]; }
 # failed_pred NAME PREDICATE: the session waits and status_data names PREDICATE among the failed.
 failed_pred() {

@@ -31,13 +31,13 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/baic-sapi.XXXXXX) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
+CALL_MAX_TIME=180
 cleanup() {
     "$BAIC" down --data-dir "$D" >/dev/null 2>&1
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
 trap cleanup EXIT
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 CACHE=${BAIC_E2E_CACHE:-/var/tmp/baic-e2e-cache}
 mkdir -p "$CACHE" "$D" && ln -s "$CACHE" "$D/cache"
@@ -58,33 +58,9 @@ ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
 USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
 EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
 DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
-sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
 
-# call AK SK METHOD PATH [BODY] [extra curl args...]
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    shift 5 2>/dev/null || shift $#
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$method" --max-time 180)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$@" "$EP$path")
-    BODY=$(tr -d '\0' < "$T/body" 2>/dev/null)
-}
 ucall() { call "$USER_AK" "$USER_SK" "$@"; }
 acall() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }
-field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)" 2>/dev/null; }
-expect() {
-    local want=$1 slug=$2 what=$3
-    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return 1; fi
-    if [ -n "$slug" ] && [ "$(field "$BODY" "['type']")" != "https://api.backend.ai/probs/$slug" ]; then
-        bad "$what: want problem $slug: $BODY"; return 1
-    fi
-    ok "$what ($STATUS${slug:+ $slug})"
-}
-until_ok() {
-    local end=$(($(date +%s) + $1)); shift
-    while ! "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.3; done
-}
 status_is() { ucall GET "/session/$1"; [ "$(field "$BODY" "['status']")" = "$2" ]; }
 # curl_sse AK SK PATH OUT [curl args]: the SSE stream into OUT until it ends or SSE_TIME s.
 curl_sse() {

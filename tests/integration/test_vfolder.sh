@@ -27,6 +27,7 @@ export BAIC_PLUGIN_DIR=$BUILD/plugins-out
 T=$(mktemp -d) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
 SP_PID=
 AGENT_PID=
 cleanup() {
@@ -39,8 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 
 # --- a storage proxy with one vfs volume ---
 MSECRET=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -92,7 +91,6 @@ EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
 . "$D/user.env"
 U1_AK=$BACKEND_ACCESS_KEY U1_SK=$BACKEND_SECRET_KEY
 DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
-sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
 U1_EMAIL=$(sql "SELECT user_id FROM keypairs WHERE access_key = '$U1_AK'")
 U1_UUID=$(sql "SELECT \"user\" FROM keypairs WHERE access_key = '$U1_AK'")
 
@@ -110,27 +108,10 @@ sql "INSERT INTO association_groups_users (user_id, group_id) SELECT u.uuid, g.i
      WHERE u.email = 'vf2@example.com' AND g.name = 'default'" >/dev/null
 U2_UUID=$(sql "SELECT uuid FROM users WHERE email = 'vf2@example.com'")
 
-call() {
-    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
-    local args=(-s -o "$T/body" -w '%{http_code}' -X "$method" --max-time 60)
-    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$EP$path")
-    BODY=$(cat "$T/body")
-}
 u1() { call "$U1_AK" "$U1_SK" "$@"; }
 u2() { call "$U2_AK" "$U2_SK" "$@"; }
 u3() { call "$U3_AK" "$U3_SK" "$@"; }
 adm() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }
-expect() {
-    local want=$1 slug=$2 what=$3
-    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return 1; fi
-    if [ -n "$slug" ] && ! printf '%s' "$BODY" | grep -q "\"type\": *\"https://api.backend.ai/probs/$slug\""; then
-        bad "$what: want problem $slug: $BODY"; return 1
-    fi
-    ok "$what ($STATUS${slug:+ $slug})"
-}
-field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)" 2>/dev/null; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what: $BODY"; fi; }
 
 # --- hosts ---

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers of the integration scripts that talk to a manager: results, waiting, signed API
+# calls, JSON fields and SQL. Sourced; the script sets what a helper reads before using it:
+#   T (its temp dir), SIGN (tests/bench/sign.sh), EP / HP (endpoint URL / host:port),
+#   PY (python3), DSN (the manager database) and failures (the count, 0 at the start).
+
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; failures=$((failures + 1)); }
+
+# until_ok SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds or time runs out.
+until_ok() {
+    local end=$(($(date +%s) + $1)); shift
+    while ! "$@"; do [ "$(date +%s)" -ge "$end" ] && return 1; sleep 0.2; done
+}
+
+# call AK SK METHOD PATH [BODY [CURL-ARGS...]]: a request signed like the official clients
+# (sign.sh); the status lands in STATUS, the body in BODY and in ${OUTF:-$T/body}. Each
+# call gives up after ${CALL_MAX_TIME:-120} s.
+call() {
+    local ak=$1 sk=$2 method=$3 path=$4 body=${5:-}
+    shift $(($# < 5 ? $# : 5))
+    local out=${OUTF:-$T/body}
+    local args=(-s -o "$out" -w '%{http_code}' -X "$method" --max-time "${CALL_MAX_TIME:-120}")
+    while IFS= read -r h; do args+=(-H "$h"); done < <(sh "$SIGN" "$method" "$path" "$HP" "$ak" "$sk")
+    [ -n "$body" ] && args+=(--data-binary "$body")
+    STATUS=$(curl "${args[@]}" "$@" "$EP$path")
+    BODY=$(tr -d '\0' < "$out" 2>/dev/null)
+}
+
+# expect STATUS SLUG WHAT: the last call answered STATUS (and, with a SLUG, that Backend.AI
+# problem type); ok or bad WHAT. Returns 1 on a mismatch.
+expect() {
+    local want=$1 slug=$2 what=$3
+    if [ "$STATUS" != "$want" ]; then bad "$what: HTTP $STATUS, want $want: $BODY"; return 1; fi
+    if [ -n "$slug" ] && ! printf '%s' "$BODY" | grep -q "\"type\": *\"https://api.backend.ai/probs/$slug\""; then
+        bad "$what: want problem $slug: $BODY"; return 1
+    fi
+    ok "$what ($STATUS${slug:+ $slug})"
+}
+
+# field JSON PYTHON-SUBSCRIPT: field "$BODY" "['items'][0]['name']"; empty when absent.
+field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)" 2>/dev/null; }
+
+# sql STATEMENT: one psql run against $DSN, unaligned, tuples only, errors dropped.
+sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
