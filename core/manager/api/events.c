@@ -234,8 +234,10 @@ static void bg_found(const baic_db_result_t *res, int err, const char *errmsg, v
         return;
     }
     baic_http_req_on_abort(req, bg_abort, s);
-    if (strcmp(status, "running") != 0 && s->last[0] == '\0') {
-        /* Ended before the client came: the end from the table. */
+    if (strcmp(status, "running") != 0) {
+        /* Ended before the client came (or came back: with a Last-Event-ID the events after
+         * it may have been trimmed from the stream, and waiting there would never end):
+         * the end from the table. */
         char name[32];
         snprintf(name, sizeof name, "bgtask_%s", status);
         json_t *body = json_pack("{s:s, s:s}", "task_id", s->task_id, "message", msg ? msg : "");
