@@ -43,3 +43,16 @@ field() { printf '%s' "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); 
 
 # sql STATEMENT: one psql run against $DSN, unaligned, tuples only, errors dropped.
 sql() { psql "$DSN" -Atc "$1" 2>/dev/null; }
+
+# stack_env DATA_DIR: after `baic up --data-dir DATA_DIR`: ADMIN_AK/ADMIN_SK and
+# USER_AK/USER_SK (the BACKEND_* variables stay the user's), EP and HP of the manager,
+# REDIS_PORT and DSN from its manager.toml.
+stack_env() {
+    . "$1/admin.env"
+    ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
+    . "$1/user.env"
+    USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
+    EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
+    REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$1/etc/manager.toml")
+    DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$1/etc/manager.toml")
+}

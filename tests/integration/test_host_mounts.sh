@@ -69,13 +69,7 @@ sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-. "$D/user.env"
-USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
-REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
-DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
+stack_env "$D"
 
 admin() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }
 # py EXPR: EXPR evaluated with d = the last answer's JSON; prints the result

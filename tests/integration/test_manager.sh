@@ -26,11 +26,7 @@ trap cleanup EXIT
 
 
 "$BAIC" up --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-. "$D/user.env"
-USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
+stack_env "$D"
 
 # call AK SK METHOD PATH [BODY] [extra curl args...] -> sets STATUS and BODY
 # expect STATUS SLUG-or-"" WHAT

@@ -40,13 +40,7 @@ sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nscheduler_tick_ms = 500" "
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-. "$D/user.env"
-USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
-REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
-DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
+stack_env "$D"
 
 ucall() { call "$USER_AK" "$USER_SK" "$@"; }
 acall() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }

@@ -52,12 +52,7 @@ kill "$(cat "$D/run/manager.pid")"
 for _ in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -20 "$D/log/manager.log"; failures=1; exit 1; }
 
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
-. "$D/user.env"
-USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
+stack_env "$D"
 
 ucall() { call "$USER_AK" "$USER_SK" "$@"; }
 acall() { call "$ADMIN_AK" "$ADMIN_SK" "$@"; }

@@ -85,12 +85,8 @@ sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-. "$D/user.env"
-U1_AK=$BACKEND_ACCESS_KEY U1_SK=$BACKEND_SECRET_KEY
-DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
+stack_env "$D"
+U1_AK=$USER_AK U1_SK=$USER_SK
 U1_EMAIL=$(sql "SELECT user_id FROM keypairs WHERE access_key = '$U1_AK'")
 U1_UUID=$(sql "SELECT \"user\" FROM keypairs WHERE access_key = '$U1_AK'")
 
