@@ -14,6 +14,8 @@
 #define BUS_BATCH "100"
 #define BUS_RETRY_MS 1000
 #define BUS_DEFAULT_MAXLEN 100000L
+#define BUS_CLAIM_EVERY_MS 10000
+#define BUS_CLAIM_IDLE_MS 30000
 
 enum sub_kind { S_GROUP, S_READ, S_LISTEN };
 
@@ -24,6 +26,7 @@ struct baic_bus {
     char *password;
     baic_redis_t *pub;
     long maxlen;
+    uint64_t claim_every_ms, claim_idle_ms;
     baic_bus_sub_t *subs;
     int closing;
     int open;  /* connections and handles still to close */
@@ -40,6 +43,7 @@ struct baic_bus_sub {
     char *consumer;
     char last_id[64];
     int pending;    /* group: still re-reading our own unacknowledged entries */
+    uint64_t claimed_at; /* group: loop time of the last XAUTOCLAIM (0: claim first) */
     baic_bus_handler h;
     baic_bus_notify_cb ncb;
     void *arg;
@@ -73,6 +77,8 @@ int baic_bus_new(uv_loop_t *loop, const char *host, int port, const char *passwo
     bus->loop = loop;
     bus->port = port;
     bus->maxlen = BUS_DEFAULT_MAXLEN;
+    bus->claim_every_ms = BUS_CLAIM_EVERY_MS;
+    bus->claim_idle_ms = BUS_CLAIM_IDLE_MS;
     bus->host = strdup(host);
     bus->password = password ? strdup(password) : NULL;
     int rc = bus->host && (!password || bus->password) ? 0 : -ENOMEM;
@@ -91,10 +97,24 @@ int baic_bus_new(uv_loop_t *loop, const char *host, int port, const char *passwo
 
 void baic_bus_set_maxlen(baic_bus_t *bus, long maxlen) { bus->maxlen = maxlen; }
 
+void baic_bus_set_claim(baic_bus_t *bus, unsigned every_ms, unsigned idle_ms) {
+    bus->claim_every_ms = every_ms;
+    bus->claim_idle_ms = idle_ms;
+}
+
 struct pub_req {
     baic_bus_pub_cb cb;
     void *arg;
 };
+
+int baic_bus_ack(baic_bus_t *bus, const char *stream, const char *group, const char *id) {
+    if (!bus || !stream || !group || !id)
+        return -EINVAL;
+    if (bus->closing)
+        return BAIC_ECANCELLED;
+    const char *argv[] = {"XACK", stream, group, id};
+    return baic_redis_cmd_argv(bus->pub, 4, argv, NULL, NULL, NULL);
+}
 
 static void on_published(redisReply *reply, int err, const char *errmsg, void *arg) {
     struct pub_req *p = arg;
@@ -228,8 +248,55 @@ static void on_read(redisReply *reply, int err, const char *errmsg, void *arg) {
     sub_read(s);
 }
 
+/*
+ * Entries another consumer of the group was given and never acknowledged: a manager
+ * killed between reading an event and applying it (consumers are named per process, so
+ * its successor never reads them as its own). Between reads, every claim_every_ms, this
+ * consumer takes over (XAUTOCLAIM) those idle for claim_idle_ms, far longer than a live
+ * consumer takes to acknowledge, and handles them like its own; handlers are idempotent.
+ * Reply: [next start id, [entry, ...], [deleted ids] (Redis >= 7)].
+ */
+static void on_claimed(redisReply *reply, int err, const char *errmsg, void *arg) {
+    baic_bus_sub_t *s = arg;
+    if (s->dead)
+        return;
+    if (err == -ECONNRESET || err == BAIC_ECANCELLED)
+        return; /* the connect hook restarts us */
+    if (err) {
+        /* (a Redis before 6.2 has no XAUTOCLAIM: only own pending entries come back) */
+        baic_log(BAIC_LOG_WARN, "bus_claim_failed", "stream=%s error=\"%s\"", s->stream, errmsg);
+    } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+               reply->element[1]->type == REDIS_REPLY_ARRAY) {
+        redisReply *entries = reply->element[1];
+        if (entries->elements > 0)
+            baic_log(BAIC_LOG_WARN, "bus_claimed", "stream=%s group=%s entries=%zu", s->stream,
+                     s->group, entries->elements);
+        for (size_t i = 0; i < entries->elements; i++)
+            if (deliver(s, entries->element[i]))
+                return; /* unsubscribed in the handler */
+        /* More than one batch waits: the next read claims again first. */
+        redisReply *next = reply->element[0];
+        if (next->type == REDIS_REPLY_STRING && strcmp(next->str, "0-0") != 0)
+            s->claimed_at = 0;
+    }
+    sub_read(s);
+}
+
 static void sub_read(baic_bus_sub_t *s) {
     int rc;
+    uint64_t now = uv_now(s->bus->loop);
+    if (s->kind == S_GROUP && !s->pending && s->bus->claim_every_ms > 0 &&
+        (s->claimed_at == 0 || now - s->claimed_at >= s->bus->claim_every_ms)) {
+        s->claimed_at = now ? now : 1;
+        char idle[24];
+        snprintf(idle, sizeof idle, "%llu", (unsigned long long)s->bus->claim_idle_ms);
+        const char *argv[] = {"XAUTOCLAIM", s->stream, s->group, s->consumer, idle,
+                              "0-0",        "COUNT",   BUS_BATCH};
+        rc = baic_redis_cmd_argv(s->r, 8, argv, NULL, on_claimed, s);
+        if (rc < 0 && rc != -ENOTCONN)
+            sub_retry_later(s);
+        return;
+    }
     if (s->kind == S_GROUP) {
         if (s->pending) {
             const char *argv[] = {"XREADGROUP", "GROUP", s->group, s->consumer, "COUNT",

@@ -18,7 +18,9 @@
  *    entries (delivered, never acknowledged, e.g. before a crash) are handed over
  *    again, then new entries are read with XREADGROUP BLOCK. An entry is XACKed after
  *    the handler returns 0; a non-zero return leaves it pending for redelivery at the
- *    next reconnect.
+ *    next reconnect. Entries another consumer of the group left unacknowledged for 30 s
+ *    (a process that died; consumers are named per process) are taken over (XAUTOCLAIM,
+ *    checked every 10 s between reads) and handled here.
  *  - resumable readers (baic_bus_read_from): every entry after a given id, in order,
  *    with the id to remember (SSE's Last-Event-ID). Resuming across a Redis restart
  *    needs a Redis that persists its data (AOF/RDB).
@@ -40,7 +42,9 @@ typedef struct baic_bus_event {
     json_t *body;      /* borrowed: json_incref() to keep it; JSON null if unparsable */
 } baic_bus_event_t;
 
-/* Returns 0 to acknowledge (consumer groups), non-zero to leave it pending.
+/* Returns 0 to acknowledge (consumer groups), non-zero to leave it pending: refused, or
+ * to be acknowledged with baic_bus_ack once the handler's work is durable (unacknowledged,
+ * it is handled again: at the next reconnect, or claimed after 30 s idle).
  * Ignored for resumable readers. ev and its strings live only during the call. */
 typedef int (*baic_bus_handler)(const baic_bus_event_t *ev, void *arg);
 /* Publish result: id of the new entry on success (err 0), else NULL and err < 0. */
@@ -55,6 +59,13 @@ int baic_bus_new(uv_loop_t *loop, const char *host, int port, const char *passwo
                  baic_bus_t **out);
 /* Approximate cap per stream for later publishes (0 = uncapped). */
 void baic_bus_set_maxlen(baic_bus_t *bus, long maxlen);
+/* Consumer groups: how often a consumer takes over the entries other consumers left
+ * unacknowledged (a crashed process's), and how long such an entry must have been idle
+ * (defaults 10 s and 30 s; every_ms 0 turns it off). For subscriptions started later. */
+void baic_bus_set_claim(baic_bus_t *bus, unsigned every_ms, unsigned idle_ms);
+/* Acknowledges entry id of a consumer group (XACK) on the publishing connection. 0 (sent),
+ * BAIC_ECANCELLED once the bus is closing, or a negative code. */
+int baic_bus_ack(baic_bus_t *bus, const char *stream, const char *group, const char *id);
 /* Stops every subscription of the bus, closes its connections, frees it, then cb. */
 void baic_bus_close(baic_bus_t *bus, baic_bus_close_cb cb, void *arg);
 

@@ -19,7 +19,9 @@
 
 /*
  * Every manager reads BAIC_AGENT_EVENTS as one consumer of the group "managers", so
- * each agent event is applied once. Kernel events can overtake each other (they run
+ * each agent event is applied once; a kernel event is acknowledged only after its update
+ * committed (kev_ack), so one read by a manager that died meanwhile is applied by another
+ * (or the next) manager, which claims it (bus.c). Kernel events can overtake each other (they run
  * on different pooled connections), so every status change is a guarded UPDATE that
  * only moves forward: a late kernel_creating never undoes a kernel_started.
  * Session events are read back by every manager (BAIC_SESSION_EVENTS) to wake the
@@ -222,7 +224,18 @@ typedef struct kev {
     char reason[128];
     int exit_code;
     char status[24], from[160]; /* kernel_forward's target status and sources */
+    char ack[64]; /* the agent event applied, acknowledged once its update committed */
 } kev_t;
+
+#define EVENT_GROUP "managers"
+
+/* An agent event is acknowledged only after the update it caused committed: a manager
+ * killed in between leaves it pending, and the next manager applies it (bus.c claims
+ * entries a dead consumer left). A failed update leaves it pending for a retry too. */
+static void kev_ack(kev_t *e, int err) {
+    if (e->ack[0] != '\0' && err == 0 && e->m->bus != NULL)
+        (void)baic_bus_ack(e->m->bus, BAIC_AGENT_EVENTS, EVENT_GROUP, e->ack);
+}
 
 /*
  * The last kernel of a session to reach RUNNING moves the session; FORWARD_SQL checks the
@@ -255,6 +268,7 @@ static void catchup_done(const baic_db_result_t *res, int err, const char *errms
 
 static void forward_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     kev_t *e = arg;
+    kev_ack(e, err);
     if (err != 0) {
         BAIC_LOG_W("kernel_update_failed", "kernel=%s event=%s error=\"%s\"", e->kernel_id,
                    e->kname, errmsg ? errmsg : "");
@@ -275,25 +289,31 @@ static void forward_done(const baic_db_result_t *res, int err, const char *errms
     free(e);
 }
 
-static void kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
-                           const char *from, const char *container_id, const char *ports,
-                           const char *kname, const char *sname) {
+/* 0 when the update is on its way (ack: the event to acknowledge after it, or NULL). */
+static int kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
+                          const char *from, const char *container_id, const char *ports,
+                          const char *kname, const char *sname, const char *ack) {
     kev_t *e = calloc(1, sizeof *e);
     if (e == NULL)
-        return;
+        return -ENOMEM;
     e->m = m;
+    snprintf(e->ack, sizeof e->ack, "%s", ack ? ack : "");
     snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
     snprintf(e->kname, sizeof e->kname, "%s", kname);
     snprintf(e->sname, sizeof e->sname, "%s", sname);
     snprintf(e->status, sizeof e->status, "%s", status);
     snprintf(e->from, sizeof e->from, "%s", from);
     const char *p[5] = {kernel_id, status, from, container_id, ports};
-    if (baic_db_query(m->db, FORWARD_SQL, 5, p, forward_done, e) != 0)
+    if (baic_db_query(m->db, FORWARD_SQL, 5, p, forward_done, e) != 0) {
         free(e);
+        return -EIO;
+    }
+    return 0;
 }
 
 static void finish_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     kev_t *e = arg;
+    kev_ack(e, err);
     if (err != 0) {
         BAIC_LOG_W("kernel_update_failed", "kernel=%s event=kernel_terminated error=\"%s\"",
                    e->kernel_id, errmsg ? errmsg : "");
@@ -326,20 +346,29 @@ static void finish_done(const baic_db_result_t *res, int err, const char *errmsg
     free(e);
 }
 
-void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
-                        const char *reason, int exit_code) {
+static int kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
+                         const char *reason, int exit_code, const char *ack) {
     kev_t *e = calloc(1, sizeof *e);
     if (e == NULL)
-        return;
+        return -ENOMEM;
     e->m = m;
+    snprintf(e->ack, sizeof e->ack, "%s", ack ? ack : "");
     e->exit_code = exit_code;
     snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
     snprintf(e->reason, sizeof e->reason, "%s", reason ? reason : "");
     char code[24];
     snprintf(code, sizeof code, "%d", exit_code);
     const char *p[4] = {kernel_id, status, reason, exit_code == INT32_MIN ? NULL : code};
-    if (baic_db_query(m->db, FINISH_SQL, 4, p, finish_done, e) != 0)
+    if (baic_db_query(m->db, FINISH_SQL, 4, p, finish_done, e) != 0) {
         free(e);
+        return -EIO;
+    }
+    return 0;
+}
+
+void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
+                        const char *reason, int exit_code) {
+    (void)kernel_finish(m, kernel_id, status, reason, exit_code, NULL);
 }
 
 /* ---- agent events ---- */
@@ -501,18 +530,21 @@ static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
                    ev->name);
     } else if (strcmp(ev->name, "kernel_pulling") == 0) {
         kernel_forward(m, kid, "PULLING", "{SCHEDULED,PREPARING}", NULL, NULL, "kernel_pulling",
-                       "session_pulling");
+                       "session_pulling", ev->id);
+        return 1; /* acknowledged once applied (kev_ack), or handled again */
     } else if (strcmp(ev->name, "kernel_creating") == 0) {
         kernel_forward(m, kid, "CREATING", "{SCHEDULED,PREPARING,PULLING,PREPARED}", NULL, NULL,
-                       "kernel_creating", "session_creating");
+                       "kernel_creating", "session_creating", ev->id);
+        return 1;
     } else if (strcmp(ev->name, "kernel_started") == 0) {
         json_t *ports = json_object_get(b, "service_ports");
         char *s_ports = json_is_array(ports) ? json_dumps(ports, JSON_COMPACT) : NULL;
         kernel_forward(m, kid, "RUNNING",
                        "{SCHEDULED,PREPARING,PULLING,PREPARED,CREATING,RESTARTING}",
                        json_string_value(json_object_get(b, "container_id")), s_ports,
-                       "kernel_started", "session_started");
+                       "kernel_started", "session_started", ev->id);
         free(s_ports);
+        return 1;
     } else if (strcmp(ev->name, "kernel_terminated") == 0) {
         const char *reason = json_string_value(json_object_get(b, "reason"));
         json_t *code = json_object_get(b, "exit_code");
@@ -520,9 +552,9 @@ static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
         const char *logs = json_string_value(json_object_get(b, "logs"));
         if (logs != NULL) /* kernels.container_log: the logs of an ended session */
             baic_kernel_store_log(m, kid, logs);
-        baic_kernel_finish(m, kid, failed ? "ERROR" : "TERMINATED",
-                           reason ? reason : "self-terminated",
-                           json_is_integer(code) ? (int)json_integer_value(code) : INT32_MIN);
+        kernel_finish(m, kid, failed ? "ERROR" : "TERMINATED", reason ? reason : "self-terminated",
+                      json_is_integer(code) ? (int)json_integer_value(code) : INT32_MIN, ev->id);
+        return 1;
     } else {
         BAIC_LOG_D("agent_event_ignored", "agent=%s event=%s", agent_id, ev->name);
     }
@@ -639,7 +671,7 @@ int baic_agents_init(baic_manager_t *m) {
     gethostname(host, sizeof host - 1);
     snprintf(a->consumer_name, sizeof a->consumer_name, "%s:%d", host, (int)getpid());
     m->agents = a;
-    int rc = baic_bus_consume(m->bus, BAIC_AGENT_EVENTS, "managers", a->consumer_name,
+    int rc = baic_bus_consume(m->bus, BAIC_AGENT_EVENTS, EVENT_GROUP, a->consumer_name,
                               on_agent_event, m, &a->consumer);
     if (rc == 0)
         rc = baic_bus_read_from(m->bus, BAIC_SESSION_EVENTS, "$", on_session_event, a,

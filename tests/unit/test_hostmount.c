@@ -7,16 +7,28 @@
 #include "baic_check.h"
 #include "util/hostmount.h"
 
+/* The parsed bodies: out's strings point into them, so they live until the test ends. */
+static json_t *g_keep;
+
+static void setup(void) {
+    g_keep = json_array();
+}
+
+static void teardown(void) {
+    json_decref(g_keep);
+    g_keep = NULL;
+}
+
 /* 0 when body (JSON text) passes for mount (1) or umount (0); out filled. */
 static int check(const char *text, int mount, baic_hostmount_req_t *out) {
     json_t *body = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     ck_assert_ptr_nonnull(body);
+    json_array_append_new(g_keep, body);
     char msg[256] = "";
     baic_hostmount_req_t tmp;
     int rc = baic_hostmount_parse(body, mount, out ? out : &tmp, msg, sizeof msg);
     if (rc != 0)
         ck_assert_int_gt((int)strlen(msg), 0);
-    /* the strings point into body: kept alive for the caller's checks (leaked in a test) */
     return rc;
 }
 
@@ -99,6 +111,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("hostmount");
     BAIC_TCASE(s, tc, "params", 10);
+    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, names);
     tcase_add_test(tc, mount_fields);
     return s;

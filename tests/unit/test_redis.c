@@ -370,6 +370,63 @@ START_TEST(test_bus_group_ack_and_resume) {
 }
 END_TEST
 
+/* A consumer that dies between reading an entry and acknowledging it: another consumer
+ * of the group (a new process has a new name) claims the entry once it has been idle long
+ * enough and handles it; a handler that acknowledges later does so with baic_bus_ack. */
+START_TEST(test_bus_claims_a_dead_consumers_entries) {
+    SKIP_IF_NO_REDIS();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    baic_bus_t *bus;
+    ck_assert_int_eq(baic_bus_new(&loop, "127.0.0.1", port, NULL, &bus), 0);
+    baic_bus_set_claim(bus, 100, 300);
+    baic_redis_t *r;
+    ck_assert_int_eq(baic_redis_new(&loop, "127.0.0.1", port, NULL, &r), 0);
+    wait_connected(&loop, r);
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, tick, 10, 10);
+
+    struct seen dead = {.refuse = 1};
+    baic_bus_sub_t *ds;
+    ck_assert_int_eq(baic_bus_consume(bus, "events:claim", "g", "m-dead", on_event, &dead, &ds), 0);
+    wait_exists(&loop, r, "events:claim");
+    publish_n(&loop, bus, "events:claim", 7, 2);
+    wait_events(&loop, &dead, 2);
+    baic_bus_unsubscribe(ds); /* gone without acknowledging either */
+    ck_assert_int_eq(xpending(&loop, r, "events:claim", "g"), 2);
+
+    /* The heir acknowledges the first itself, later; the second right away. */
+    struct seen heir = {.refuse = 1};
+    baic_bus_sub_t *hs;
+    uint64_t t0 = uv_now(&loop);
+    ck_assert_int_eq(baic_bus_consume(bus, "events:claim", "g", "m-heir", on_event, &heir, &hs), 0);
+    wait_events(&loop, &heir, 2);
+    ck_assert_uint_ge(uv_now(&loop) - t0, 200); /* not before the entries were idle */
+    ck_assert_int_eq(heir.seq[0], 7);
+    ck_assert_int_eq(heir.seq[1], 8);
+    ck_assert_str_eq(heir.ids[0], dead.ids[0]);
+    ck_assert_int_eq(baic_bus_ack(bus, "events:claim", "g", heir.ids[0]), 0);
+    ck_assert_int_eq(baic_bus_ack(bus, "events:claim", "g", heir.ids[1]), 0);
+    while (xpending(&loop, r, "events:claim", "g") != 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    /* Nothing is handed over twice once acknowledged. */
+    uint64_t t1 = uv_now(&loop);
+    while (uv_now(&loop) - t1 < 700)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(heir.n, 2);
+    baic_bus_unsubscribe(hs);
+
+    uv_close((uv_handle_t *)&t, NULL);
+    int c1 = 0, c2 = 0;
+    baic_bus_close(bus, on_closed, &c1);
+    baic_redis_close(r, on_closed, &c2);
+    run_until(&loop, &c1);
+    run_until(&loop, &c2);
+    finish(&loop);
+}
+END_TEST
+
 struct note {
     int n;
     char last[64];
@@ -439,6 +496,7 @@ static Suite *redis_suite(void) {
     tcase_add_unchecked_fixture(tc, redis_setup, redis_teardown);
     tcase_add_test(tc, test_commands);
     tcase_add_test(tc, test_bus_group_ack_and_resume);
+    tcase_add_test(tc, test_bus_claims_a_dead_consumers_entries);
     tcase_add_test(tc, test_bus_pubsub_and_restart);
     tcase_add_test(tc, test_survives_redis_restart);
     return s;
