@@ -45,6 +45,22 @@ struct req {
 
 struct conn;
 
+/*
+ * Per-connection prepared statements. A statement text seen a second time on a
+ * connection is prepared there (Parse once, then Bind/Execute only): the server skips
+ * parsing and, once its generic plan is as good, planning, which for the manager's
+ * CTE-heavy statements is half their cost. Texts seen once (dynamic ones) stay unprepared;
+ * the table stops taking new texts when full. Cleared with the connection (a new session
+ * has no prepared statements).
+ */
+#define DB_STMT_MAX 512
+
+struct stmt {
+    uint64_t hash;
+    char *sql;
+    int state;           /* 0 seen once, 1 prepared as "b<index>", -1 cannot be prepared */
+};
+
 struct baic_db_tx {
     baic_db_pool_t *pool;
     struct conn *conn;   /* NULL before BEGIN completes and after the connection broke */
@@ -70,6 +86,9 @@ struct conn {
     unsigned backoff_ms;
     int was_up;          /* has been connected at least once: a later connect is a reconnect */
     int fail_streak;
+    struct stmt *stmts;  /* prepared-statement table (DB_STMT_MAX), NULL until first use */
+    int nstmts;
+    struct stmt *preparing; /* the Parse in flight before cur is executed */
 };
 
 struct baic_db_pool {
@@ -285,6 +304,45 @@ static struct conn *conn_of_poll(uv_poll_t *h) {
     return NULL;
 }
 
+static void stmts_clear(struct conn *c) {
+    for (int i = 0; i < c->nstmts; i++)
+        free(c->stmts[i].sql);
+    free(c->stmts);
+    c->stmts = NULL;
+    c->nstmts = 0;
+    c->preparing = NULL;
+}
+
+static uint64_t sql_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The table entry for sql on c, added (state 0) when new and there is room; NULL else. */
+static struct stmt *stmt_find(struct conn *c, const char *sql) {
+    uint64_t h = sql_hash(sql);
+    for (int i = 0; i < c->nstmts; i++)
+        if (c->stmts[i].hash == h && strcmp(c->stmts[i].sql, sql) == 0)
+            return &c->stmts[i];
+    if (c->nstmts >= DB_STMT_MAX)
+        return NULL;
+    if (c->stmts == NULL && (c->stmts = calloc(DB_STMT_MAX, sizeof *c->stmts)) == NULL)
+        return NULL;
+    struct stmt *s = &c->stmts[c->nstmts];
+    if ((s->sql = strdup(sql)) == NULL)
+        return NULL;
+    s->hash = h;
+    s->state = 0;
+    c->nstmts++;
+    return NULL; /* first sighting: run it unprepared */
+}
+
+static void stmt_name(const struct conn *c, const struct stmt *s, char out[16]) {
+    snprintf(out, 16, "b%d", (int)(s - c->stmts));
+}
+
 /* Closes the connection and returns, in *failed, the requests that must now fail;
  * a request that never reached the server goes back to the head of the pool queue. */
 static void conn_teardown(struct conn *c, struct req **failed_head, struct req **failed_tail) {
@@ -298,6 +356,7 @@ static void conn_teardown(struct conn *c, struct req **failed_head, struct req *
         PQfinish(c->pg);
         c->pg = NULL;
     }
+    stmts_clear(c);
     struct req *r = c->cur;
     c->cur = NULL;
     if (r) {
@@ -449,6 +508,9 @@ static void conn_schedule(struct conn *c, unsigned delay_ms) {
 
 /* ---- queries ---- */
 
+static void conn_exec(struct conn *c, struct req *r, struct stmt *s);
+static void conn_flush_watch(struct conn *c);
+
 static void conn_send(struct conn *c, struct req *r) {
     c->cur = r;
     c->state = C_BUSY;
@@ -461,8 +523,31 @@ static void conn_send(struct conn *c, struct req *r) {
     PGnotify *n;
     while ((n = PQnotifies(c->pg)))
         PQfreemem(n);
-    if (!PQsendQueryParams(c->pg, r->sql, r->nparams, NULL, (const char *const *)r->params,
-                           NULL, NULL, 0)) {
+    struct stmt *s = r->kind == R_QUERY ? stmt_find(c, r->sql) : NULL;
+    if (s != NULL && s->state == 0) {
+        /* Second sighting: Parse it first (conn_on_io executes it when that is done). */
+        char name[16];
+        stmt_name(c, s, name);
+        if (PQsendPrepare(c->pg, name, r->sql, r->nparams, NULL)) {
+            c->preparing = s;
+            c->sent_ns = uv_hrtime();
+            conn_flush_watch(c);
+            return;
+        }
+        s->state = -1;
+    }
+    conn_exec(c, r, s != NULL && s->state == 1 ? s : NULL);
+}
+
+/* Sends r's statement (prepared as s, or as text when s is NULL). */
+static void conn_exec(struct conn *c, struct req *r, struct stmt *s) {
+    char name[16];
+    if (s != NULL)
+        stmt_name(c, s, name);
+    if (!(s != NULL ? PQsendQueryPrepared(c->pg, name, r->nparams,
+                                          (const char *const *)r->params, NULL, NULL, 0)
+                    : PQsendQueryParams(c->pg, r->sql, r->nparams, NULL,
+                                        (const char *const *)r->params, NULL, NULL, 0))) {
         /* Not sent. Retry once outside transactions; a second failure is reported. */
         if (r->retried || r->in_tx)
             r->sent = 1;
@@ -472,6 +557,12 @@ static void conn_send(struct conn *c, struct req *r) {
     }
     r->sent = 1;
     c->sent_ns = uv_hrtime();
+    conn_flush_watch(c);
+}
+
+/* Flushes what was queued and watches for the answer (and for writability while
+ * something is left to send). */
+static void conn_flush_watch(struct conn *c) {
     int f = PQflush(c->pg);
     if (f < 0) {
         conn_broken(c, NULL);
@@ -585,6 +676,19 @@ static void conn_on_io(struct conn *c, int events) {
     }
     while (!PQisBusy(c->pg)) {
         PGresult *x = PQgetResult(c->pg);
+        if (!x && c->preparing != NULL) {
+            /* The Parse is done: now the statement itself, prepared or (when the server
+             * refused to prepare it) as text, which reports the same error if any. */
+            struct stmt *s = c->preparing;
+            c->preparing = NULL;
+            s->state = c->res && PQresultStatus(c->res) == PGRES_COMMAND_OK ? 1 : -1;
+            if (c->res) {
+                PQclear(c->res);
+                c->res = NULL;
+            }
+            conn_exec(c, c->cur, s->state == 1 ? s : NULL);
+            return;
+        }
         if (!x) {
             conn_complete(c);
             return;

@@ -384,6 +384,51 @@ static void spawn_svc(uv_loop_t *loop, struct proc *x, const char *fn) {
     ck_assert_int_eq(uv_spawn(loop, &x->p, &o), 0);
 }
 
+/* A statement text seen again on a connection runs prepared; the answers do not change,
+ * errors neither, and a text seen once is not prepared. */
+START_TEST(test_prepared_statements) {
+    SKIP_IF_NO_PG();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    baic_db_pool_t *pool;
+    ck_assert_int_eq(baic_db_pool_new(&loop, dsn, 1, &pool), 0);
+    static const char *const in[] = {"1", "2", "3", "41"};
+    static const char *const out[] = {"2", "3", "4", "42"};
+    for (int i = 0; i < 4; i++) {
+        const char *p[] = {in[i]};
+        qres_t q = q_sync(&loop, pool, "SELECT $1::int + 1", 1, p);
+        ck_assert_msg(q.err == 0, "%s", q.msg);
+        ck_assert_str_eq(q.v[0], out[i]);
+    }
+    const char *sql[] = {"SELECT $1::int + 1"};
+    qres_t q = q_sync(&loop, pool, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1",
+                      1, sql);
+    ck_assert_str_eq(q.v[0], "1");
+    ck_assert_int_eq(q_sync(&loop, pool, "SELECT 'once'", 0, NULL).err, 0);
+    const char *once[] = {"SELECT 'once'"};
+    q = q_sync(&loop, pool, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", 1,
+               once);
+    ck_assert_str_eq(q.v[0], "0");
+    /* A text the server cannot prepare fails alike every time; the connection stays good. */
+    for (int i = 0; i < 3; i++) {
+        q = q_sync(&loop, pool, "SELEC $1", 1, in);
+        ck_assert_int_eq(q.err, BAIC_EBACKEND);
+        ck_assert_str_eq(q.sqlstate, "42601");
+    }
+    /* Prepared statements serve inside transactions too. */
+    baic_db_tx_t *tx = begin_sync(&loop, pool);
+    const char *p[] = {"9"};
+    q = txq_sync(&loop, tx, "SELECT $1::int + 1", 1, p);
+    ck_assert_msg(q.err == 0, "%s", q.msg);
+    ck_assert_str_eq(q.v[0], "10");
+    txres_t e = {0};
+    ck_assert_int_eq(baic_db_tx_commit(tx, on_end, &e), 0);
+    run_until(&loop, &e.done);
+    ck_assert_int_eq(e.err, 0);
+    close_pool(&loop, pool);
+}
+END_TEST
+
 START_TEST(test_survives_postgres_restart) {
     SKIP_IF_NO_PG();
     uv_loop_t loop;
@@ -466,6 +511,7 @@ static Suite *db_suite(void) {
     tcase_add_test(tc, test_pool_queues_excess_queries);
     tcase_add_test(tc, test_transactions_commit_and_rollback);
     tcase_add_test(tc, test_close_cancels_queued);
+    tcase_add_test(tc, test_prepared_statements);
     tcase_add_test(tc, test_survives_postgres_restart);
     return s;
 }
