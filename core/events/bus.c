@@ -205,12 +205,10 @@ static int deliver(baic_bus_sub_t *s, redisReply *e) {
     json_decref(body);
     if (s->dead)
         return 1;
-    if (s->kind == S_GROUP && keep == 0) {
-        /* On the publishing connection: an unsubscribe right after the handler closes
-         * ours before its output is flushed, and the ack would be lost. */
-        const char *argv[] = {"XACK", s->stream, s->group, id};
-        (void)baic_redis_cmd_argv(s->bus->pub, 4, argv, NULL, NULL, NULL);
-    }
+    /* On the publishing connection: an unsubscribe right after the handler closes ours
+     * before its output is flushed, and the ack would be lost. */
+    if (s->kind == S_GROUP && keep == 0)
+        (void)baic_bus_ack(s->bus, s->stream, s->group, id);
     return 0;
 }
 
