@@ -56,3 +56,22 @@ stack_env() {
     REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$1/etc/manager.toml")
     DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$1/etc/manager.toml")
 }
+
+# stack_down DATA_DIR: `baic down`, then what its agent leaves running on purpose (the next
+# `baic up` adopts running containers) goes too: the containers under the agent's runtime
+# root and every mount below DATA_DIR. For test cleanup (reads $BAIC).
+stack_down() {
+    local root c m
+    root=$(sed -n 's/^runtime_root = "\(.*\)"/\1/p' "$1/etc/agent.toml" 2>/dev/null)
+    "$BAIC" down --data-dir "$1" >/dev/null 2>&1
+    if [ -n "$root" ] && command -v crun >/dev/null; then
+        for c in $(crun --root "$root" list -q 2>/dev/null); do
+            crun --root "$root" delete -f "$c" >/dev/null 2>&1
+        done
+        rmdir "$root" 2>/dev/null
+    fi
+    for m in $(awk -v p="$1/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+    done
+    return 0
+}

@@ -29,7 +29,7 @@ D=$T/data
 failures=0
 . "$SRC/tests/integration/lib.sh"
 cleanup() {
-    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
+    stack_down "$D"
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
 trap cleanup EXIT

@@ -25,8 +25,9 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/baic-exec.XXXXXX) && chmod 711 "$T" || exit 1
 D=$T/data
 failures=0
+. "$SRC/tests/integration/lib.sh"
 cleanup() {
-    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
+    stack_down "$D"
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
 trap cleanup EXIT

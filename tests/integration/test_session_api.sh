@@ -34,7 +34,7 @@ failures=0
 . "$SRC/tests/integration/lib.sh"
 CALL_MAX_TIME=180
 cleanup() {
-    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
+    stack_down "$D"
     if [ $failures = 0 ]; then rm -rf "$T"; else echo "kept $T"; fi
 }
 trap cleanup EXIT
