@@ -498,8 +498,12 @@ expect 403 insufficient-privilege "a non-cloneable shared folder cannot be clone
 u1 POST /folders '{"name": "adm1"}'
 expect 201 "" "create adm1"
 A1=$(field "$BODY" "['id']") AQS=$(field "$BODY" "['quota_scope_id']")
-head -c 5000 /dev/urandom >"$VOL/$AQS/$A1/blob"
 FH=folder_host=local:volume1
+# Known figures first (the proxy keeps them by deltas), then a file written behind its back:
+# the usage route rescans and answers with the walk's figures, not the stale ones.
+u1 GET "/folders/_/usage?$FH&id=$A1"
+check "usage: a new folder holds nothing" [ "$STATUS $(field "$BODY" "['file_count'], d['used_bytes']")" = "200 0 0" ]
+head -c 5000 /dev/urandom >"$VOL/$AQS/$A1/blob"
 if [ -r /etc/fstab ]; then
     adm GET /folders/_/fstab
     check "fstab: the proxy's /etc/fstab" [ "$STATUS $(field "$BODY" "['content'].rstrip() == open('/etc/fstab').read().rstrip(), d['node'], d['node_id']")" = "200 True storage-proxy local" ]

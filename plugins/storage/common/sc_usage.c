@@ -382,6 +382,10 @@ static int ens_start(sc_volume_t *vol, const char *scope, const char *key, int l
 
 int sc_usage_ensure(sc_volume_t *vol, sc_scope_t *scope, sc_folder_t *f,
                     void (*done)(void *arg, int status), void *arg) {
+    /* A rescan under way (sc_rescan: files written behind the proxy's back): the answer
+     * waits for a fresh walk of its own instead of reading the figures it will replace. */
+    if (f != NULL && f->walking)
+        return ens_start(vol, f->scope->name, f->key, 0, 1, done, arg);
     if (f != NULL)
         return ens_start(vol, f->scope->name, f->known ? NULL : f->key, 0, 0, done, arg);
     return ens_start(vol, scope->name, NULL, !scope->listed, 0, done, arg);
