@@ -75,3 +75,14 @@ stack_down() {
     done
     return 0
 }
+
+# rpc METHOD PATH [BODY]: a cluster-signed call (HMAC with $SECRET, docs/agent-protocol.md)
+# straight to the agent on 127.0.0.1:$AGENT_PORT; the status lands in RST, the body in $T/rpc.
+rpc() {
+    local method=$1 path=$2 body=${3:-} date bh mac
+    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    bh=$(printf '%s' "$body" | openssl dgst -sha256 -r | cut -d' ' -f1)
+    mac=$(printf '%s\n%s\n%s\n%s' "$method" "$path" "$date" "$bh" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
+    RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X "$method" -H "Date: $date" -H "X-BaiC-Cluster-Auth: $mac" \
+        -H 'Content-Type: application/json' ${body:+--data-binary "$body"} "http://127.0.0.1:$AGENT_PORT$path")
+}

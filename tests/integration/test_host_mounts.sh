@@ -276,14 +276,6 @@ expect 200 "" "mount over a symbolic link"
 rm -f "$PREFIX/evil"
 
 # --- the agent's own RPC: signed, checked ---
-rpc() {
-    local method=$1 path=$2 body=${3:-} date bh mac
-    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    bh=$(printf '%s' "$body" | openssl dgst -sha256 -r | cut -d' ' -f1)
-    mac=$(printf '%s\n%s\n%s\n%s' "$method" "$path" "$date" "$bh" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
-    RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X "$method" -H "Date: $date" -H "X-BaiC-Cluster-Auth: $mac" \
-        -H 'Content-Type: application/json' ${body:+--data-binary "$body"} "http://127.0.0.1:$AGENT_PORT$path")
-}
 RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X POST --data-binary '{"name":"x","fs_type":"tmpfs","fs_location":"tmpfs"}' "http://127.0.0.1:$AGENT_PORT/rpc/mounts")
 [ "$RST" = 401 ] && [ ! -e "$PREFIX/x" ] && ok "agent: unsigned /rpc/mounts is 401" || bad "unsigned: $RST $(cat "$T/rpc")"
 rpc POST /rpc/mounts '{"name": "../x", "fs_type": "tmpfs", "fs_location": "tmpfs"}'

@@ -97,15 +97,6 @@ TOML
 AGENT_PID=$!
 until_ok 20 agent_is ALIVE && ok "agent registered ALIVE" || { bad "agent never registered"; cat "$T/agent.log"; exit 1; }
 
-# rpc METHOD PATH [BODY]: a cluster-signed call to the agent; the status in $RST, body in $T/rpc
-rpc() {
-    local method=$1 path=$2 body=${3:-} date bh mac
-    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    bh=$(printf '%s' "$body" | openssl dgst -sha256 -r | cut -d' ' -f1)
-    mac=$(printf '%s\n%s\n%s\n%s' "$method" "$path" "$date" "$bh" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
-    RST=$(curl -s -o "$T/rpc" -w '%{http_code}' -X "$method" -H "Date: $date" -H "X-BaiC-Cluster-Auth: $mac" \
-        -H 'Content-Type: application/json' ${body:+--data-binary "$body"} "http://127.0.0.1:$AGENT_PORT$path")
-}
 agent_kernels() { rpc GET /rpc/kernels; "$PY" -c "import json,sys; print('\n'.join(sorted(k['kernel_id'] for k in json.load(open(sys.argv[1]))['kernels'])))" "$T/rpc"; }
 MGR="$BUILD/core/manager/baic-manager"
 reconcile() { "$MGR" -c "$D/etc/manager.toml" reconcile "$@" >"$T/rec.json" 2>"$T/rec.log"; REC_RC=$?; REC=$(cat "$T/rec.json"); }
