@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The files `baic up` writes: whole-file replacement, generated secrets, TOML strings. */
+/* What `baic up` writes into its files: generated secrets and TOML strings (the files
+ * themselves are replaced through util/file.h, cli_write_file). */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli/cli.h"
 #include "util/hex.h"
