@@ -176,6 +176,12 @@ static void sub_retry_later(baic_bus_sub_t *s) {
     uv_timer_start(&s->retry, on_retry, BUS_RETRY_MS, 0);
 }
 
+/* A reply that asks nothing more of this subscription: it was ended, or its connection
+ * dropped (the connect hook starts it again). */
+static int sub_reply_void(const baic_bus_sub_t *s, int err) {
+    return s->dead || err == -ECONNRESET || err == BAIC_ECANCELLED;
+}
+
 /* Entry layout: [id, [field, value, ...]] (fields nil when the entry was deleted). */
 static int deliver(baic_bus_sub_t *s, redisReply *e) {
     if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
@@ -214,10 +220,8 @@ static int deliver(baic_bus_sub_t *s, redisReply *e) {
 
 static void on_read(redisReply *reply, int err, const char *errmsg, void *arg) {
     baic_bus_sub_t *s = arg;
-    if (s->dead)
+    if (sub_reply_void(s, err))
         return;
-    if (err == -ECONNRESET || err == BAIC_ECANCELLED)
-        return; /* the connect hook restarts us */
     if (err) {
         /* NOGROUP: the stream or group vanished (a Redis without persistence restarted). */
         if (errmsg && strncmp(errmsg, "NOGROUP", 7) == 0) {
@@ -256,10 +260,8 @@ static void on_read(redisReply *reply, int err, const char *errmsg, void *arg) {
  */
 static void on_claimed(redisReply *reply, int err, const char *errmsg, void *arg) {
     baic_bus_sub_t *s = arg;
-    if (s->dead)
+    if (sub_reply_void(s, err))
         return;
-    if (err == -ECONNRESET || err == BAIC_ECANCELLED)
-        return; /* the connect hook restarts us */
     if (err) {
         /* (a Redis before 6.2 has no XAUTOCLAIM: only own pending entries come back) */
         baic_log(BAIC_LOG_WARN, "bus_claim_failed", "stream=%s error=\"%s\"", s->stream, errmsg);
@@ -316,7 +318,7 @@ static void sub_read(baic_bus_sub_t *s) {
 
 static void on_group_created(redisReply *reply, int err, const char *errmsg, void *arg) {
     baic_bus_sub_t *s = arg;
-    if (s->dead || err == -ECONNRESET || err == BAIC_ECANCELLED)
+    if (sub_reply_void(s, err))
         return;
     if (err && !(errmsg && strncmp(errmsg, "BUSYGROUP", 9) == 0)) {
         baic_log(BAIC_LOG_WARN, "bus_group_create_failed", "stream=%s group=%s error=\"%s\"",
@@ -332,7 +334,7 @@ static void on_group_created(redisReply *reply, int err, const char *errmsg, voi
 
 static void on_last_id(redisReply *reply, int err, const char *errmsg, void *arg) {
     baic_bus_sub_t *s = arg;
-    if (s->dead || err == -ECONNRESET || err == BAIC_ECANCELLED)
+    if (sub_reply_void(s, err))
         return;
     if (err) {
         sub_retry_later(s);
