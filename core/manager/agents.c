@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "config/config.h"
+#include "db/batch.h"
 #include "http/client.h"
 #include "auth/cluster.h"
 #include "log/log.h"
@@ -44,9 +45,13 @@ typedef struct baic_agents {
     long long lost_kernels_s;    /* LOST for this long: its kernels end with agent-lost */
     char consumer_name[128];
     baic_session_watch_t *watchers;
+    /* One statement per loop turn for each kind of frequent write (db/batch.h): kernel
+     * status changes, heartbeats, and the heartbeats' kernel lists. */
+    baic_db_batch_t *forward, *beat, *reconcile;
 } baic_agents_t;
 
 #define FINAL "('TERMINATED','ERROR','CANCELLED')"
+#define BATCH_MAX 500 /* items per batched statement */
 
 /* ---- session events ---- */
 
@@ -175,22 +180,28 @@ void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *
 
 /* ---- kernel status changes ---- */
 
-/* Moves a kernel forward ($3: statuses it may come from); the session follows when its
- * status is also one it may come from (RUNNING: once every kernel runs). */
+/* Moves kernels forward (db/batch.h items {"kernel", "status", "from": [statuses it may
+ * come from], "container_id"?, "ports"?}); each session follows when its status is also
+ * one it may come from (RUNNING: once every kernel runs). Two kernels of one session in
+ * one statement move it once; a RUNNING one that left it behind checks again (CATCHUP_SQL). */
 static const char FORWARD_SQL[] =
-    "WITH k AS (UPDATE kernels SET status = $2::text, status_changed = now(),"
-    "   status_history = status_history || jsonb_build_object($2::text, now()::text),"
-    "   container_id = COALESCE($4::text, container_id),"
-    "   service_ports = COALESCE($5::jsonb, service_ports)"
-    " WHERE id = $1::uuid AND status = ANY($3::text[]) RETURNING id, session_id),"
-    " s AS (UPDATE sessions s SET status = $2::text, status_changed = now(),"
-    "   status_history = s.status_history || jsonb_build_object($2::text, now()::text)"
-    " FROM k WHERE s.id = k.session_id AND s.status = ANY($3::text[])"
-    "   AND ($2::text <> 'RUNNING' OR NOT EXISTS (SELECT 1 FROM kernels o"
+    "WITH x AS (SELECT (e->>'i')::int AS i, (e->>'kernel')::uuid AS kid, e->>'status' AS st,"
+    "   ARRAY(SELECT jsonb_array_elements_text(e->'from')) AS fr, e->>'container_id' AS cid,"
+    "   e->'ports' AS ports FROM jsonb_array_elements($1::jsonb) e),"
+    " k AS (UPDATE kernels k SET status = x.st, status_changed = now(),"
+    "   status_history = k.status_history || jsonb_build_object(x.st, now()::text),"
+    "   container_id = COALESCE(x.cid, k.container_id),"
+    "   service_ports = COALESCE(x.ports, k.service_ports)"
+    " FROM x WHERE k.id = x.kid AND (k.status = ANY(x.fr)) IS TRUE"
+    " RETURNING x.i, k.id, k.session_id, x.st, x.fr),"
+    " s AS (UPDATE sessions s SET status = k.st, status_changed = now(),"
+    "   status_history = s.status_history || jsonb_build_object(k.st, now()::text)"
+    " FROM k WHERE s.id = k.session_id AND (s.status = ANY(k.fr)) IS TRUE"
+    "   AND (k.st <> 'RUNNING' OR NOT EXISTS (SELECT 1 FROM kernels o"
     "     WHERE o.session_id = s.id AND o.id <> k.id AND o.status <> 'RUNNING'))"
-    " RETURNING s.id)"
-    " SELECT k.session_id::text AS sid, se.name, se.access_key,"
-    "   (SELECT count(*) FROM s) AS session_changed"
+    " RETURNING k.i)"
+    " SELECT k.i, k.session_id::text AS sid, se.name, se.access_key,"
+    "   EXISTS (SELECT 1 FROM s WHERE s.i = k.i) AS session_changed"
     " FROM k JOIN sessions se ON se.id = k.session_id";
 
 static const char FINISH_SQL[] =
@@ -266,19 +277,21 @@ static void catchup_done(const baic_db_result_t *res, int err, const char *errms
     free(e);
 }
 
-static void forward_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+static void forward_done(const baic_db_result_t *res, const int *rows, int nrows, int err,
+                         const char *errmsg, void *arg) {
     kev_t *e = arg;
     kev_ack(e, err);
     if (err != 0) {
         BAIC_LOG_W("kernel_update_failed", "kernel=%s event=%s error=\"%s\"", e->kernel_id,
                    e->kname, errmsg ? errmsg : "");
-    } else if (baic_db_result_rows(res) > 0) {
-        const char *sid = baic_db_result_get_by_name(res, 0, "sid");
-        const char *name = baic_db_result_get_by_name(res, 0, "name");
-        const char *ak = baic_db_result_get_by_name(res, 0, "access_key");
+    } else if (nrows > 0) {
+        int r = rows[0];
+        const char *sid = baic_db_result_get_by_name(res, r, "sid");
+        const char *name = baic_db_result_get_by_name(res, r, "name");
+        const char *ak = baic_db_result_get_by_name(res, r, "access_key");
         BAIC_LOG_I("kernel_status", "kernel=%s session=%s event=%s", e->kernel_id, sid, e->kname);
         baic_session_event(e->m, e->kname, sid, name, ak, NULL, e->kernel_id, INT32_MIN);
-        if (strcmp(baic_db_result_get_by_name(res, 0, "session_changed"), "0") != 0) {
+        if (strcmp(baic_db_result_get_by_name(res, r, "session_changed"), "t") == 0) {
             baic_session_event(e->m, e->sname, sid, name, ak, NULL, NULL, INT32_MIN);
         } else if (strcmp(e->status, "RUNNING") == 0) {
             const char *p[3] = {sid, e->status, e->from};
@@ -289,13 +302,20 @@ static void forward_done(const baic_db_result_t *res, int err, const char *errms
     free(e);
 }
 
-/* 0 when the update is on its way (ack: the event to acknowledge after it, or NULL). */
+/* 0 when the update is on its way (ack: the event to acknowledge after it, or NULL).
+ * from: the statuses it may come from, as a PostgreSQL array literal ("{A,B}"). */
 static int kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
-                          const char *from, const char *container_id, const char *ports,
+                          const char *from, const char *container_id, json_t *ports,
                           const char *kname, const char *sname, const char *ack) {
+    if (m->agents == NULL)
+        return BAIC_ECANCELLED;
     kev_t *e = calloc(1, sizeof *e);
-    if (e == NULL)
+    json_t *fr = json_array();
+    if (e == NULL || fr == NULL) {
+        free(e);
+        json_decref(fr);
         return -ENOMEM;
+    }
     e->m = m;
     snprintf(e->ack, sizeof e->ack, "%s", ack ? ack : "");
     snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
@@ -303,12 +323,21 @@ static int kernel_forward(baic_manager_t *m, const char *kernel_id, const char *
     snprintf(e->sname, sizeof e->sname, "%s", sname);
     snprintf(e->status, sizeof e->status, "%s", status);
     snprintf(e->from, sizeof e->from, "%s", from);
-    const char *p[5] = {kernel_id, status, from, container_id, ports};
-    if (baic_db_query(m->db, FORWARD_SQL, 5, p, forward_done, e) != 0) {
+    char list[sizeof e->from];
+    snprintf(list, sizeof list, "%s", from + (from[0] == '{'));
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",}", &save); t != NULL; t = strtok_r(NULL, ",}", &save))
+        json_array_append_new(fr, json_string(t));
+    json_t *item = json_pack("{s:s, s:s, s:o, s:s*, s:O*}", "kernel", kernel_id, "status", status,
+                             "from", fr, "container_id", container_id, "ports", ports);
+    if (item == NULL) {
         free(e);
-        return -EIO;
+        return -ENOMEM;
     }
-    return 0;
+    int rc = baic_db_batch_add(m->agents->forward, kernel_id, item, forward_done, e);
+    if (rc != 0)
+        free(e);
+    return rc;
 }
 
 static void finish_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -373,12 +402,19 @@ void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *st
 
 /* ---- agent events ---- */
 
+/* Heartbeats (db/batch.h items {"id", "region", "sgroup", "slots", "addr", "version",
+ * "arch", "plugins", "types"}): each agent's row upserted, the slot types any of them
+ * reports merged into config/resource_slots; "prev": the status before (NEW: unknown). */
 static const char HEARTBEAT_SQL[] =
-    "WITH prev AS (SELECT status FROM agents WHERE id = $1),"
+    "WITH x AS (SELECT (e->>'i')::int AS i, e->>'id' AS id, e->>'region' AS region,"
+    "   e->>'sgroup' AS sgroup, e->'slots' AS slots, e->>'addr' AS addr, e->>'version' AS ver,"
+    "   e->>'arch' AS arch, e->'plugins' AS plugins, e->'types' AS types"
+    "   FROM jsonb_array_elements($1::jsonb) e),"
+    " prev AS (SELECT a.id, a.status FROM agents a JOIN x ON a.id = x.id),"
     " up AS (INSERT INTO agents AS a (id, status, status_changed, region, scaling_group,"
     "   available_slots, addr, version, architecture, compute_plugins, heartbeat_at)"
-    " VALUES ($1, 'ALIVE', now(), $2, COALESCE((SELECT name FROM scaling_groups WHERE name = $3),"
-    "   'default'), $4::jsonb, $5, $6, $7, $8::jsonb, now())"
+    " SELECT x.id, 'ALIVE', now(), x.region, COALESCE(g.name, 'default'), x.slots, x.addr,"
+    "   x.ver, x.arch, x.plugins, now() FROM x LEFT JOIN scaling_groups g ON g.name = x.sgroup"
     " ON CONFLICT (id) DO UPDATE SET status = 'ALIVE',"
     "   status_changed = CASE WHEN a.status = 'ALIVE' THEN a.status_changed ELSE now() END,"
     "   lost_at = NULL, region = EXCLUDED.region, scaling_group = EXCLUDED.scaling_group,"
@@ -386,24 +422,30 @@ static const char HEARTBEAT_SQL[] =
     "   version = EXCLUDED.version, architecture = EXCLUDED.architecture,"
     "   compute_plugins = EXCLUDED.compute_plugins, heartbeat_at = now()"
     " RETURNING a.id),"
-    " sc AS (INSERT INTO shared_config AS c (key, value) VALUES ('config/resource_slots', $9::jsonb)"
+    " t AS (SELECT COALESCE(jsonb_object_agg(y.key, y.value), '{}') AS v FROM x, jsonb_each(x.types) y),"
+    " sc AS (INSERT INTO shared_config AS c (key, value) SELECT 'config/resource_slots', t.v FROM t"
     " ON CONFLICT (key) DO UPDATE SET value = c.value || EXCLUDED.value, updated_at = now()"
     " WHERE NOT c.value @> EXCLUDED.value RETURNING key)"
-    " SELECT COALESCE((SELECT status FROM prev), 'NEW') AS prev,"
-    "   (SELECT count(*) FROM up) AS n, (SELECT count(*) FROM sc) AS slots_changed";
+    " SELECT x.i, COALESCE(p.status, 'NEW') AS prev, (SELECT count(*) FROM up) AS n,"
+    "   (SELECT count(*) FROM sc) AS slots_changed FROM x LEFT JOIN prev p ON p.id = x.id";
 
-/* Kernels the agent has but we think ended (or never knew): destroy them. Kernels we
- * think run there but the agent no longer lists: they ended without a word. */
+/* Kernels an agent has but we think ended (or never knew): destroy them. Kernels we
+ * think run there but the agent no longer lists: they ended without a word.
+ * Items {"id": agent, "kernels": its heartbeat's list}. */
 static const char RECONCILE_SQL[] =
-    "WITH rep AS (SELECT DISTINCT x->>'kernel_id' AS id FROM jsonb_array_elements($2::jsonb) x"
-    "   WHERE x->>'kernel_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    "WITH x AS (SELECT (e->>'i')::int AS i, e->>'id' AS agent, e->'kernels' AS ks"
+    "   FROM jsonb_array_elements($1::jsonb) e),"
+    " rep AS (SELECT DISTINCT x.i, y->>'kernel_id' AS id FROM x, jsonb_array_elements(x.ks) y"
+    "   WHERE y->>'kernel_id' ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
     "[0-9a-fA-F]{12}$')"
-    " SELECT 'stale' AS what, r.id FROM rep r LEFT JOIN kernels k ON k.id = r.id::uuid"
+    " SELECT r.i, 'stale' AS what, r.id FROM rep r LEFT JOIN kernels k ON k.id = r.id::uuid"
     "   WHERE k.id IS NULL OR k.status IN " FINAL
-    " UNION ALL SELECT 'gone', k.id::text FROM kernels k WHERE k.agent = $1"
-    "   AND k.status IN ('RUNNING', 'TERMINATING')"
-    "   AND k.status_changed < now() - interval '30 seconds'"
-    "   AND k.id::text NOT IN (SELECT id FROM rep)";
+    " UNION ALL SELECT x.i, 'gone', k.id::text FROM x CROSS JOIN LATERAL (SELECT k.id FROM"
+    "   kernels k WHERE k.agent = x.agent AND k.status IN ('RUNNING', 'TERMINATING')"
+    "   AND k.status_changed < now() - interval '30 seconds' OFFSET 0) k"
+    /* OFFSET 0 keeps the lookup per agent, on (agent, status): flattened, the planner
+     * walked every RUNNING kernel once per batch when its statistics lagged a burst. */
+    "   WHERE NOT EXISTS (SELECT 1 FROM rep WHERE rep.i = x.i AND rep.id = k.id::text)";
 
 typedef struct hb {
     baic_manager_t *m;
@@ -411,13 +453,14 @@ typedef struct hb {
     char addr[136];
 } hb_t;
 
-static void heartbeat_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+static void heartbeat_done(const baic_db_result_t *res, const int *rows, int nrows, int err,
+                           const char *errmsg, void *arg) {
     hb_t *h = arg;
     if (err != 0) {
         BAIC_LOG_W("agent_upsert_failed", "agent=%s error=\"%s\"", h->agent_id,
                    errmsg ? errmsg : "");
-    } else if (baic_db_result_rows(res) > 0) {
-        const char *prev = baic_db_result_get_by_name(res, 0, "prev");
+    } else if (nrows > 0) {
+        const char *prev = baic_db_result_get_by_name(res, rows[0], "prev");
         if (strcmp(prev, "ALIVE") != 0) {
             BAIC_LOG_I("agent_alive", "agent=%s previous=%s addr=%s", h->agent_id, prev, h->addr);
             baic_scheduler_wake(h->m);
@@ -426,14 +469,16 @@ static void heartbeat_done(const baic_db_result_t *res, int err, const char *err
     free(h);
 }
 
-static void reconcile_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+static void reconcile_done(const baic_db_result_t *res, const int *rows, int nrows, int err,
+                           const char *errmsg, void *arg) {
     hb_t *h = arg;
     if (err != 0) {
         BAIC_LOG_W("agent_reconcile_failed", "agent=%s error=\"%s\"", h->agent_id,
                    errmsg ? errmsg : "");
     } else {
-        for (int r = 0; r < baic_db_result_rows(res); r++) {
-            const char *what = baic_db_result_get(res, r, 0), *kid = baic_db_result_get(res, r, 1);
+        for (int i = 0; i < nrows; i++) {
+            const char *what = baic_db_result_get_by_name(res, rows[i], "what");
+            const char *kid = baic_db_result_get_by_name(res, rows[i], "id");
             BAIC_LOG_I("kernel_reconciled", "agent=%s kernel=%s action=%s", h->agent_id, kid,
                        strcmp(what, "stale") == 0 ? "destroy" : "terminated");
             if (strcmp(what, "stale") == 0)
@@ -445,8 +490,18 @@ static void reconcile_done(const baic_db_result_t *res, int err, const char *err
     free(h);
 }
 
-static char *dump_or(const json_t *j, const char *dflt) {
-    return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : strdup(dflt);
+static hb_t *hb_new(baic_manager_t *m, const char *agent_id, const char *addr) {
+    hb_t *h = calloc(1, sizeof *h);
+    if (h != NULL) {
+        h->m = m;
+        snprintf(h->agent_id, sizeof h->agent_id, "%s", agent_id);
+        snprintf(h->addr, sizeof h->addr, "%s", addr);
+    }
+    return h;
+}
+
+static json_t *object_or_empty(json_t *j) {
+    return json_is_object(j) ? json_incref(j) : json_object();
 }
 
 static void on_heartbeat(baic_manager_t *m, const char *agent_id, json_t *b) {
@@ -456,45 +511,38 @@ static void on_heartbeat(baic_manager_t *m, const char *agent_id, json_t *b) {
                    agent_id);
         return;
     }
+    if (m->agents == NULL)
+        return;
     const char *region = json_string_value(json_object_get(b, "region"));
     const char *sg = json_string_value(json_object_get(b, "scaling_group"));
     const char *arch = json_string_value(json_object_get(b, "architecture"));
     const char *ver = json_string_value(json_object_get(b, "version"));
-    json_t *slots = json_object_get(b, "available_slots");
-    json_t *types = json_object_get(b, "slot_types");
-    json_t *plugins = json_object_get(b, "compute_plugins");
-    char *s_slots = dump_or(json_is_object(slots) ? slots : NULL, "{}");
-    char *s_types = dump_or(json_is_object(types) ? types : NULL, "{}");
-    char *s_plugins = dump_or(json_is_object(plugins) ? plugins : NULL, "{}");
-    hb_t *h = calloc(1, sizeof *h);
-    if (h != NULL) {
-        h->m = m;
-        snprintf(h->agent_id, sizeof h->agent_id, "%s", agent_id);
-        snprintf(h->addr, sizeof h->addr, "%s", addr);
-        const char *p[9] = {agent_id, region ? region : "local", sg ? sg : "default", s_slots,
-                            addr, ver ? ver : "", arch ? arch : "x86_64", s_plugins, s_types};
-        if (baic_db_query(m->db, HEARTBEAT_SQL, 9, p, heartbeat_done, h) != 0)
-            free(h);
+    hb_t *h = hb_new(m, agent_id, addr);
+    json_t *item = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:o}", "id", agent_id,
+                             "region", region ? region : "local", "sgroup", sg ? sg : "default",
+                             "slots", object_or_empty(json_object_get(b, "available_slots")),
+                             "addr", addr, "version", ver ? ver : "", "arch",
+                             arch ? arch : "x86_64", "plugins",
+                             object_or_empty(json_object_get(b, "compute_plugins")), "types",
+                             object_or_empty(json_object_get(b, "slot_types")));
+    if (h == NULL || item == NULL) {
+        json_decref(item);
+        free(h);
+    } else if (baic_db_batch_add(m->agents->beat, agent_id, item, heartbeat_done, h) != 0) {
+        free(h); /* the batch released item */
     }
     json_t *kernels = json_object_get(b, "kernels");
     if (json_is_array(kernels)) {
-        char *s_k = json_dumps(kernels, JSON_COMPACT);
-        hb_t *r = calloc(1, sizeof *r);
-        if (r != NULL && s_k != NULL) {
-            r->m = m;
-            snprintf(r->agent_id, sizeof r->agent_id, "%s", agent_id);
-            snprintf(r->addr, sizeof r->addr, "%s", addr);
-            const char *p[2] = {agent_id, s_k};
-            if (baic_db_query(m->db, RECONCILE_SQL, 2, p, reconcile_done, r) != 0)
-                free(r);
-        } else {
+        hb_t *r = hb_new(m, agent_id, addr);
+        item = json_pack("{s:s, s:O}", "id", agent_id, "kernels", kernels);
+        if (r == NULL || item == NULL) {
+            json_decref(item);
+            free(r);
+        } else if (baic_db_batch_add(m->agents->reconcile, agent_id, item, reconcile_done, r) !=
+                   0) {
             free(r);
         }
-        free(s_k);
     }
-    free(s_slots);
-    free(s_types);
-    free(s_plugins);
 }
 
 static void agent_terminated_done(const baic_db_result_t *res, int err, const char *errmsg,
@@ -538,12 +586,11 @@ static int on_agent_event(const baic_bus_event_t *ev, void *arg) {
         return 1;
     } else if (strcmp(ev->name, "kernel_started") == 0) {
         json_t *ports = json_object_get(b, "service_ports");
-        char *s_ports = json_is_array(ports) ? json_dumps(ports, JSON_COMPACT) : NULL;
         kernel_forward(m, kid, "RUNNING",
                        "{SCHEDULED,PREPARING,PULLING,PREPARED,CREATING,RESTARTING}",
-                       json_string_value(json_object_get(b, "container_id")), s_ports,
-                       "kernel_started", "session_started", ev->id);
-        free(s_ports);
+                       json_string_value(json_object_get(b, "container_id")),
+                       json_is_array(ports) ? ports : NULL, "kernel_started", "session_started",
+                       ev->id);
         return 1;
     } else if (strcmp(ev->name, "kernel_terminated") == 0) {
         const char *reason = json_string_value(json_object_get(b, "reason"));
@@ -670,7 +717,12 @@ int baic_agents_init(baic_manager_t *m) {
     char host[64] = "manager";
     gethostname(host, sizeof host - 1);
     snprintf(a->consumer_name, sizeof a->consumer_name, "%s:%d", host, (int)getpid());
+    a->forward = baic_db_batch_new(m->uv, m->db, FORWARD_SQL, BATCH_MAX);
+    a->beat = baic_db_batch_new(m->uv, m->db, HEARTBEAT_SQL, BATCH_MAX);
+    a->reconcile = baic_db_batch_new(m->uv, m->db, RECONCILE_SQL, BATCH_MAX);
     m->agents = a;
+    if (a->forward == NULL || a->beat == NULL || a->reconcile == NULL)
+        return -ENOMEM;
     int rc = baic_bus_consume(m->bus, BAIC_AGENT_EVENTS, EVENT_GROUP, a->consumer_name,
                               on_agent_event, m, &a->consumer);
     if (rc == 0)
@@ -702,6 +754,9 @@ void baic_agents_fini(baic_manager_t *m) {
         w->prevp = NULL;
     }
     a->watchers = NULL;
+    baic_db_batch_close(a->forward);
+    baic_db_batch_close(a->beat);
+    baic_db_batch_close(a->reconcile);
     /* The subscriptions end with the bus. */
     if (a->timer_open) {
         uv_timer_stop(&a->lost_timer);

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "baic_check.h"
+#include "db/batch.h"
 #include "db/db.h"
 #include "integration/services.h"
 
@@ -429,6 +430,117 @@ START_TEST(test_prepared_statements) {
 }
 END_TEST
 
+/* ---- db/batch.h ---- */
+
+typedef struct {
+    int done, err, nrows;
+    char first[64];
+} bres_t;
+
+static void on_b(const baic_db_result_t *res, const int *rows, int nrows, int err,
+                 const char *errmsg, void *arg) {
+    (void)errmsg;
+    bres_t *b = arg;
+    b->done++;
+    b->err = err;
+    b->nrows = nrows;
+    if (nrows > 0) {
+        const char *v = baic_db_result_get_by_name(res, rows[0], "v");
+        snprintf(b->first, sizeof b->first, "%s", v ? v : "<null>");
+        for (int r = 1; r < nrows; r++) /* an item's rows come in the statement's order */
+            ck_assert_int_gt(rows[r], rows[r - 1]);
+    }
+}
+
+static int all_done(const bres_t *b, int n) {
+    for (int i = 0; i < n; i++)
+        if (b[i].done == 0)
+            return 0;
+    return 1;
+}
+
+START_TEST(test_batch) {
+    SKIP_IF_NO_PG();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    baic_db_pool_t *pool;
+    ck_assert_int_eq(baic_db_pool_new(&loop, dsn, 2, &pool), 0);
+    qres_t q = q_sync(&loop, pool, "CREATE TABLE t_batch (k text PRIMARY KEY, n int NOT NULL)",
+                      0, NULL);
+    ck_assert_msg(q.err == 0, "%s", q.msg);
+    q = q_sync(&loop, pool, "CREATE TABLE t_batch_log (id serial, n int)", 0, NULL);
+    ck_assert_msg(q.err == 0, "%s", q.msg);
+
+    /* An upsert that could not touch one key twice in a statement; every statement logs
+     * its size, so the test sees how the items were grouped. Item 0 gets no row (n = 0
+     * is skipped); item "mul" gets three. */
+    baic_db_batch_t *b = baic_db_batch_new(
+        &loop, pool,
+        "WITH x AS (SELECT (e->>'i')::int AS i, e->>'k' AS k, (e->>'n')::int AS n"
+        "   FROM jsonb_array_elements($1::jsonb) e),"
+        " log AS (INSERT INTO t_batch_log (n) SELECT count(*) FROM x),"
+        " up AS (INSERT INTO t_batch AS t SELECT k, n FROM x WHERE n > 0 ON CONFLICT (k)"
+        "   DO UPDATE SET n = t.n + EXCLUDED.n RETURNING t.k, t.n)"
+        " SELECT x.i, up.n::text || ':' || g AS v FROM x JOIN up ON up.k = x.k,"
+        "   generate_series(1, CASE WHEN x.k = 'mul' THEN 3 ELSE 1 END) g ORDER BY x.i, g",
+        100);
+    ck_assert_ptr_nonnull(b);
+    bres_t r[6] = {0};
+    const char *keys[6] = {"zero", "a", "b", "a", "mul", "a"};
+    const int ns[6] = {0, 1, 10, 100, 5, 1000};
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(baic_db_batch_add(b, keys[i], json_pack("{s:s, s:i}", "k", keys[i], "n",
+                                                                  ns[i]), on_b, &r[i]), 0);
+    ck_assert_int_eq(r[0].done, 0); /* nothing before the loop turns */
+    while (!all_done(r, 6))
+        uv_run(&loop, UV_RUN_ONCE);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(r[i].done, 1);
+        ck_assert_int_eq(r[i].err, 0);
+    }
+    ck_assert_int_eq(r[0].nrows, 0);
+    ck_assert_int_eq(r[4].nrows, 3);
+    ck_assert_str_eq(r[4].first, "5:1");
+    ck_assert_str_eq(r[2].first, "10:1");
+    /* "a" three times: three statements (which may run side by side, so in any order),
+     * each adding to what the one before it left. */
+    ck_assert_str_ne(r[1].first, r[3].first);
+    ck_assert_str_ne(r[3].first, r[5].first);
+    ck_assert_str_ne(r[1].first, r[5].first);
+    q = q_sync(&loop, pool, "SELECT n FROM t_batch WHERE k = 'a'", 0, NULL);
+    ck_assert_str_eq(q.v[0], "1101");
+    q = q_sync(&loop, pool, "SELECT string_agg(n::text, ',' ORDER BY n) FROM t_batch_log", 0, NULL);
+    ck_assert_str_eq(q.v[0], "1,1,4"); /* zero, a, b, mul | a | a */
+
+    /* A full statement goes at once; a failing one fails each of its items alike. */
+    baic_db_batch_t *small = baic_db_batch_new(&loop, pool, "SELECT (e->>'i')::int AS i,"
+                                               " 1 / (e->>'d')::int AS v FROM"
+                                               " jsonb_array_elements($1::jsonb) e", 2);
+    bres_t s[3] = {0};
+    const int ds[3] = {1, 0, 1};
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(baic_db_batch_add(small, NULL, json_pack("{s:i}", "d", ds[i]), on_b, &s[i]), 0);
+    while (!all_done(s, 3))
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(s[0].err, BAIC_EBACKEND); /* 1 and 0 shared the statement */
+    ck_assert_int_eq(s[1].err, BAIC_EBACKEND);
+    ck_assert_int_eq(s[2].err, 0);
+    ck_assert_str_eq(s[2].first, "1");
+
+    /* Closing sends what waits; nothing is added after. */
+    bres_t c = {0};
+    ck_assert_int_eq(baic_db_batch_add(small, NULL, json_pack("{s:i}", "d", 1), on_b, &c), 0);
+    baic_db_batch_close(small);
+    ck_assert_int_eq(baic_db_batch_add(b, NULL, json_pack("{s:s, s:i}", "k", "x", "n", 1),
+                                       on_b, &c), 0);
+    baic_db_batch_close(b);
+    while (c.done < 2)
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(c.err, 0);
+    close_pool(&loop, pool);
+}
+END_TEST
+
 START_TEST(test_survives_postgres_restart) {
     SKIP_IF_NO_PG();
     uv_loop_t loop;
@@ -512,6 +624,7 @@ static Suite *db_suite(void) {
     tcase_add_test(tc, test_transactions_commit_and_rollback);
     tcase_add_test(tc, test_close_cancels_queued);
     tcase_add_test(tc, test_prepared_statements);
+    tcase_add_test(tc, test_batch);
     tcase_add_test(tc, test_survives_postgres_restart);
     return s;
 }

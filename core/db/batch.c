@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Many small writes of one kind as one statement (see batch.h). */
+#include "db/batch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <baic/errors.h>
+
+typedef struct waiter {
+    baic_db_batch_cb cb;
+    void *arg;
+} waiter_t;
+
+/* One statement's items, from the first add until its callbacks ran. */
+typedef struct stmt {
+    json_t *items; /* the $1 array */
+    json_t *keys;  /* key -> true: the keys already in it */
+    waiter_t *w;
+    size_t n, cap;
+} stmt_t;
+
+struct baic_db_batch {
+    uv_loop_t *loop;
+    baic_db_pool_t *db;
+    char *sql;
+    size_t max;
+    uv_timer_t timer;
+    stmt_t **open; /* waiting statements, in the order they go out */
+    size_t nopen, capopen;
+    int closing;
+};
+
+static void stmt_free(stmt_t *st) {
+    json_decref(st->items);
+    json_decref(st->keys);
+    free(st->w);
+    free(st);
+}
+
+static void stmt_fail(stmt_t *st, int err, const char *msg) {
+    for (size_t i = 0; i < st->n; i++)
+        st->w[i].cb(NULL, NULL, 0, err, msg, st->w[i].arg);
+    stmt_free(st);
+}
+
+static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    stmt_t *st = arg;
+    if (err != 0) {
+        for (size_t i = 0; i < st->n; i++)
+            st->w[i].cb(res, NULL, 0, err, errmsg, st->w[i].arg);
+        stmt_free(st);
+        return;
+    }
+    /* Rows grouped by item: counts, then offsets into one index array. */
+    int nrows = baic_db_result_rows(res), col = baic_db_result_col(res, "i");
+    size_t *start = calloc(st->n + 1, sizeof *start);
+    int *idx = calloc((size_t)(nrows > 0 ? nrows : 1), sizeof *idx);
+    int *item_of = calloc((size_t)(nrows > 0 ? nrows : 1), sizeof *item_of);
+    if (start == NULL || idx == NULL || item_of == NULL) {
+        free(start);
+        free(idx);
+        free(item_of);
+        stmt_fail(st, -ENOMEM, "out of memory");
+        return;
+    }
+    for (int r = 0; r < nrows; r++) {
+        const char *v = col >= 0 ? baic_db_result_get(res, r, col) : NULL;
+        char *end = NULL;
+        long i = v ? strtol(v, &end, 10) : -1;
+        item_of[r] = (v != NULL && *end == '\0' && i >= 0 && (size_t)i < st->n) ? (int)i : -1;
+        if (item_of[r] >= 0)
+            start[item_of[r] + 1]++;
+    }
+    for (size_t i = 0; i < st->n; i++)
+        start[i + 1] += start[i];
+    size_t *fill = calloc(st->n + 1, sizeof *fill);
+    if (fill == NULL) {
+        free(start);
+        free(idx);
+        free(item_of);
+        stmt_fail(st, -ENOMEM, "out of memory");
+        return;
+    }
+    for (int r = 0; r < nrows; r++)
+        if (item_of[r] >= 0)
+            idx[start[item_of[r]] + fill[item_of[r]]++] = r;
+    for (size_t i = 0; i < st->n; i++)
+        st->w[i].cb(res, idx + start[i], (int)(start[i + 1] - start[i]), 0, NULL, st->w[i].arg);
+    free(fill);
+    free(start);
+    free(idx);
+    free(item_of);
+    stmt_free(st);
+}
+
+static void stmt_send(baic_db_batch_t *b, stmt_t *st) {
+    char *text = json_dumps(st->items, JSON_COMPACT);
+    if (text == NULL) {
+        stmt_fail(st, -ENOMEM, "out of memory");
+        return;
+    }
+    const char *p[1] = {text};
+    int rc = baic_db_query(b->db, b->sql, 1, p, stmt_done, st);
+    free(text);
+    if (rc != 0)
+        stmt_fail(st, rc, "query not sent");
+}
+
+/* Takes statement k out of the waiting list. */
+static stmt_t *take(baic_db_batch_t *b, size_t k) {
+    stmt_t *st = b->open[k];
+    memmove(b->open + k, b->open + k + 1, (b->nopen - k - 1) * sizeof *b->open);
+    b->nopen--;
+    return st;
+}
+
+void baic_db_batch_flush(baic_db_batch_t *b) {
+    while (b->nopen > 0)
+        stmt_send(b, take(b, 0));
+}
+
+static void on_timer(uv_timer_t *t) {
+    baic_db_batch_flush(t->data);
+}
+
+baic_db_batch_t *baic_db_batch_new(uv_loop_t *loop, baic_db_pool_t *db, const char *sql,
+                                   size_t max) {
+    baic_db_batch_t *b = calloc(1, sizeof *b);
+    if (b == NULL || (b->sql = strdup(sql)) == NULL) {
+        free(b);
+        return NULL;
+    }
+    b->loop = loop;
+    b->db = db;
+    b->max = max > 0 ? max : 1;
+    uv_timer_init(loop, &b->timer);
+    b->timer.data = b;
+    return b;
+}
+
+static stmt_t *stmt_new(void) {
+    stmt_t *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    st->items = json_array();
+    st->keys = json_object();
+    if (st->items == NULL || st->keys == NULL) {
+        stmt_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db_batch_cb cb,
+                      void *arg) {
+    if (b->closing) {
+        json_decref(item);
+        return BAIC_ECANCELLED;
+    }
+    size_t k = 0;
+    while (k < b->nopen && key != NULL && json_object_get(b->open[k]->keys, key) != NULL)
+        k++;
+    if (k == b->nopen) {
+        if (b->nopen == b->capopen) {
+            size_t cap = b->capopen ? 2 * b->capopen : 4;
+            stmt_t **o = realloc(b->open, cap * sizeof *o);
+            if (o == NULL) {
+                json_decref(item);
+                return -ENOMEM;
+            }
+            b->open = o;
+            b->capopen = cap;
+        }
+        stmt_t *st = stmt_new();
+        if (st == NULL) {
+            json_decref(item);
+            return -ENOMEM;
+        }
+        b->open[b->nopen++] = st;
+    }
+    stmt_t *st = b->open[k];
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 16;
+        waiter_t *w = realloc(st->w, cap * sizeof *w);
+        if (w == NULL) {
+            json_decref(item);
+            return -ENOMEM;
+        }
+        st->w = w;
+        st->cap = cap;
+    }
+    if ((key != NULL && json_object_set_new(st->keys, key, json_true()) != 0) ||
+        json_object_set_new(item, "i", json_integer((json_int_t)st->n)) != 0) {
+        json_decref(item);
+        return -ENOMEM;
+    }
+    if (json_array_append_new(st->items, item) != 0) /* releases item */
+        return -ENOMEM;
+    st->w[st->n++] = (waiter_t){cb, arg};
+    if (st->n >= b->max)
+        stmt_send(b, take(b, k));
+    else if (!uv_is_active((uv_handle_t *)&b->timer))
+        uv_timer_start(&b->timer, on_timer, 0, 0);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+    baic_db_batch_t *b = h->data;
+    free(b->open);
+    free(b->sql);
+    free(b);
+}
+
+void baic_db_batch_close(baic_db_batch_t *b) {
+    if (b == NULL || b->closing)
+        return;
+    baic_db_batch_flush(b);
+    b->closing = 1;
+    uv_close((uv_handle_t *)&b->timer, on_closed);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Many small writes of one kind as one statement: items gathered during a loop turn, sent together. */
+#ifndef BAIC_CORE_DB_BATCH_H
+#define BAIC_CORE_DB_BATCH_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "db/db.h"
+
+/*
+ * A batch runs one SQL statement for many items at once. Each item is a JSON object; the
+ * statement gets them as $1, a JSON array in which every item carries "i", its index in
+ * that array, and must answer rows with a column "i" saying which item a row belongs to
+ * (an item may have no row, or several).
+ *
+ * Items added during one turn of the loop go out together at the start of the next turn
+ * (a zero timer), or as soon as `max` items are waiting. Items that name the same key
+ * never share a statement: a second one goes into the next statement of the same flush
+ * (an INSERT ... ON CONFLICT or an UPDATE ... FROM cannot touch one row twice). Those
+ * statements are sent in order, but on a pool they may run side by side: write them so
+ * that order does not matter.
+ *
+ * Threading and callbacks as db.h: every item's callback fires exactly once, from the loop.
+ */
+
+typedef struct baic_db_batch baic_db_batch_t;
+
+/* res: the statement's result (NULL on error); rows: the indices of this item's rows in
+ * it (nrows of them); err/errmsg as baic_db_cb, the same for every item of a statement. */
+typedef void (*baic_db_batch_cb)(const baic_db_result_t *res, const int *rows, int nrows, int err,
+                                 const char *errmsg, void *arg);
+
+/* sql is copied; max: items per statement (at least 1). NULL when out of memory. */
+baic_db_batch_t *baic_db_batch_new(uv_loop_t *loop, baic_db_pool_t *db, const char *sql,
+                                   size_t max);
+
+/* Queues item (a JSON object; the reference is taken, also on failure) under key (NULL:
+ * none). 0, or -ENOMEM / BAIC_ECANCELLED (after baic_db_batch_close) with no callback. */
+int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db_batch_cb cb,
+                      void *arg);
+
+/* Sends what is waiting now. */
+void baic_db_batch_flush(baic_db_batch_t *b);
+
+/* Sends what is waiting and frees the batch once its timer is closed; statements in flight
+ * still call back. */
+void baic_db_batch_close(baic_db_batch_t *b);
+
+#endif
