@@ -47,9 +47,15 @@ typedef struct baic_policy baic_policy_t;
  * (columns kind, id, doc). */
 extern const char BAIC_POLICY_ROUND_SQL[];
 
-/* Builds the round's view from that query's rows (array of {"kind","id","doc"}) and
- * the slot types ({"cpu": "count", "mem": "bytes", ...}). Never NULL. */
-baic_policy_t *baic_policy_new(struct baic_manager *m, const json_t *rows, const json_t *types);
+/* What live kernels occupy (columns kind: keypair|user|group|domain, id, slot, total). */
+extern const char BAIC_POLICY_OCC_SQL[];
+
+/* Builds the round's view from the round query's rows (array of {"kind","id","doc"}),
+ * the slot types ({"cpu": "count", "mem": "bytes", ...}), the occupancy ({kind: {id:
+ * {slot: total}}}, from BAIC_POLICY_OCC_SQL) and the live sessions per keypair (array
+ * of {"access_key", "n"}). Never NULL. */
+baic_policy_t *baic_policy_new(struct baic_manager *m, const json_t *rows, const json_t *types,
+                               const json_t *occ, const json_t *live);
 /* Frees it; cancels, outside the round, the pending sessions whose dependencies failed. */
 void baic_policy_free(baic_policy_t *p);
 

@@ -24,7 +24,8 @@
  *   scaling_group              the session's resource group is still open to it
  *   container_count            cluster_size within max_containers_per_session
  *   image_min_resources        requested slots reach the image's minimums
- * Occupancy is summed from live kernels and grows with each placement of the round.
+ * Occupancy is summed from live kernels (BAIC_POLICY_OCC_SQL, through the scheduler's
+ * occupancy cache) and grows with each placement of the round.
  */
 
 #define MAX_SLOTS 32
@@ -33,12 +34,7 @@ const char BAIC_POLICY_ROUND_SQL[] =
     "WITH p AS (SELECT s.id, s.access_key, s.user_uuid, s.group_id, s.domain_name,"
     "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
     "   WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at"
-    "   LIMIT 1000),"
-    " occ AS (SELECT k.access_key, k.user_uuid, k.group_id, k.domain_name, e.key,"
-    "   sum((e.value #>> '{}')::numeric)::text AS total FROM kernels k,"
-    "   jsonb_each(k.occupied_slots) e WHERE k.status IN " BAIC_LIVE_STATUSES
-    "   GROUP BY GROUPING SETS ((k.access_key, e.key), (k.user_uuid, e.key),"
-    "   (k.group_id, e.key), (k.domain_name, e.key)))"
+    "   LIMIT 1000)"
     " SELECT 'session' AS kind, p.id::text AS id, json_build_object("
     "   'wait_ms', CASE WHEN p.starts_at > now() THEN"
     "     ceil(extract(epoch FROM p.starts_at - now()) * 1000)::bigint END,"
@@ -56,30 +52,34 @@ const char BAIC_POLICY_ROUND_SQL[] =
     "     WHERE d.session_id = p.id))::text AS doc FROM p"
     " UNION ALL SELECT 'keypair', k.access_key, json_build_object('limits',"
     "   pol.total_resource_slots, 'default', pol.default_for_unspecified, 'max_sessions',"
-    "   pol.max_concurrent_sessions, 'max_containers', pol.max_containers_per_session,"
-    "   'live', (SELECT count(*) FROM sessions l WHERE l.access_key = k.access_key"
-    "     AND l.status IN " BAIC_LIVE_STATUSES "),"
-    "   'occ', (SELECT json_object_agg(o.key, o.total) FROM occ o"
-    "     WHERE o.access_key = k.access_key))::text"
+    "   pol.max_concurrent_sessions, 'max_containers', pol.max_containers_per_session)::text"
     "   FROM (SELECT DISTINCT access_key FROM p) x JOIN keypairs k ON k.access_key = x.access_key"
     "   JOIN keypair_resource_policies pol ON pol.name = k.resource_policy"
     " UNION ALL SELECT 'user', u.uuid::text, json_build_object('limits',"
-    "   pol.total_resource_slots, 'default', pol.default_for_unspecified,"
-    "   'occ', (SELECT json_object_agg(o.key, o.total) FROM occ o"
-    "     WHERE o.user_uuid = u.uuid))::text"
+    "   pol.total_resource_slots, 'default', pol.default_for_unspecified)::text"
     "   FROM (SELECT DISTINCT user_uuid FROM p) x JOIN users u ON u.uuid = x.user_uuid"
     "   JOIN keypairs mk ON mk.access_key = u.main_access_key"
     "   JOIN keypair_resource_policies pol ON pol.name = mk.resource_policy"
     " UNION ALL SELECT 'group', g.id::text, json_build_object('limits', g.total_resource_slots,"
-    "   'default', 'UNLIMITED', 'occ', (SELECT json_object_agg(o.key, o.total) FROM occ o"
-    "     WHERE o.group_id = g.id))::text"
+    "   'default', 'UNLIMITED')::text"
     "   FROM (SELECT DISTINCT group_id FROM p) x JOIN groups g ON g.id = x.group_id"
     " UNION ALL SELECT 'domain', dm.name, json_build_object('limits', dm.total_resource_slots,"
-    "   'default', 'UNLIMITED', 'occ', (SELECT json_object_agg(o.key, o.total) FROM occ o"
-    "     WHERE o.domain_name = dm.name))::text"
+    "   'default', 'UNLIMITED')::text"
     "   FROM (SELECT DISTINCT domain_name FROM p) x JOIN domains dm ON dm.name = x.domain_name"
     " UNION ALL SELECT 'config', 'max-container-count', value::text FROM shared_config"
     "   WHERE key = 'config/agent/max-container-count'";
+
+/* What live kernels occupy per keypair, user, project and domain: the scheduler reads it
+ * with its occupancy cache (not every round) and adds each round's placements to it. */
+const char BAIC_POLICY_OCC_SQL[] =
+    "SELECT CASE WHEN GROUPING(k.access_key) = 0 THEN 'keypair'"
+    "   WHEN GROUPING(k.user_uuid) = 0 THEN 'user' WHEN GROUPING(k.group_id) = 0 THEN 'group'"
+    "   ELSE 'domain' END AS kind,"
+    " COALESCE(k.access_key, k.user_uuid::text, k.group_id::text, k.domain_name) AS id,"
+    " e.key AS slot, sum((e.value #>> '{}')::numeric)::text AS total"
+    " FROM kernels k, jsonb_each(k.occupied_slots) e WHERE k.status IN " BAIC_LIVE_STATUSES
+    " GROUP BY GROUPING SETS ((k.access_key, e.key), (k.user_uuid, e.key), (k.group_id, e.key),"
+    "   (k.domain_name, e.key))";
 
 typedef struct vec {
     baic_slot_t v[MAX_SLOTS];
@@ -187,7 +187,8 @@ static const json_t *session_doc(const baic_policy_t *p, const char *id) {
     return json_object_get(p->docs, key);
 }
 
-baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json_t *types) {
+baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json_t *types,
+                               const json_t *occ, const json_t *live) {
     baic_policy_t *p = calloc(1, sizeof *p);
     if (p == NULL)
         abort();
@@ -235,8 +236,18 @@ baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json
         e->has_limits = 1;
         e->limits_json = limits;
         vec_from(p, &e->limit, limits, 1);
-        vec_from(p, &e->occ, json_object_get(doc, "occ"), 0);
-        e->live = json_integer_value(json_object_get(doc, "live"));
+        vec_from(p, &e->occ, json_object_get(json_object_get(occ, kind), id), 0);
+        if (strcmp(kind, "keypair") == 0) {
+            size_t j;
+            json_t *l;
+            json_array_foreach(live, j, l) {
+                const char *ak = json_string_value(json_object_get(l, "access_key"));
+                if (ak != NULL && strcmp(ak, id) == 0) {
+                    e->live = atoll(json_string_value(json_object_get(l, "n")) ?: "0");
+                    break;
+                }
+            }
+        }
         e->max_sessions = json_integer_value(json_object_get(doc, "max_sessions"));
         e->max_containers = json_integer_value(json_object_get(doc, "max_containers"));
         json_object_set_new(p->index, key, json_integer((json_int_t)p->nents));

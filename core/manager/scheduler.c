@@ -118,6 +118,7 @@ typedef struct baic_sched {
     json_t *occ_agents;      /* agent id -> {"occupied": {slot: text}, "n": kernels} */
     json_t *occ_kp;          /* Q_KP_OCC rows */
     json_t *live_kp;         /* Q_KP_LIVE rows */
+    json_t *occ_pol;         /* Q_POL_OCC: {kind: {id: {slot: total}}} for the predicates */
     int cache_ok;
     uint64_t cache_at;       /* loop ms of the last rebuild */
     long long cache_ms;      /* rebuild at least this often; 0: every round */
@@ -136,7 +137,7 @@ typedef struct vec {
 /* Every round reads Q_PENDING..Q_POLICY; the occupancy queries after them only when the
  * scheduler's cached occupancy must be rebuilt (see "occupancy cache" below). */
 enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_POLICY, Q_AGENT_OCC, Q_KP_OCC, Q_KP_LIVE,
-       NQ };
+       Q_POL_OCC, NQ };
 #define NQ_LIGHT Q_AGENT_OCC
 
 /* A session's main kernel as the plugins see it and launch_one() sends it: the
@@ -193,28 +194,34 @@ static const char *const ROUND_SQL[NQ] = {
                   BAIC_LIVE_STATUSES " AND access_key IS NOT NULL GROUP BY access_key",
     [Q_SLOTS] = "SELECT value::text AS value FROM shared_config WHERE key = 'config/resource_slots'",
     [Q_POLICY] = BAIC_POLICY_ROUND_SQL, /* predicates.c */
+    [Q_POL_OCC] = BAIC_POLICY_OCC_SQL,
 };
 
 /* value: {"agent", "addr", "kernels": [{"agent", "addr"} per cluster_idx]}; a session
- * is placed only when every agent it names is still ALIVE (all or none). */
+ * is placed only when every agent it names is still ALIVE (all or none; the agents are
+ * read once for the whole batch, not scanned per session).
+ * "(status = X) IS TRUE" is the status test the planner does not answer from a status
+ * index: statuses churn faster than the statistics, and a plan that believed "one row is
+ * SCHEDULED" walked every SCHEDULED row of a drain for each batch; the rows are found
+ * by their ids and their status checked after. */
 static const char ALLOC_SQL[] =
-    "WITH a AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr,"
-    "   COALESCE(value->'kernels', jsonb_build_array(value)) AS ks FROM jsonb_each($1::jsonb)"
-    "   WHERE NOT EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(value->'kernels',"
-    "   jsonb_build_array(value))) x LEFT JOIN agents g ON g.id = x->>'agent'"
-    "   WHERE g.status IS DISTINCT FROM 'ALIVE')),"
+    "WITH a0 AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr,"
+    "   COALESCE(value->'kernels', jsonb_build_array(value)) AS ks FROM jsonb_each($1::jsonb)),"
+    " dead AS (SELECT DISTINCT a0.sid FROM a0 CROSS JOIN LATERAL jsonb_array_elements(a0.ks) x"
+    "   LEFT JOIN agents g ON g.id = x->>'agent' WHERE g.status IS DISTINCT FROM 'ALIVE'),"
+    " a AS (SELECT * FROM a0 WHERE NOT EXISTS (SELECT 1 FROM dead WHERE dead.sid = a0.sid)),"
     " k AS (UPDATE kernels k SET agent = COALESCE(a.ks->k.cluster_idx->>'agent', a.agent),"
     "   agent_addr = COALESCE(a.ks->k.cluster_idx->>'addr', a.addr),"
     "   occupied_slots = k.requested_slots, status = 'SCHEDULED', status_changed = now(),"
     "   status_info = NULL,"
     "   status_history = k.status_history || jsonb_build_object('SCHEDULED', now()::text)"
-    " FROM a WHERE k.session_id = a.sid AND k.status = 'PENDING'"
+    " FROM a WHERE k.session_id = a.sid AND (k.status = 'PENDING') IS TRUE"
     " RETURNING k.session_id)"
     " UPDATE sessions s SET status = 'SCHEDULED', status_changed = now(), status_info = NULL,"
     "   agent_ids = ARRAY(SELECT DISTINCT x->>'agent' FROM jsonb_array_elements(a.ks) x)"
     "   ::varchar(64)[], occupying_slots = s.requested_slots,"
     "   status_history = s.status_history || jsonb_build_object('SCHEDULED', now()::text)"
-    " FROM a WHERE s.id = a.sid AND s.status = 'PENDING'"
+    " FROM a WHERE s.id = a.sid AND (s.status = 'PENDING') IS TRUE"
     "   AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text";
 
 static const char DENY_SQL[] =
@@ -257,6 +264,7 @@ static void sched_unref(baic_sched_t *s) {
     json_decref(s->occ_agents);
     json_decref(s->occ_kp);
     json_decref(s->live_kp);
+    json_decref(s->occ_pol);
     free(s);
 }
 
@@ -737,10 +745,10 @@ typedef struct launch {
 static const char PREPARING_SQL[] =
     "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
     " status_history = status_history || jsonb_build_object('PREPARING', now()::text)"
-    " WHERE session_id = ANY($1::uuid[]) AND status = 'SCHEDULED' RETURNING session_id)"
+    " WHERE session_id = ANY($1::uuid[]) AND (status = 'SCHEDULED') IS TRUE RETURNING session_id)"
     " UPDATE sessions s SET status = 'PREPARING', status_changed = now(),"
     " status_history = s.status_history || jsonb_build_object('PREPARING', now()::text)"
-    " WHERE s.id = ANY($1::uuid[]) AND s.status = 'SCHEDULED'"
+    " WHERE s.id = ANY($1::uuid[]) AND (s.status = 'SCHEDULED') IS TRUE"
     " AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text, s.name, s.access_key";
 
 static void preparing_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
@@ -1024,8 +1032,9 @@ static void sweep(baic_sched_t *s) {
 
 /*
  * Summing every live kernel's occupied_slots (jsonb_each over all of them) is the costliest
- * read of a round. The scheduler keeps the sums in memory instead and adds its own
- * placements on commit. Every placement anywhere goes through a round under the advisory
+ * read of a round. The scheduler keeps the sums in memory instead (per agent, per keypair
+ * and resource group, and per keypair, user, project and domain for the predicates, with
+ * the live sessions per keypair) and adds its own placements on commit. Every placement anywhere goes through a round under the advisory
  * lock, so the cache can only overstate occupancy (kernels freed since), never understate
  * it, as long as no other manager placed meanwhile: each placing round writes a stamp
  * (manager, sequence) into shared_config, and a round that finds someone else's stamp
@@ -1037,9 +1046,23 @@ static void cache_rebuild(baic_sched_t *s, round_t *r) {
     json_decref(s->occ_agents);
     json_decref(s->occ_kp);
     json_decref(s->live_kp);
-    s->occ_agents = json_object();
+    json_decref(s->occ_pol);
     size_t i;
     json_t *row;
+    s->occ_pol = json_object();
+    json_array_foreach(r->res[Q_POL_OCC], i, row) {
+        const char *kind = col(row, "kind"), *id = col(row, "id"), *slot = col(row, "slot");
+        if (kind == NULL || id == NULL || slot == NULL || col(row, "total") == NULL)
+            continue;
+        json_t *k = json_object_get(s->occ_pol, kind);
+        if (k == NULL)
+            json_object_set_new(s->occ_pol, kind, k = json_object());
+        json_t *e = json_object_get(k, id);
+        if (e == NULL)
+            json_object_set_new(k, id, e = json_object());
+        json_object_set_new(e, slot, json_string(col(row, "total")));
+    }
+    s->occ_agents = json_object();
     json_array_foreach(r->res[Q_AGENT_OCC], i, row) {
         json_t *occ = json_loads(col(row, "occupied") ?: "{}", 0, NULL);
         if (!json_is_object(occ)) {
@@ -1126,6 +1149,22 @@ static void cache_apply(baic_sched_t *s, round_t *r) {
                 json_array_append_new(s->occ_kp, row);
             }
             text_add(r, row, "total", v.v[k].name, v.v[k].value);
+        }
+        const char *level[4][2] = {{"keypair", ak},
+                                   {"user", col(l, "user_id")},
+                                   {"group", col(l, "group_id")},
+                                   {"domain", col(l, "domain_name")}};
+        for (int j = 0; j < 4; j++) {
+            if (level[j][1] == NULL)
+                continue;
+            json_t *kind = json_object_get(s->occ_pol, level[j][0]);
+            if (kind == NULL)
+                json_object_set_new(s->occ_pol, level[j][0], kind = json_object());
+            json_t *e = json_object_get(kind, level[j][1]);
+            if (e == NULL)
+                json_object_set_new(kind, level[j][1], e = json_object());
+            for (size_t k = 0; k < v.n; k++)
+                text_add(r, e, v.v[k].name, v.v[k].name, v.v[k].value);
         }
         json_t *live = row_find(s->live_kp, "access_key", ak, NULL, NULL, NULL, NULL);
         char n[24];
@@ -1243,7 +1282,8 @@ static void decide(round_t *r) {
     if (json_is_object(slots))
         json_object_update(r->types, slots);
     json_decref(slots);
-    r->pol = baic_policy_new(r->s->m, r->res[Q_POLICY], r->types);
+    r->pol = baic_policy_new(r->s->m, r->res[Q_POLICY], r->types, r->s->occ_pol,
+                             r->res[Q_KP_LIVE]);
     size_t i;
     json_t *g;
     json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);
