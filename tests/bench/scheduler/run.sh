@@ -17,7 +17,9 @@
 # Peer: slurmctld + slurmd (one node, CPUs=2), `sbatch --wrap=true` submissions/s sequential
 # and with 4 parallel submitters, and submit -> job start latency one job at a time.
 # Knobs: BENCH_AGENTS (1000), BENCH_SESSIONS (10000), BENCH_SCHEDULERS ("fifo drf"),
-# BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_NO_SLURM=1. Last line: key=value.
+# BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_NO_SLURM=1, BENCH_PROFILE=1 (PostgreSQL's
+# pg_stat_statements loaded: the statements that took most of its time in each drain,
+# printed after it; costs a restart of the stack). Last line: key=value.
 set -u
 SRC=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -55,6 +57,12 @@ DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
 REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
 sql() { psql "$DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null && sql "SELECT pg_reload_conf()" >/dev/null
+if [ -n "${BENCH_PROFILE:-}" ]; then
+    sql "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
+    "$BAIC" up --no-agent --data-dir "$D" >>"$W/up.log" 2>&1 || { cat "$W/up.log"; exit 1; }
+    sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+fi
 MPID=$(cat "$D/run/manager.pid")
 SECRET=$(cat "$D/etc/cluster_secret" 2>/dev/null)
 [ -n "$SECRET" ] || SECRET=$(sed -n 's/^cluster_secret *= *"\(.*\)"/\1/p' "$D/etc/agent.toml" | head -1)
@@ -136,12 +144,14 @@ run_sched() {
               SELECT now()::text; COMMIT;")
     spid=$(sched_pid)
     c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
+    [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
     end=$(( $(date +%s) + 300 ))
+    # The poll asks for one PENDING row, not a count: counting 10,000 rows five times a
+    # second cost PostgreSQL more CPU than some of what is measured.
     while :; do
-        left=$(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'")
-        [ "$left" = 0 ] && break
-        [ "$(date +%s)" -ge $end ] && { echo "run.sh: $sched: $left sessions still PENDING after 300 s" >&2; break; }
+        [ "$(sql "SELECT EXISTS (SELECT 1 FROM sessions WHERE status = 'PENDING')")" = f ] && break
+        [ "$(date +%s)" -ge $end ] && { echo "run.sh: $sched: $(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'") sessions still PENDING after 300 s" >&2; break; }
         sleep 0.2
     done
     CPU_M=$(awk -v a="$(cpu_s "$MPID")" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
@@ -156,6 +166,12 @@ run_sched() {
           round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
           round(extract(epoch FROM max(t) - '$t0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
     RUNNING=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
+    if [ -n "${BENCH_PROFILE:-}" ]; then
+        echo "$sched: PostgreSQL's statements by total time during the drain (ms, calls, rows):" >&2
+        psql "$DSN" -qAt -F ' | ' -c "SELECT round(total_exec_time::numeric), calls, rows,
+            left(regexp_replace(query, '\s+', ' ', 'g'), 100) FROM pg_stat_statements
+            ORDER BY total_exec_time DESC LIMIT 12" >&2
+    fi
 }
 
 # Empties the cluster between schedulers: the fleet forgets its kernels by restarting.
