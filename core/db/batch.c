@@ -15,6 +15,7 @@ typedef struct waiter {
 
 /* One statement's items, from the first add until its callbacks ran. */
 typedef struct stmt {
+    struct baic_db_batch *b;
     json_t *items; /* the $1 array */
     json_t *keys;  /* key -> true: the keys already in it */
     waiter_t *w;
@@ -27,12 +28,23 @@ struct baic_db_batch {
     char *sql;
     size_t max;
     uv_timer_t timer;
+    int refs;      /* the timer, every statement not yet done, and next() running */
+    int busy;      /* a statement is in flight */
     stmt_t **open; /* waiting statements, in the order they go out */
     size_t nopen, capopen;
     int closing;
 };
 
+static void batch_unref(struct baic_db_batch *b) {
+    if (--b->refs > 0)
+        return;
+    free(b->open);
+    free(b->sql);
+    free(b);
+}
+
 static void stmt_free(stmt_t *st) {
+    batch_unref(st->b);
     json_decref(st->items);
     json_decref(st->keys);
     free(st->w);
@@ -45,8 +57,23 @@ static void stmt_fail(stmt_t *st, int err, const char *msg) {
     stmt_free(st);
 }
 
+static void next(struct baic_db_batch *b);
+
+static void stmt_results(stmt_t *st, const baic_db_result_t *res, int err, const char *errmsg);
+
+/* One statement at a time: the next goes out when this one is done, holding what came in
+ * meanwhile (up to max items), so the batches grow with the load. */
 static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     stmt_t *st = arg;
+    struct baic_db_batch *b = st->b;
+    b->refs++;
+    b->busy = 0;
+    stmt_results(st, res, err, errmsg);
+    next(b);
+    batch_unref(b);
+}
+
+static void stmt_results(stmt_t *st, const baic_db_result_t *res, int err, const char *errmsg) {
     if (err != 0) {
         for (size_t i = 0; i < st->n; i++)
             st->w[i].cb(res, NULL, 0, err, errmsg, st->w[i].arg);
@@ -95,17 +122,15 @@ static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, 
     stmt_free(st);
 }
 
-static void stmt_send(baic_db_batch_t *b, stmt_t *st) {
+/* 0 when sent; otherwise its items have been failed. */
+static int stmt_send(stmt_t *st) {
     char *text = json_dumps(st->items, JSON_COMPACT);
-    if (text == NULL) {
-        stmt_fail(st, -ENOMEM, "out of memory");
-        return;
-    }
-    const char *p[1] = {text};
-    int rc = baic_db_query(b->db, b->sql, 1, p, stmt_done, st);
+    int rc = text ? baic_db_query(st->b->db, st->b->sql, 1, (const char *[]){text}, stmt_done, st)
+                  : -ENOMEM;
     free(text);
     if (rc != 0)
-        stmt_fail(st, rc, "query not sent");
+        stmt_fail(st, rc, rc == -ENOMEM ? "out of memory" : "query not sent");
+    return rc;
 }
 
 /* Takes statement k out of the waiting list. */
@@ -116,9 +141,18 @@ static stmt_t *take(baic_db_batch_t *b, size_t k) {
     return st;
 }
 
+static void next(baic_db_batch_t *b) {
+    b->refs++; /* a failed send may drop the last statement's reference */
+    while (!b->busy && b->nopen > 0) {
+        b->busy = 1;
+        if (stmt_send(take(b, 0)) != 0)
+            b->busy = 0;
+    }
+    batch_unref(b);
+}
+
 void baic_db_batch_flush(baic_db_batch_t *b) {
-    while (b->nopen > 0)
-        stmt_send(b, take(b, 0));
+    next(b);
 }
 
 static void on_timer(uv_timer_t *t) {
@@ -134,16 +168,19 @@ baic_db_batch_t *baic_db_batch_new(uv_loop_t *loop, baic_db_pool_t *db, const ch
     }
     b->loop = loop;
     b->db = db;
+    b->refs = 1;
     b->max = max > 0 ? max : 1;
     uv_timer_init(loop, &b->timer);
     b->timer.data = b;
     return b;
 }
 
-static stmt_t *stmt_new(void) {
+static stmt_t *stmt_new(baic_db_batch_t *b) {
     stmt_t *st = calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
+    st->b = b;
+    b->refs++;
     st->items = json_array();
     st->keys = json_object();
     if (st->items == NULL || st->keys == NULL) {
@@ -173,7 +210,7 @@ int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db
             b->open = o;
             b->capopen = cap;
         }
-        stmt_t *st = stmt_new();
+        stmt_t *st = stmt_new(b);
         if (st == NULL) {
             json_decref(item);
             return -ENOMEM;
@@ -199,18 +236,15 @@ int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db
     if (json_array_append_new(st->items, item) != 0) /* releases item */
         return -ENOMEM;
     st->w[st->n++] = (waiter_t){cb, arg};
-    if (st->n >= b->max)
-        stmt_send(b, take(b, k));
+    if (st->n >= b->max && k == 0)
+        next(b); /* full: goes now, unless one is in flight */
     else if (!uv_is_active((uv_handle_t *)&b->timer))
         uv_timer_start(&b->timer, on_timer, 0, 0);
     return 0;
 }
 
 static void on_closed(uv_handle_t *h) {
-    baic_db_batch_t *b = h->data;
-    free(b->open);
-    free(b->sql);
-    free(b);
+    batch_unref(h->data);
 }
 
 void baic_db_batch_close(baic_db_batch_t *b) {

@@ -16,12 +16,14 @@
  * that array, and must answer rows with a column "i" saying which item a row belongs to
  * (an item may have no row, or several).
  *
- * Items added during one turn of the loop go out together at the start of the next turn
- * (a zero timer), or as soon as `max` items are waiting. Items that name the same key
- * never share a statement: a second one goes into the next statement of the same flush
- * (an INSERT ... ON CONFLICT or an UPDATE ... FROM cannot touch one row twice). Those
- * statements are sent in order, but on a pool they may run side by side: write them so
- * that order does not matter.
+ * A batch has one statement in flight at a time. Items added meanwhile wait (up to `max`
+ * per statement) and go out together when it is done, so statements grow with the load
+ * instead of queueing for the pool; when nothing is in flight, the items of one loop turn
+ * go at the start of the next (a zero timer), or as soon as `max` are waiting. Items that
+ * name the same key never share a statement (an INSERT ... ON CONFLICT or an UPDATE ...
+ * FROM cannot touch one row twice): a second one goes into the statement after. So the
+ * items of one key are applied in the order they were added, and the statements of a
+ * batch never wait on each other's row locks.
  *
  * Threading and callbacks as db.h: every item's callback fires exactly once, from the loop.
  */
@@ -45,8 +47,8 @@ int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db
 /* Sends what is waiting now. */
 void baic_db_batch_flush(baic_db_batch_t *b);
 
-/* Sends what is waiting and frees the batch once its timer is closed; statements in flight
- * still call back. */
+/* Sends what is waiting; the batch is freed once its timer is closed and its last
+ * statement is done (every item still calls back). */
 void baic_db_batch_close(baic_db_batch_t *b);
 
 #endif

@@ -395,6 +395,11 @@ static int kernel_finish(baic_manager_t *m, const char *kernel_id, const char *s
     return 0;
 }
 
+int baic_kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
+                        const char *from, const char *kname, const char *sname) {
+    return kernel_forward(m, kernel_id, status, from, NULL, NULL, kname, sname, NULL);
+}
+
 void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,
                         const char *reason, int exit_code) {
     (void)kernel_finish(m, kernel_id, status, reason, exit_code, NULL);

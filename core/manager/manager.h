@@ -195,6 +195,13 @@ void baic_agent_auth(baic_manager_t *m, const char *method, const char *path, co
 void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *kernel_id,
                                const char *reason);
 
+/* Moves one kernel forward to status if it is in one of from ("{A,B}"), the session
+ * following when it is in one of them too (RUNNING: once all its kernels run); publishes
+ * kname and, when the session moved, sname. Batched with the agents' kernel events: the
+ * update goes out on the next loop turn. 0, or a negative error (nothing sent). */
+int baic_kernel_forward(baic_manager_t *m, const char *kernel_id, const char *status,
+                        const char *from, const char *kname, const char *sname);
+
 /* Moves one kernel to a final status (TERMINATED or ERROR) with the session following
  * when all its kernels are final; publishes the events and wakes the scheduler. */
 void baic_kernel_finish(baic_manager_t *m, const char *kernel_id, const char *status,

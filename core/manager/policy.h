@@ -67,6 +67,11 @@ void baic_policy_free(baic_policy_t *p);
  *  "passed": [{"name"}]}. Caller owns it.
  */
 json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_t *need);
+/* Whether the round query read this pending session (row as above). Its page is the
+ * scheduler's (same order, same limit), but a statement of its own: a session enqueued
+ * in between can push one out of it, and such a session is judged in a later round, not
+ * passed unchecked. */
+int baic_policy_knows(const baic_policy_t *p, const json_t *row);
 /* Books a placed session's slots to its keypair, user, project and domain. */
 void baic_policy_place(baic_policy_t *p, const json_t *row, const baic_slots_t *need);
 /* Whether an agent already running n_kernels kernels may take one more

@@ -33,7 +33,7 @@
 const char BAIC_POLICY_ROUND_SQL[] =
     "WITH p AS (SELECT s.id, s.access_key, s.user_uuid, s.group_id, s.domain_name,"
     "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
-    "   WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at"
+    "   WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
     "   LIMIT 1000)"
     " SELECT 'session' AS kind, p.id::text AS id, json_build_object("
     "   'wait_ms', CASE WHEN p.starts_at > now() THEN"
@@ -334,6 +334,10 @@ static void limit_check(const baic_policy_t *p, const ent_t *e, const baic_slots
     snprintf(msg, sizeof msg, "Your %s resource quota is exceeded. (%s; %s)", what,
              h[0] ? h : "nothing allowed", slot ? slot : "");
     fail(failed, first, n, name, msg);
+}
+
+int baic_policy_knows(const baic_policy_t *p, const json_t *row) {
+    return session_doc(p, json_string_value(json_object_get(row, "id"))) != NULL;
 }
 
 json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_t *need) {

@@ -111,9 +111,6 @@ typedef struct baic_sched {
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
     baic_db_pool_t *db; /* the rounds' own connection: never queued behind launches */
-    uv_timer_t prep_timer;
-    struct launch *prep;     /* accepted launches waiting for the batched PREPARING update */
-    size_t nprep;
     /* occupancy cache (see below) */
     json_t *occ_agents;      /* agent id -> {"occupied": {slot: text}, "n": kernels} */
     json_t *occ_kp;          /* Q_KP_OCC rows */
@@ -245,6 +242,7 @@ typedef struct round {
     size_t ncands;            /* candidates handed to the plugins */
     uint64_t t_start, t_fetched, t_decided; /* uv_hrtime() of the round's steps */
     int pending, failed, locked;
+    int deferred;             /* candidates the predicates' page did not hold */
     json_t *res[NQ];
     json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
     json_t *alloc;   /* session id -> {"agent", "addr"} */
@@ -579,6 +577,11 @@ static void schedule_group(round_t *r, const json_t *g) {
         kp_t *k = kp_find(kps, nkp, c->s.access_key);
         char msg[256];
         baic_slots_t want = as_slots(&c->req);
+        if (!baic_policy_knows(r->pol, c->row)) {
+            c->s.flags |= BAIC_SCHED_CAND_TRIED;
+            r->deferred++;
+            continue;
+        }
         json_t *denial = baic_policy_check(r->pol, c->row, &want);
         if (denial != NULL) {
             json_object_set_new(r->deny, c->s.id, denial);
@@ -731,96 +734,8 @@ out:
 
 typedef struct launch {
     baic_manager_t *m;
-    struct launch *next; /* in the PREPARING batch */
     char session_id[40], kernel_id[40], addr[136];
 } launch_t;
-
-/*
- * Sessions whose kernels an agent accepted move SCHEDULED -> PREPARING in batches: one
- * statement for all the answers that came in during a loop turn (up to PREP_BATCH),
- * instead of one round trip per session.
- */
-#define PREP_BATCH 2000
-
-static const char PREPARING_SQL[] =
-    "WITH k AS (UPDATE kernels SET status = 'PREPARING', status_changed = now(),"
-    " status_history = status_history || jsonb_build_object('PREPARING', now()::text)"
-    " WHERE session_id = ANY($1::uuid[]) AND (status = 'SCHEDULED') IS TRUE RETURNING session_id)"
-    " UPDATE sessions s SET status = 'PREPARING', status_changed = now(),"
-    " status_history = s.status_history || jsonb_build_object('PREPARING', now()::text)"
-    " WHERE s.id = ANY($1::uuid[]) AND (s.status = 'SCHEDULED') IS TRUE"
-    " AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text, s.name, s.access_key";
-
-static void preparing_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
-    launch_t *batch = arg;
-    if (err != 0) {
-        BAIC_LOG_W("session_update_failed", "session=%s status=PREPARING error=\"%s\"",
-                   batch ? batch->session_id : "-", errmsg ? errmsg : "");
-    } else if (batch != NULL) {
-        /* Rows come back in no particular order: index the batch by session id. */
-        json_t *by_id = json_object();
-        for (launch_t *l = batch; l; l = l->next)
-            json_object_set_new_nocheck(by_id, l->session_id, json_integer((json_int_t)(intptr_t)l));
-        for (int i = 0; i < baic_db_result_rows(res); i++) {
-            const char *sid = baic_db_result_get(res, i, 0);
-            json_t *v = json_object_get(by_id, sid);
-            if (v == NULL)
-                continue;
-            launch_t *l = (launch_t *)(intptr_t)json_integer_value(v);
-            const char *name = baic_db_result_get(res, i, 1), *ak = baic_db_result_get(res, i, 2);
-            baic_session_event(l->m, "kernel_preparing", sid, name, ak, NULL, l->kernel_id,
-                               INT32_MIN);
-            baic_session_event(l->m, "session_preparing", sid, name, ak, NULL, NULL, INT32_MIN);
-        }
-        json_decref(by_id);
-    }
-    while (batch) {
-        launch_t *n = batch->next;
-        free(batch);
-        batch = n;
-    }
-}
-
-static void prep_flush(baic_sched_t *s) {
-    if (s->prep == NULL)
-        return;
-    launch_t *batch = s->prep;
-    size_t cap = s->nprep * 37 + 3, n = 0;
-    char *arr = malloc(cap);
-    s->prep = NULL;
-    s->nprep = 0;
-    if (arr == NULL) {
-        preparing_done(NULL, -ENOMEM, "out of memory", batch);
-        return;
-    }
-    arr[n++] = '{';
-    for (launch_t *l = batch; l; l = l->next)
-        n += (size_t)snprintf(arr + n, cap - n, "%s%s", l == batch ? "" : ",", l->session_id);
-    arr[n++] = '}';
-    arr[n] = '\0';
-    const char *p[1] = {arr};
-    if (baic_db_query(s->m->db, PREPARING_SQL, 1, p, preparing_done, batch) != 0)
-        preparing_done(NULL, -ECONNRESET, "query not sent", batch);
-    free(arr);
-}
-
-static void prep_tick(uv_timer_t *t) {
-    prep_flush(t->data);
-}
-
-static void prep_add(baic_manager_t *m, launch_t *l) {
-    baic_sched_t *s = m->sched;
-    if (s == NULL || s->closing) {
-        free(l);
-        return;
-    }
-    l->next = s->prep;
-    s->prep = l;
-    if (++s->nprep >= PREP_BATCH)
-        prep_flush(s);
-    else if (!uv_is_active((uv_handle_t *)&s->prep_timer))
-        uv_timer_start(&s->prep_timer, prep_tick, 0, 0);
-}
 
 static void created(int status, json_t *answer, int err, void *arg) {
     launch_t *l = arg;
@@ -832,7 +747,10 @@ static void created(int status, json_t *answer, int err, void *arg) {
     if (baic_agent_create_accepted(status, answer, err)) {
         BAIC_LOG_D("kernels_accepted", "session=%s kernel=%s agent=%s", l->session_id,
                    l->kernel_id, l->addr);
-        prep_add(m, l);
+        /* SCHEDULED -> PREPARING, batched with the agents' kernel events (agents.c). */
+        baic_kernel_forward(m, l->kernel_id, "PREPARING", "{SCHEDULED}", "kernel_preparing",
+                            "session_preparing");
+        free(l);
         return;
     }
     char why[300];
@@ -1237,7 +1155,7 @@ static void committed(int err, const char *errmsg, void *arg) {
                 launch_one(r->s->m, row);
         }
         /* Something was placed: more may fit once these numbers settle. */
-        if (json_array_size(r->scheduled) > 0)
+        if (json_array_size(r->scheduled) > 0 || r->deferred > 0)
             r->s->again = 1;
         /* Cached numbers may hide what was freed since: look again with fresh ones. */
         if (!r->fresh && (json_object_size(r->deny) > 0 || json_array_size(r->scheduled) < r->ncands)) {
@@ -1520,9 +1438,8 @@ int baic_scheduler_init(baic_manager_t *m) {
     s->failed = json_object();
     uv_timer_init(m->uv, &s->tick);
     uv_timer_init(m->uv, &s->kick);
-    uv_timer_init(m->uv, &s->prep_timer);
-    s->tick.data = s->kick.data = s->prep_timer.data = s;
-    s->n_open = 3;
+    s->tick.data = s->kick.data = s;
+    s->n_open = 2;
     s->refs = 1;
     m->sched = s;
     uv_timer_start(&s->tick, safety_tick, (uint64_t)s->tick_ms, (uint64_t)s->tick_ms);
@@ -1546,17 +1463,8 @@ void baic_scheduler_fini(baic_manager_t *m) {
     s->closing = 1;
     uv_timer_stop(&s->tick);
     uv_timer_stop(&s->kick);
-    uv_timer_stop(&s->prep_timer);
     uv_close((uv_handle_t *)&s->tick, timer_closed);
     uv_close((uv_handle_t *)&s->kick, timer_closed);
-    uv_close((uv_handle_t *)&s->prep_timer, timer_closed);
-    /* Accepted launches not yet marked PREPARING stay SCHEDULED: the next kernel event
-     * moves them on, or the deadline sweep of the next manager does. */
-    while (s->prep) {
-        launch_t *n = s->prep->next;
-        free(s->prep);
-        s->prep = n;
-    }
     if (s->db) {
         baic_db_pool_close(s->db, NULL, NULL);
         s->db = NULL;
