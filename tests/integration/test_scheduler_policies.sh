@@ -424,6 +424,43 @@ expect_denied priv-b scaling_group "association removed after enqueue"
 ucall DELETE /session/priv-b
 ucall DELETE /session/priv-a
 
+# --- a queue deeper than one round's page, every session tied in the queue's order ---
+# 1,200 sessions inserted by one statement (as POST /session enqueueOnly writes them) share
+# priority, enqueued_at and created_at, and start in an hour. The predicates must judge
+# exactly the sessions the round places from: none runs, the page waits denied.
+sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
+       (SELECT id FROM groups WHERE name = 'default' AND domain_name = u.domain_name) AS gid
+     FROM keypairs k JOIN users u ON u.uuid = k.\"user\" WHERE k.access_key = '$USER_AK'),
+ s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size, domain_name,
+         group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names, images,
+         architecture, requested_slots, resource_opts, status, status_changed, enqueued_at,
+         starts_at, status_history)
+       SELECT 'tie-' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
+         ARRAY['default']::varchar(64)[], ARRAY['local.test/stable/busybox:latest']::varchar(512)[],
+         'x86_64', '{\"cpu\": \"1\", \"mem\": \"268435456\"}', '{}', 'PENDING', now(), now(),
+         now() + interval '1 hour', jsonb_build_object('PENDING', now()::text)
+       FROM u, generate_series(1, 1200) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
+ INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
+   cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
+   architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
+ SELECT s.id, s.name, 'batch', 'single-node', 1, 'main', 0, 'main1', 'default', s.domain_name, s.group_id,
+   s.user_uuid, s.access_key, 'local.test/stable/busybox:latest', 'x86_64', 'local.test', 'latest',
+   s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
+tie_judged() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'tie-%' AND status = 'PENDING'
+    AND status_data #>> '{scheduler,failed_predicates}' LIKE '%reserved_time%'")" -ge 1000 ]; }
+until_ok 30 tie_judged || bad "the tied page was not judged: $(sql "SELECT status, status_info, count(*) FROM sessions WHERE name LIKE 'tie-%' GROUP BY 1, 2")"
+sleep 2 # more rounds over the same page
+n=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'tie-%' AND status <> 'PENDING'")
+[ "$n" = 0 ] && ok "1,200 tied sessions starting in an hour: none placed, the page denied (reserved_time)" ||
+    bad "tied sessions placed before their start: $n"
+sql "WITH c AS (UPDATE sessions SET status = 'CANCELLED', status_changed = now(), terminated_at = now()
+       WHERE name LIKE 'tie-%' AND status = 'PENDING' RETURNING id)
+     UPDATE kernels SET status = 'CANCELLED', status_changed = now(), terminated_at = now()
+       WHERE session_id IN (SELECT id FROM c)" >/dev/null
+for t in $(sql "SELECT name FROM sessions WHERE name LIKE 'tie-%' AND status <> 'CANCELLED'"); do
+    ucall DELETE "/session/$t"
+done
+
 # --- pending limits at enqueue ---
 acall POST /admin/rest/scaling-groups '{"name": "empty"}'
 acall POST /admin/rest/scaling-groups/empty/domains/default
