@@ -139,6 +139,10 @@ run_sched() {
     local sched=$1 t0 left end c0m c0s c0p c0f spid
     sql "UPDATE scaling_groups SET scheduler = '$sched' WHERE name = 'default'" >/dev/null
     enqueue || exit 1
+    # The rows of the previous drain (deleted by reset_cluster) vacuumed and the new queue's
+    # statistics taken before the clock starts, as autovacuum would between two bursts; else
+    # the second scheduler's drain pays for the first one's cleanup.
+    for t in sessions kernels agents; do sql "VACUUM ANALYZE $t" >/dev/null; done
     t0=$(sql "BEGIN; UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
               WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
               SELECT now()::text; COMMIT;")
