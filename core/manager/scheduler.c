@@ -166,7 +166,7 @@ static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
         LAUNCH_COLS LAUNCH_FROM
         " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-        " LIMIT 1000 FOR UPDATE OF s",
+        " LIMIT 1000 FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
                  " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
     [Q_AGENTS] =

@@ -146,6 +146,7 @@ run_sched() {
     t0=$(sql "BEGIN; UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
               WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
               SELECT now()::text; COMMIT;")
+    [ -n "$t0" ] || { echo "run.sh: $sched: the queue could not be released" >&2; exit 1; }
     spid=$(sched_pid)
     c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
