@@ -33,7 +33,8 @@
 const char BAIC_POLICY_ROUND_SQL[] =
     "WITH p AS (SELECT s.id, s.access_key, s.user_uuid, s.group_id, s.domain_name,"
     "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
-    "   WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
+    "   WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
+    "   ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
     "   LIMIT 1000)"
     " SELECT 'session' AS kind, p.id::text AS id, json_build_object("
     "   'wait_ms', CASE WHEN p.starts_at > now() THEN"

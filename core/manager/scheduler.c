@@ -165,7 +165,8 @@ enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_POLICY, Q_AGENT_OCC, Q
 static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
         LAUNCH_COLS LAUNCH_FROM
-        " WHERE s.status = 'PENDING' ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
+        " WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
+        " ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
         " LIMIT 1000 FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
                  " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
@@ -223,6 +224,7 @@ static const char ALLOC_SQL[] =
 
 static const char DENY_SQL[] =
     "UPDATE sessions s SET status_info = x.value->>'info',"
+    " sched_retry_at = now() + make_interval(secs => (x.value->>'retry_ms')::float8 / 1000),"
     " status_data = COALESCE(s.status_data, '{}'::jsonb) || jsonb_build_object('scheduler',"
     "   jsonb_build_object('failed_predicates', x.value->'failed', 'msg', x.value->>'msg',"
     "   'passed_predicates', COALESCE(x.value->'passed', '[]'::jsonb), 'last_try',"
@@ -584,6 +586,10 @@ static void schedule_group(round_t *r, const json_t *g) {
         }
         json_t *denial = baic_policy_check(r->pol, c->row, &want);
         if (denial != NULL) {
+            /* Held back by its own policies on fresh numbers: out of the page for a tick,
+             * so that a head of such sessions cannot hide the queue behind it. */
+            if (r->fresh)
+                json_object_set_new(denial, "retry_ms", json_integer(r->s->tick_ms));
             json_object_set_new(r->deny, c->s.id, denial);
             c->s.flags |= BAIC_SCHED_CAND_TRIED;
             continue;

@@ -453,6 +453,13 @@ sleep 2 # more rounds over the same page
 n=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'tie-%' AND status <> 'PENDING'")
 [ "$n" = 0 ] && ok "1,200 tied sessions starting in an hour: none placed, the page denied (reserved_time)" ||
     bad "tied sessions placed before their start: $n"
+# Those 1,200 held back by their own start time do not hide a session queued behind them.
+acall POST /session "{\"name\": \"behind-ties\", \"image\": \"busybox\", $SMALL, \"enqueueOnly\": true}"
+expect 201 "" "a session of another user queued behind 1,200 waiting ones"
+behind_runs() { acall GET /session/behind-ties; [ "$(field "$BODY" "['status']")" = RUNNING ]; }
+until_ok 20 behind_runs && ok "it runs: the page moves past sessions their own policies hold back" ||
+    bad "behind-ties: $BODY"
+acall DELETE /session/behind-ties
 sql "WITH c AS (UPDATE sessions SET status = 'CANCELLED', status_changed = now(), terminated_at = now()
        WHERE name LIKE 'tie-%' AND status = 'PENDING' RETURNING id)
      UPDATE kernels SET status = 'CANCELLED', status_changed = now(), terminated_at = now()

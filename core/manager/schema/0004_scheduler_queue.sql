@@ -11,3 +11,8 @@ CREATE INDEX ix_sessions_pending_queue ON sessions (priority DESC, enqueued_at, 
 -- lookup by session_id; a second index on session_id alone only cost each status change
 -- one more index insert.
 DROP INDEX IF EXISTS ix_kernels_session_id;
+
+-- A session its own policies hold back (a quota, its start time, a dependency) steps out of
+-- the round's page until this time (one scheduler tick), so 1,000 such sessions at the head
+-- of the queue cannot hide everyone queued behind them. NULL: judged every round.
+ALTER TABLE sessions ADD COLUMN sched_retry_at timestamptz;
