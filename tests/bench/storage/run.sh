@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Storage benchmark: a 1 GiB upload (tus PATCH) and download through baic-storage-proxy,
-# beside cp of the same file on the same disk and nginx (PUT with dav, GET static) in the same run.
+# beside cp of the same file on the same disk and nginx (PUT with dav, GET static) in the same run,
+# with curl and with a client that moves 1 MiB blocks (xfer.py).
 # usage: tests/bench/storage/run.sh [BUILD_DIR]   (default: build)
 # BENCH_MIB (1024), BENCH_RUNS (3, best of), BENCH_DIR (/var/tmp: the disk under test).
 # Ends with one key=value line (with the load average at the start and the end: figures
@@ -112,6 +113,14 @@ up_run() { curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-O
 down_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$cport/download?token=$dtok"; }
 nput_run() { curl -sf -o /dev/null -T "$work/src.bin" "http://127.0.0.1:$nport/dav/up.bin"; }
 nget_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$nport/src.bin"; }
+# The same transfers with a client that moves 1 MiB blocks (xfer.py): curl writes a download
+# in ~8 KiB pieces, so to a file both servers run at curl's pace.
+X="python3 $src/tests/bench/storage/xfer.py"
+upx_run() { $X patch "http://127.0.0.1:$cport/upload?token=$utok" "$work/src.bin" 'Tus-Resumable:1.0.0' \
+    'Upload-Offset:0' 'Content-Type:application/offset+octet-stream'; }
+downx_run() { $X get "http://127.0.0.1:$cport/download?token=$dtok" "$work/dl.bin"; }
+nputx_run() { $X put "http://127.0.0.1:$nport/dav/up.bin" "$work/src.bin"; }
+ngetx_run() { $X get "http://127.0.0.1:$nport/src.bin" "$work/dl.bin"; }
 # The same downloads into /dev/null: the servers' ceiling, without the client's disk writes.
 down0_run() { curl -sf -o /dev/null "http://127.0.0.1:$cport/download?token=$dtok"; }
 nget0_run() { curl -sf -o /dev/null "http://127.0.0.1:$nport/src.bin"; }
@@ -126,6 +135,13 @@ best t_down pre_dl down_run
 cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ" >&2; exit 1; }
 best t_nput pre_put nput_run
 best t_nget pre_dl nget_run
+best t_upx pre_up upx_run
+cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
+    { echo "uploaded bytes differ (xfer.py)" >&2; exit 1; }
+best t_downx pre_dl downx_run
+cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ (xfer.py)" >&2; exit 1; }
+best t_nputx pre_put nputx_run
+best t_ngetx pre_dl ngetx_run
 best t_down0 pre_dl down0_run
 best t_nget0 pre_dl nget0_run
 
@@ -137,6 +153,10 @@ printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy upload" "$(mibs "$t_up
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT (dav)" "$(mibs "$t_nput")" "$(ratio "$t_nput" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy download" "$(mibs "$t_down")" "$(ratio "$t_down" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET (sendfile)" "$(mibs "$t_nget")" "$(ratio "$t_nget" "$t_cp")"
+printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy upload, 1 MiB client" "$(mibs "$t_upx")" "$(ratio "$t_upx" "$t_cp")" "$(ratio "$t_upx" "$t_nputx")"
+printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT, 1 MiB client" "$(mibs "$t_nputx")" "$(ratio "$t_nputx" "$t_cp")"
+printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy download, 1 MiB client" "$(mibs "$t_downx")" "$(ratio "$t_downx" "$t_cp")" "$(ratio "$t_downx" "$t_ngetx")"
+printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET, 1 MiB client" "$(mibs "$t_ngetx")" "$(ratio "$t_ngetx" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x nginx)\n' "proxy download, /dev/null" "$(mibs "$t_down0")" "$(ratio "$t_down0" "$t_nget0")"
 printf '%-28s %8s MiB/s\n' "nginx GET, /dev/null" "$(mibs "$t_nget0")"
-echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0") load_start=$load0 load_end=$load1"
+echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") upload_1m_mibs=$(mibs "$t_upx") download_1m_mibs=$(mibs "$t_downx") nginx_put_1m_mibs=$(mibs "$t_nputx") nginx_get_1m_mibs=$(mibs "$t_ngetx") upload_1m_vs_cp=$(ratio "$t_upx" "$t_cp") download_1m_vs_cp=$(ratio "$t_downx" "$t_cp") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0") load_start=$load0 load_end=$load1"
