@@ -128,20 +128,19 @@ nget0_run() { curl -sf -o /dev/null "http://127.0.0.1:$nport/src.bin"; }
 load0=$(cut -d' ' -f1 /proc/loadavg)
 best t_cp pre_cp cp_run
 best t_cat pre_cp cat_run
-best t_up pre_up up_run
-cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
-    { echo "uploaded bytes differ" >&2; exit 1; }
-best t_down pre_dl down_run
-cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ" >&2; exit 1; }
-best t_nput pre_put nput_run
-best t_nget pre_dl nget_run
-best t_upx pre_up upx_run
-cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
-    { echo "uploaded bytes differ (xfer.py)" >&2; exit 1; }
-best t_downx pre_dl downx_run
-cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ (xfer.py)" >&2; exit 1; }
-best t_nputx pre_put nputx_run
-best t_ngetx pre_dl ngetx_run
+# transfers SUFFIX: upload and download through the proxy (bytes compared) and nginx, with
+# the client of the up$SUFFIX_run ... functions: "" curl, x xfer.py. Sets t_up$SUFFIX etc.
+transfers() {
+    best "t_up$1" pre_up "up$1_run"
+    cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
+        { echo "uploaded bytes differ (client ${1:-curl})" >&2; exit 1; }
+    best "t_down$1" pre_dl "down$1_run"
+    cmp -s "$work/src.bin" "$work/dl.bin" || { echo "downloaded bytes differ (client ${1:-curl})" >&2; exit 1; }
+    best "t_nput$1" pre_put "nput$1_run"
+    best "t_nget$1" pre_dl "nget$1_run"
+}
+transfers ""
+transfers x
 best t_down0 pre_dl down0_run
 best t_nget0 pre_dl nget0_run
 
