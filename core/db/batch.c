@@ -23,7 +23,6 @@ typedef struct stmt {
 } stmt_t;
 
 struct baic_db_batch {
-    uv_loop_t *loop;
     baic_db_pool_t *db;
     char *sql;
     size_t max;
@@ -51,47 +50,29 @@ static void stmt_free(stmt_t *st) {
     free(st);
 }
 
-static void stmt_fail(stmt_t *st, int err, const char *msg) {
+/* Every item of st gets err (res: the server's error, when it answered one). */
+static void stmt_fail(stmt_t *st, const baic_db_result_t *res, int err, const char *msg) {
     for (size_t i = 0; i < st->n; i++)
-        st->w[i].cb(NULL, NULL, 0, err, msg, st->w[i].arg);
+        st->w[i].cb(res, NULL, 0, err, msg, st->w[i].arg);
     stmt_free(st);
 }
 
 static void next(struct baic_db_batch *b);
 
-static void stmt_results(stmt_t *st, const baic_db_result_t *res, int err, const char *errmsg);
-
-/* One statement at a time: the next goes out when this one is done, holding what came in
- * meanwhile (up to max items), so the batches grow with the load. */
-static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
-    stmt_t *st = arg;
-    struct baic_db_batch *b = st->b;
-    b->refs++;
-    b->busy = 0;
-    stmt_results(st, res, err, errmsg);
-    next(b);
-    batch_unref(b);
-}
-
-static void stmt_results(stmt_t *st, const baic_db_result_t *res, int err, const char *errmsg) {
-    if (err != 0) {
-        for (size_t i = 0; i < st->n; i++)
-            st->w[i].cb(res, NULL, 0, err, errmsg, st->w[i].arg);
-        stmt_free(st);
-        return;
-    }
-    /* Rows grouped by item: counts, then offsets into one index array. */
+/* Hands each item its rows: the row indices grouped by the "i" column (a counting sort). */
+static void stmt_results(stmt_t *st, const baic_db_result_t *res) {
     int nrows = baic_db_result_rows(res), col = baic_db_result_col(res, "i");
-    size_t *start = calloc(st->n + 1, sizeof *start);
-    int *idx = calloc((size_t)(nrows > 0 ? nrows : 1), sizeof *idx);
-    int *item_of = calloc((size_t)(nrows > 0 ? nrows : 1), sizeof *item_of);
-    if (start == NULL || idx == NULL || item_of == NULL) {
+    size_t nr = (size_t)(nrows > 0 ? nrows : 0);
+    size_t *start = calloc(2 * (st->n + 1), sizeof *start); /* then where each item fills */
+    int *item_of = calloc(2 * nr + 1, sizeof *item_of);     /* then the grouped indices */
+    if (start == NULL || item_of == NULL) {
         free(start);
-        free(idx);
         free(item_of);
-        stmt_fail(st, -ENOMEM, "out of memory");
+        stmt_fail(st, NULL, -ENOMEM, "out of memory");
         return;
     }
+    size_t *fill = start + st->n + 1;
+    int *idx = item_of + nr;
     for (int r = 0; r < nrows; r++) {
         const char *v = col >= 0 ? baic_db_result_get(res, r, col) : NULL;
         char *end = NULL;
@@ -102,24 +83,29 @@ static void stmt_results(stmt_t *st, const baic_db_result_t *res, int err, const
     }
     for (size_t i = 0; i < st->n; i++)
         start[i + 1] += start[i];
-    size_t *fill = calloc(st->n + 1, sizeof *fill);
-    if (fill == NULL) {
-        free(start);
-        free(idx);
-        free(item_of);
-        stmt_fail(st, -ENOMEM, "out of memory");
-        return;
-    }
     for (int r = 0; r < nrows; r++)
         if (item_of[r] >= 0)
             idx[start[item_of[r]] + fill[item_of[r]]++] = r;
     for (size_t i = 0; i < st->n; i++)
         st->w[i].cb(res, idx + start[i], (int)(start[i + 1] - start[i]), 0, NULL, st->w[i].arg);
-    free(fill);
     free(start);
-    free(idx);
     free(item_of);
     stmt_free(st);
+}
+
+/* One statement at a time: the next goes out when this one is done, holding what came in
+ * meanwhile (up to max items), so the batches grow with the load. */
+static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
+    stmt_t *st = arg;
+    struct baic_db_batch *b = st->b;
+    b->refs++;
+    b->busy = 0;
+    if (err != 0)
+        stmt_fail(st, res, err, errmsg);
+    else
+        stmt_results(st, res);
+    next(b);
+    batch_unref(b);
 }
 
 /* 0 when sent; otherwise its items have been failed. */
@@ -129,23 +115,19 @@ static int stmt_send(stmt_t *st) {
                   : -ENOMEM;
     free(text);
     if (rc != 0)
-        stmt_fail(st, rc, rc == -ENOMEM ? "out of memory" : "query not sent");
+        stmt_fail(st, NULL, rc, rc == -ENOMEM ? "out of memory" : "query not sent");
     return rc;
 }
 
-/* Takes statement k out of the waiting list. */
-static stmt_t *take(baic_db_batch_t *b, size_t k) {
-    stmt_t *st = b->open[k];
-    memmove(b->open + k, b->open + k + 1, (b->nopen - k - 1) * sizeof *b->open);
-    b->nopen--;
-    return st;
-}
-
+/* Sends the first waiting statement unless one is in flight (and the ones after it when a
+ * send fails at once). */
 static void next(baic_db_batch_t *b) {
     b->refs++; /* a failed send may drop the last statement's reference */
     while (!b->busy && b->nopen > 0) {
+        stmt_t *st = b->open[0];
+        memmove(b->open, b->open + 1, --b->nopen * sizeof *b->open);
         b->busy = 1;
-        if (stmt_send(take(b, 0)) != 0)
+        if (stmt_send(st) != 0)
             b->busy = 0;
     }
     batch_unref(b);
@@ -166,7 +148,6 @@ baic_db_batch_t *baic_db_batch_new(uv_loop_t *loop, baic_db_pool_t *db, const ch
         free(b);
         return NULL;
     }
-    b->loop = loop;
     b->db = db;
     b->refs = 1;
     b->max = max > 0 ? max : 1;
@@ -196,8 +177,10 @@ int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db
         json_decref(item);
         return BAIC_ECANCELLED;
     }
+    /* The first waiting statement with room that does not hold the key yet. */
     size_t k = 0;
-    while (k < b->nopen && key != NULL && json_object_get(b->open[k]->keys, key) != NULL)
+    while (k < b->nopen && (b->open[k]->n >= b->max ||
+                            (key != NULL && json_object_get(b->open[k]->keys, key) != NULL)))
         k++;
     if (k == b->nopen) {
         if (b->nopen == b->capopen) {
