@@ -22,9 +22,11 @@
  * Every manager reads BAIC_AGENT_EVENTS as one consumer of the group "managers", so
  * each agent event is applied once; a kernel event is acknowledged only after its update
  * committed (kev_ack), so one read by a manager that died meanwhile is applied by another
- * (or the next) manager, which claims it (bus.c). Kernel events can overtake each other (they run
- * on different pooled connections), so every status change is a guarded UPDATE that
- * only moves forward: a late kernel_creating never undoes a kernel_started.
+ * (or the next) manager, which claims it (bus.c). A kernel's forward moves are applied in
+ * the order they arrived (one batched statement at a time, db/batch.h), but its end
+ * (FINISH_SQL), a repeat claimed from a dead manager, or another manager's update can
+ * still overtake one, so every status change is a guarded UPDATE that only moves
+ * forward: a late kernel_creating never undoes a kernel_started.
  * Session events are read back by every manager (BAIC_SESSION_EVENTS) to wake the
  * requests waiting on a session, whichever manager made the change.
  */
@@ -45,7 +47,7 @@ typedef struct baic_agents {
     long long lost_kernels_s;    /* LOST for this long: its kernels end with agent-lost */
     char consumer_name[128];
     baic_session_watch_t *watchers;
-    /* One statement per loop turn for each kind of frequent write (db/batch.h): kernel
+    /* One statement in flight for each kind of frequent write (db/batch.h): kernel
      * status changes, heartbeats, and the heartbeats' kernel lists. */
     baic_db_batch_t *forward, *beat, *reconcile;
 } baic_agents_t;
@@ -180,13 +182,13 @@ void baic_agent_destroy_kernel(baic_manager_t *m, const char *addr, const char *
 
 /* ---- kernel status changes ---- */
 
-/* Moves kernels forward (db/batch.h items {"kernel", "status", "from": [statuses it may
- * come from], "container_id"?, "ports"?}); each session follows when its status is also
+/* Moves kernels forward (db/batch.h items {"kernel", "status", "from": the statuses it may
+ * come from as an array literal "{A,B}", "container_id"?, "ports"?}); each session follows when its status is also
  * one it may come from (RUNNING: once every kernel runs). Two kernels of one session in
  * one statement move it once; a RUNNING one that left it behind checks again (CATCHUP_SQL). */
 static const char FORWARD_SQL[] =
     "WITH x AS (SELECT (e->>'i')::int AS i, (e->>'kernel')::uuid AS kid, e->>'status' AS st,"
-    "   ARRAY(SELECT jsonb_array_elements_text(e->'from')) AS fr, e->>'container_id' AS cid,"
+    "   (e->>'from')::text[] AS fr, e->>'container_id' AS cid,"
     "   e->'ports' AS ports FROM jsonb_array_elements($1::jsonb) e),"
     " k AS (UPDATE kernels k SET status = x.st, status_changed = now(),"
     "   status_history = k.status_history || jsonb_build_object(x.st, now()::text),"
@@ -310,12 +312,8 @@ static int kernel_forward(baic_manager_t *m, const char *kernel_id, const char *
     if (m->agents == NULL)
         return BAIC_ECANCELLED;
     kev_t *e = calloc(1, sizeof *e);
-    json_t *fr = json_array();
-    if (e == NULL || fr == NULL) {
-        free(e);
-        json_decref(fr);
+    if (e == NULL)
         return -ENOMEM;
-    }
     e->m = m;
     snprintf(e->ack, sizeof e->ack, "%s", ack ? ack : "");
     snprintf(e->kernel_id, sizeof e->kernel_id, "%s", kernel_id);
@@ -323,13 +321,8 @@ static int kernel_forward(baic_manager_t *m, const char *kernel_id, const char *
     snprintf(e->sname, sizeof e->sname, "%s", sname);
     snprintf(e->status, sizeof e->status, "%s", status);
     snprintf(e->from, sizeof e->from, "%s", from);
-    char list[sizeof e->from];
-    snprintf(list, sizeof list, "%s", from + (from[0] == '{'));
-    char *save = NULL;
-    for (char *t = strtok_r(list, ",}", &save); t != NULL; t = strtok_r(NULL, ",}", &save))
-        json_array_append_new(fr, json_string(t));
-    json_t *item = json_pack("{s:s, s:s, s:o, s:s*, s:O*}", "kernel", kernel_id, "status", status,
-                             "from", fr, "container_id", container_id, "ports", ports);
+    json_t *item = json_pack("{s:s, s:s, s:s, s:s*, s:O*}", "kernel", kernel_id, "status", status,
+                             "from", from, "container_id", container_id, "ports", ports);
     if (item == NULL) {
         free(e);
         return -ENOMEM;
@@ -425,14 +418,13 @@ static const char HEARTBEAT_SQL[] =
     "   lost_at = NULL, region = EXCLUDED.region, scaling_group = EXCLUDED.scaling_group,"
     "   available_slots = EXCLUDED.available_slots, addr = EXCLUDED.addr,"
     "   version = EXCLUDED.version, architecture = EXCLUDED.architecture,"
-    "   compute_plugins = EXCLUDED.compute_plugins, heartbeat_at = now()"
-    " RETURNING a.id),"
-    " t AS (SELECT COALESCE(jsonb_object_agg(y.key, y.value), '{}') AS v FROM x, jsonb_each(x.types) y),"
+    "   compute_plugins = EXCLUDED.compute_plugins, heartbeat_at = now()),"
+    " t AS (SELECT COALESCE(jsonb_object_agg(y.key, y.value), '{}') AS v"
+    "   FROM x, jsonb_each(x.types) y),"
     " sc AS (INSERT INTO shared_config AS c (key, value) SELECT 'config/resource_slots', t.v FROM t"
     " ON CONFLICT (key) DO UPDATE SET value = c.value || EXCLUDED.value, updated_at = now()"
-    " WHERE NOT c.value @> EXCLUDED.value RETURNING key)"
-    " SELECT x.i, COALESCE(p.status, 'NEW') AS prev, (SELECT count(*) FROM up) AS n,"
-    "   (SELECT count(*) FROM sc) AS slots_changed FROM x LEFT JOIN prev p ON p.id = x.id";
+    " WHERE NOT c.value @> EXCLUDED.value)"
+    " SELECT x.i, COALESCE(p.status, 'NEW') AS prev FROM x LEFT JOIN prev p ON p.id = x.id";
 
 /* Kernels an agent has but we think ended (or never knew): destroy them. Kernels we
  * think run there but the agent no longer lists: they ended without a word.
