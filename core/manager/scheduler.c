@@ -958,14 +958,22 @@ static void sweep(baic_sched_t *s) {
  * Summing every live kernel's occupied_slots (jsonb_each over all of them) is the costliest
  * read of a round. The scheduler keeps the sums in memory instead (per agent, per keypair
  * and resource group, and per keypair, user, project and domain for the predicates, with
- * the live sessions per keypair) and adds its own placements on commit. Every placement anywhere goes through a round under the advisory
- * lock, so the cache can only overstate occupancy (kernels freed since), never understate
+ * the live sessions per keypair) and adds its own placements on commit. Every placement
+ * anywhere goes through a round under the advisory lock, so the cache can only overstate occupancy (kernels freed since), never understate
  * it, as long as no other manager placed meanwhile: each placing round writes a stamp
  * (manager, sequence) into shared_config, and a round that finds someone else's stamp
  * rebuilds. It also rebuilds when the cache is older than manager.scheduler_cache_ms
  * (default 5000; 0 = every round), after a failed commit, and right after a round on cached
  * numbers that left a candidate unplaced (frees are seen by a rebuild only).
  */
+/* obj[key], an object created empty when missing. */
+static json_t *child(json_t *obj, const char *key) {
+    json_t *c = json_object_get(obj, key);
+    if (c == NULL)
+        json_object_set_new(obj, key, c = json_object());
+    return c;
+}
+
 static void cache_rebuild(baic_sched_t *s, round_t *r) {
     json_decref(s->occ_agents);
     json_decref(s->occ_kp);
@@ -978,13 +986,8 @@ static void cache_rebuild(baic_sched_t *s, round_t *r) {
         const char *kind = col(row, "kind"), *id = col(row, "id"), *slot = col(row, "slot");
         if (kind == NULL || id == NULL || slot == NULL || col(row, "total") == NULL)
             continue;
-        json_t *k = json_object_get(s->occ_pol, kind);
-        if (k == NULL)
-            json_object_set_new(s->occ_pol, kind, k = json_object());
-        json_t *e = json_object_get(k, id);
-        if (e == NULL)
-            json_object_set_new(k, id, e = json_object());
-        json_object_set_new(e, slot, json_string(col(row, "total")));
+        json_object_set_new(child(child(s->occ_pol, kind), id), slot,
+                            json_string(col(row, "total")));
     }
     s->occ_agents = json_object();
     json_array_foreach(r->res[Q_AGENT_OCC], i, row) {
@@ -1081,12 +1084,7 @@ static void cache_apply(baic_sched_t *s, round_t *r) {
         for (int j = 0; j < 4; j++) {
             if (level[j][1] == NULL)
                 continue;
-            json_t *kind = json_object_get(s->occ_pol, level[j][0]);
-            if (kind == NULL)
-                json_object_set_new(s->occ_pol, level[j][0], kind = json_object());
-            json_t *e = json_object_get(kind, level[j][1]);
-            if (e == NULL)
-                json_object_set_new(kind, level[j][1], e = json_object());
+            json_t *e = child(child(s->occ_pol, level[j][0]), level[j][1]);
             for (size_t k = 0; k < v.n; k++)
                 text_add(r, e, v.v[k].name, v.v[k].name, v.v[k].value);
         }
