@@ -106,6 +106,17 @@ static void finish(uv_loop_t *loop) {
     ck_assert_int_eq(uv_loop_close(loop), 0);
 }
 
+/* Closes the test's ticker, bus and command connection, then the loop. */
+static void close_all(uv_loop_t *loop, uv_timer_t *t, baic_bus_t *bus, baic_redis_t *r) {
+    uv_close((uv_handle_t *)t, NULL);
+    int c1 = 0, c2 = 0;
+    baic_bus_close(bus, on_closed, &c1);
+    baic_redis_close(r, on_closed, &c2);
+    run_until(loop, &c1);
+    run_until(loop, &c2);
+    finish(loop);
+}
+
 START_TEST(test_commands) {
     SKIP_IF_NO_REDIS();
     uv_loop_t loop;
@@ -360,13 +371,7 @@ START_TEST(test_bus_group_ack_and_resume) {
     while (xpending(&loop, r, "events:kernel", "recovery") != 0)
         uv_run(&loop, UV_RUN_ONCE);
 
-    uv_close((uv_handle_t *)&t, NULL);
-    int c1 = 0, c2 = 0;
-    baic_bus_close(bus, on_closed, &c1);
-    baic_redis_close(r, on_closed, &c2);
-    run_until(&loop, &c1);
-    run_until(&loop, &c2);
-    finish(&loop);
+    close_all(&loop, &t, bus, r);
 }
 END_TEST
 
@@ -417,13 +422,7 @@ START_TEST(test_bus_claims_a_dead_consumers_entries) {
     ck_assert_int_eq(heir.n, 2);
     baic_bus_unsubscribe(hs);
 
-    uv_close((uv_handle_t *)&t, NULL);
-    int c1 = 0, c2 = 0;
-    baic_bus_close(bus, on_closed, &c1);
-    baic_redis_close(r, on_closed, &c2);
-    run_until(&loop, &c1);
-    run_until(&loop, &c2);
-    finish(&loop);
+    close_all(&loop, &t, bus, r);
 }
 END_TEST
 
