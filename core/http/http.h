@@ -220,6 +220,24 @@ typedef void (*baic_http_body_buf_cb)(baic_http_req_t *req, uv_buf_t *buf, void 
 int baic_http_body_buffers(baic_http_req_t *req, baic_http_body_buf_cb get_buf, void *arg);
 
 /*
+ * The body moved by the handler itself, without passing through user space (plain
+ * connections with a Content-Length body; TLS and chunked bodies ignore it): while set,
+ * each time the socket is readable the server calls sink(req, fd, max, arg) instead of
+ * reading, and the sink moves at most max bytes from fd (a non-blocking socket; splice(2)
+ * into a pipe) and returns how many it took. It returns UV_EAGAIN when it took none for
+ * now (the socket is empty; or the handler has no room, and then it pauses the body with
+ * baic_http_body_pause first and resumes it later), 0 when fd reached its end (the client
+ * went away: the request is aborted), UV_ENOTSUP to have the server read the rest itself,
+ * or another negative error, which aborts the request. Bytes read before the sink took
+ * over, and the body's last byte (the server reads it to end the message), still arrive
+ * through on_data, in order: a sink's bytes come after every on_data piece delivered
+ * before it ran and before every one delivered after. NULL sink stops it. Returns 0, or
+ * UV_EINVAL when req is not reading its body.
+ */
+typedef ssize_t (*baic_http_body_sink_cb)(baic_http_req_t *req, int fd, size_t max, void *arg);
+int baic_http_body_sink(baic_http_req_t *req, baic_http_body_sink_cb sink, void *arg);
+
+/*
  * Response streaming without copies and with completion: begin sends the head, with
  * Content-Length: content_length when >= 0, else chunked (close-delimited for
  * HTTP/1.0). write queues len bytes that are NOT copied: data must stay valid until

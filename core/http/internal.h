@@ -134,6 +134,8 @@ struct baic_http_req {
     void *body_arg;
     baic_http_body_buf_cb body_buf_cb; /* read buffers from the handler (plain only) */
     void *body_buf_arg;
+    baic_http_body_sink_cb body_sink_cb; /* the body moved by the handler (plain only) */
+    void *body_sink_arg;
     int64_t stream_left;           /* fixed-length response bytes still to write; -1 = chunked */
     uv_timer_t *late_end;          /* reports a body that ended before baic_http_body_read */
 };
@@ -165,6 +167,8 @@ typedef struct http_conn {
     bool in_flush, flush_again;
     bool in_feed;
     bool body_hold;                /* a streaming body's reader paused the socket */
+    bool sink_switch;              /* the next read hands the socket to the body's sink */
+    uv_poll_t *sink;               /* readiness of a dup of the socket while a sink reads */
     int wpending;
     int handles_open;
     struct baic_http_req *upgrade_req; /* parsed upgrade waiting for dispatch */
@@ -206,7 +210,10 @@ void http_conn_close(http_conn_t *c);
 void http_conn_kick(http_conn_t *c);
 void http_conn_feed(http_conn_t *c, const char *data, size_t len);
 void http_conn_resume_reading(http_conn_t *c);
+/* Starts reading: through the body's sink while one is reading, else into buffers. */
 int http_conn_start_read(http_conn_t *c);
+/* Stops reading, also a sink's. */
+void http_conn_stop_read(http_conn_t *c);
 /* (Re)starts the timer that bounds the arrival of the request being parsed. */
 void http_conn_arm_read_timeout(http_conn_t *c);
 void http_req_free(baic_http_req_t *req);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP server: listener, connections, request parsing with http-parser, dispatch, timeouts. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http/internal.h"
 #include "log/log.h"
@@ -98,6 +100,7 @@ static void arm_timer(http_conn_t *c) {
 /* ---- connection teardown ---- */
 
 static void server_maybe_done(baic_http_server_t *srv);
+static void sink_free(http_conn_t *c);
 static void listener_closed(uv_handle_t *h);
 
 static void conn_handle_closed(uv_handle_t *h) {
@@ -128,6 +131,7 @@ void http_conn_close(http_conn_t *c) {
         return;
     c->closing = true;
     uv_timer_stop(&c->timer);
+    sink_free(c);
     baic_http_req_t *r = c->qhead, *aborted = NULL, *atail = NULL, *next;
     http_out_t *orphans = NULL;
     c->qhead = c->qtail = c->cur = NULL;
@@ -189,25 +193,125 @@ static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         http_conn_close(s->data);
 }
 
+/* A plain Content-Length body still being read by a handler that wants it. */
+static bool body_direct(http_conn_t *c, baic_http_req_t *r) {
+    return r != NULL && c->ssl == NULL && c->ws == NULL && !c->stop_parse && !c->bp_paused &&
+           !c->closing && !r->finished && !r->aborted && !r->body_done &&
+           !(c->parser.flags & F_CHUNKED) && c->parser.content_length > 0 &&
+           c->parser.content_length != ULLONG_MAX;
+}
+
+/* ---- bodies moved by the handler's sink ---- */
+
+/* The sink reads a dup of the socket, watched by its own poll handle: libuv allows one
+ * watcher per descriptor, and the stream's stays as it is for when reading comes back. */
+static void sink_closed(uv_handle_t *h) {
+    int fd;
+    if (uv_fileno(h, &fd) == 0)
+        close(fd);
+    free(h);
+}
+
+static void sink_free(http_conn_t *c) {
+    if (c->sink != NULL) {
+        uv_close((uv_handle_t *)c->sink, sink_closed);
+        c->sink = NULL;
+    }
+}
+
+/* The server reads what the sink leaves: the last byte, which ends the message in the
+ * parser, or all of it after the sink gave up. */
+static void sink_done(http_conn_t *c) {
+    sink_free(c);
+    if (!c->closing && !c->body_hold)
+        http_conn_start_read(c);
+}
+
+static void sink_cb(uv_poll_t *p, int status, int events) {
+    http_conn_t *c = p->data;
+    (void)events;
+    if (status < 0) {
+        http_conn_close(c);
+        return;
+    }
+    baic_http_req_t *r = c->cur;
+    int fd;
+    uv_fileno((uv_handle_t *)p, &fd);
+    /* A few moves per wake-up, then other connections get their turn. */
+    for (int i = 0; i < 8; i++) {
+        if (c->body_hold)
+            return; /* paused from inside the sink */
+        if (!body_direct(c, r) || r->body_sink_cb == NULL || c->parser.content_length <= 1) {
+            sink_done(c);
+            return;
+        }
+        ssize_t n = r->body_sink_cb(r, fd, (size_t)(c->parser.content_length - 1),
+                                    r->body_sink_arg);
+        if (c->closing)
+            return;
+        if (n == UV_EAGAIN)
+            return;
+        if (n == UV_ENOTSUP) {
+            r->body_sink_cb = NULL;
+            sink_done(c);
+            return;
+        }
+        if (n <= 0) {
+            http_conn_close(c); /* the client went away, or the socket failed */
+            return;
+        }
+        /* The parser counts the body down; it never sees these bytes. */
+        c->parser.content_length -= (uint64_t)n;
+        if (!c->body_hold)
+            http_conn_arm_read_timeout(c);
+    }
+}
+
+static int sink_start(http_conn_t *c) {
+    if (c->sink == NULL) {
+        int fd, dfd;
+        if (uv_fileno(&c->h.handle, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+            return UV_ENOTSUP;
+        uv_poll_t *p = malloc(sizeof *p);
+        if (p == NULL || uv_poll_init(c->srv->loop, p, dfd) != 0) {
+            free(p);
+            close(dfd);
+            return UV_ENOTSUP;
+        }
+        p->data = c;
+        c->sink = p;
+    }
+    return uv_poll_start(c->sink, UV_READABLE, sink_cb);
+}
+
+void http_conn_stop_read(http_conn_t *c) {
+    uv_read_stop(&c->h.stream);
+    if (c->sink != NULL)
+        uv_poll_stop(c->sink);
+}
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     http_conn_t *c = h->data;
     (void)suggested;
     baic_http_req_t *r = c->cur;
-    if (r != NULL && r->body_buf_cb != NULL && c->ssl == NULL && c->ws == NULL && !c->stop_parse &&
-        !c->bp_paused && !r->finished && !r->aborted && !r->body_done) {
+    if (r != NULL && r->body_sink_cb != NULL && c->parser.content_length > 1 && body_direct(c, r)) {
+        /* No buffer: read_cb gets UV_ENOBUFS and hands the socket to the sink. */
+        c->sink_switch = true;
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    if (r != NULL && r->body_buf_cb != NULL && body_direct(c, r)) {
         /* A streamed body of known length read straight into the handler's memory, never
          * past the body's end: the handler may free that memory once the body ended, and
          * bytes of a pipelined next request must not be parsed from it. Chunked bodies
          * (framing mixed in, end unknown) use the server's buffer. */
         uint64_t left = c->parser.content_length;
-        if (!(c->parser.flags & F_CHUNKED) && left > 0 && left != ULLONG_MAX) {
-            *buf = uv_buf_init(NULL, 0);
-            r->body_buf_cb(r, buf, r->body_buf_arg);
-            if (buf->base != NULL && buf->len > 0) {
-                if ((uint64_t)buf->len > left)
-                    buf->len = (size_t)left;
-                return;
-            }
+        *buf = uv_buf_init(NULL, 0);
+        r->body_buf_cb(r, buf, r->body_buf_arg);
+        if (buf->base != NULL && buf->len > 0) {
+            if ((uint64_t)buf->len > left)
+                buf->len = (size_t)left;
+            return;
         }
     }
     *buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
@@ -232,6 +336,7 @@ static void shutdown_cb(uv_shutdown_t *sr, int status) {
 static void start_graceful_close(http_conn_t *c) {
     c->shutting = true;
     uv_timer_stop(&c->timer);
+    sink_free(c);
     if (c->ssl != NULL)
         http_tls_shutdown(c);
     c->shutdown_req.data = c;
@@ -617,6 +722,16 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     http_conn_t *c = s->data;
     if (nread == 0)
         return;
+    if (nread == UV_ENOBUFS && c->sink_switch) {
+        c->sink_switch = false;
+        uv_read_stop(&c->h.stream);
+        if (sink_start(c) != 0) {
+            if (c->cur != NULL)
+                c->cur->body_sink_cb = NULL;
+            sink_done(c);
+        }
+        return;
+    }
     if (nread < 0) {
         /* EOF counts as the client going away: a half-closed HTTP client is rare, and
          * treating EOF as an abort is what lets long-polls and streams stop early. */
@@ -630,6 +745,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 int http_conn_start_read(http_conn_t *c) {
+    if (c->sink != NULL)
+        return sink_start(c);
     return uv_read_start(&c->h.stream, alloc_cb, read_cb);
 }
 

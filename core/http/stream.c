@@ -63,6 +63,14 @@ int baic_http_body_buffers(baic_http_req_t *r, baic_http_body_buf_cb get_buf, vo
     return 0;
 }
 
+int baic_http_body_sink(baic_http_req_t *r, baic_http_body_sink_cb sink, void *arg) {
+    if (r == NULL || !r->body_stream || r->body_cb == NULL)
+        return UV_EINVAL;
+    r->body_sink_cb = sink;
+    r->body_sink_arg = sink != NULL ? arg : NULL;
+    return 0;
+}
+
 void baic_http_body_pause(baic_http_req_t *r) {
     if (r == NULL || r->aborted || r->body_done || r->conn == NULL)
         return;
@@ -70,7 +78,7 @@ void baic_http_body_pause(baic_http_req_t *r) {
     if (c->closing || c->body_hold)
         return;
     c->body_hold = true;
-    uv_read_stop(&c->h.stream);
+    http_conn_stop_read(c);
     /* Our own disk is slow, not the client: no read timeout while held. */
     if (c->cur == r)
         uv_timer_stop(&c->timer);

@@ -2,6 +2,7 @@
 /* HTTP server tests over real sockets on 127.0.0.1: framing, limits, timeouts, streams. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -241,10 +242,92 @@ static void h_sum(baic_http_req_t *req, void *arg) {
     ck_assert_int_eq(baic_http_body_buffers(req, sum_getbuf, s), 0);
 }
 
+/* PUT /sink (streamed): the body moved by a sink that splices the socket into a pipe
+ * (baic_http_body_sink) and reads the pipe back; every third move pauses the body and a
+ * timer resumes it; with X-Give-Up: N the sink hands the rest back to the server after N
+ * bytes. Answers "<bytes> <order-sensitive hash> <bytes through the sink>". */
+typedef struct {
+    baic_http_req_t *req;
+    int pipe[2];
+    size_t total, sunk, give_up;
+    unsigned long long hash;
+    unsigned calls;
+    uv_timer_t resume;
+} sink_t;
+
+static void sink_add(sink_t *s, const unsigned char *d, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        s->hash = s->hash * 1099511628211ull + d[i] + 1;
+    s->total += len;
+}
+
+static void sink_resume(uv_timer_t *t) {
+    sink_t *s = t->data;
+    baic_http_body_resume(s->req);
+}
+
+static ssize_t sink_move(baic_http_req_t *req, int fd, size_t max, void *arg) {
+    sink_t *s = arg;
+    if (s->give_up > 0 && s->sunk >= s->give_up)
+        return UV_ENOTSUP;
+    if (max > 65536)
+        max = 65536;
+    ssize_t n = splice(fd, NULL, s->pipe[1], NULL, max, SPLICE_F_NONBLOCK);
+    if (n < 0)
+        return errno == EAGAIN ? UV_EAGAIN : -errno;
+    static unsigned char b[65536];
+    for (ssize_t got = 0; got < n;) {
+        ssize_t k = read(s->pipe[0], b, (size_t)(n - got));
+        ck_assert_int_gt(k, 0);
+        sink_add(s, b, (size_t)k);
+        got += k;
+    }
+    s->sunk += (size_t)n;
+    if (n > 0 && ++s->calls % 3 == 0) {
+        baic_http_body_pause(req);
+        uv_timer_start(&s->resume, sink_resume, 0, 0);
+    }
+    return n;
+}
+
+static int sink_data(baic_http_req_t *req, const void *data, size_t len, void *arg) {
+    (void)req;
+    sink_add(arg, data, len);
+    return 0;
+}
+
+static void sink_freed(uv_handle_t *h) { free(h->data); }
+
+static void sink_end(baic_http_req_t *req, void *arg) {
+    sink_t *s = arg;
+    char out[128];
+    int n = snprintf(out, sizeof(out), "%zu %llu %zu", s->total, s->hash, s->sunk);
+    close(s->pipe[0]);
+    close(s->pipe[1]);
+    uv_close((uv_handle_t *)&s->resume, sink_freed);
+    baic_http_respond(req, 200, "text/plain", out, n > 0 ? (size_t)n : 0);
+}
+
+static void h_sink(baic_http_req_t *req, void *arg) {
+    (void)arg;
+    sink_t *s = calloc(1, sizeof(*s));
+    ck_assert_ptr_nonnull(s);
+    s->req = req;
+    ck_assert_int_eq(pipe(s->pipe), 0);
+    uv_timer_init(&g_loop, &s->resume);
+    s->resume.data = s;
+    const char *g = baic_http_header(req, "X-Give-Up");
+    s->give_up = g ? (size_t)atol(g) : 0;
+    ck_assert_int_eq(baic_http_body_sink(req, sink_move, s), UV_EINVAL); /* not reading yet */
+    ck_assert_int_eq(baic_http_body_read(req, sink_data, sink_end, s), 0);
+    ck_assert_int_eq(baic_http_body_sink(req, sink_move, s), 0);
+}
+
 static void add_routes(baic_http_server_t *srv) {
     ck_assert_int_eq(baic_http_route(srv, "GET", "/", h_hello, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route(srv, "GET", "/hello", h_hello, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route_stream(srv, "PUT", "/sum", h_sum, NULL), 0);
+    ck_assert_int_eq(baic_http_route_stream(srv, "PUT", "/sink", h_sink, NULL), 0);
     ck_assert_int_eq(baic_http_route(srv, "POST", "/echo", h_echo, NULL, 1000), 0);
     ck_assert_int_eq(baic_http_route(srv, "PUT", "/big", h_echo, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route(srv, "GET", "/session/{ref}/files", h_info, NULL, 0), 0);
@@ -478,6 +561,53 @@ START_TEST(body_into_handler_buffers) {
     ck_assert_uint_eq(got_sum, csum);
     snprintf(want, sizeof(want), "%zu", (size_t)40 * 30000);
     ck_assert_int_eq(strncmp(r.body, want, strlen(want)), 0);
+    free(body);
+    cli_close(c);
+    stop();
+}
+END_TEST
+
+/* A body moved by the handler's sink: every byte once and in order (pieces the server read
+ * itself before and after included), with pauses from inside the sink, a sink that gives
+ * the rest back, and the next request on the connection still parsed. */
+START_TEST(body_through_sink) {
+    start();
+    cli_t *c = cli_connect();
+    resp_t r;
+    size_t n = 4 * 1024 * 1024 + 5;
+    unsigned char *body = malloc(n);
+    ck_assert_ptr_nonnull(body);
+    unsigned long long hash = 0;
+    for (size_t i = 0; i < n; i++) {
+        body[i] = (unsigned char)(i * 13 + i / 777);
+        hash = hash * 1099511628211ull + body[i] + 1;
+    }
+    for (int give_up = 0; give_up < 2; give_up++) {
+        char head[160], want[64];
+        snprintf(head, sizeof(head), "PUT /sink HTTP/1.1\r\nHost: x\r\nX-Give-Up: %d\r\n"
+                 "Content-Length: %zu\r\n\r\n", give_up ? 1 << 20 : 0, n);
+        cli_send(c, head, strlen(head));
+        cli_send(c, (const char *)body, n);
+        SEND(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_int_eq(cli_response(c, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        size_t got = 0, sunk = 0;
+        unsigned long long got_hash = 0;
+        ck_assert_int_eq(sscanf(r.body, "%zu %llu %zu", &got, &got_hash, &sunk), 3);
+        ck_assert_uint_eq(got, n);
+        ck_assert_uint_eq(got_hash, hash);
+        if (give_up) {
+            ck_assert_uint_ge(sunk, 1 << 20);
+            ck_assert_uint_lt(sunk, (1 << 20) + 65536);
+        } else {
+            ck_assert_uint_gt(sunk, n / 2); /* most of it; the rest shared the headers' read */
+            ck_assert_uint_lt(sunk, n);     /* the last byte ends the message in the parser */
+        }
+        snprintf(want, sizeof(want), "%zu ", n);
+        ck_assert_int_eq(strncmp(r.body, want, strlen(want)), 0);
+        ck_assert_int_eq(cli_response(c, &r), 0);
+        ck_assert_str_eq(r.body, "hello");
+    }
     free(body);
     cli_close(c);
     stop();
@@ -1092,6 +1222,7 @@ static Suite *http_suite(void) {
     BAIC_TCASE(s, tc, "server", 30);
     tcase_add_test(tc, keep_alive_two_requests);
     tcase_add_test(tc, body_into_handler_buffers);
+    tcase_add_test(tc, body_through_sink);
     tcase_add_test(tc, request_accessors);
     tcase_add_test(tc, pipelining_in_order);
     tcase_add_test(tc, many_pipelined);
