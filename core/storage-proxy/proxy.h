@@ -26,6 +26,8 @@ typedef struct sp_volume {
     const baic_storage_ops_t *ops;
     baic_volume_t *vol;
     uint32_t caps;
+    int write_on_loop;             /* uploads write on the loop thread (upload.c) */
+    unsigned fast_writes;          /* pool writes in a row that were page-cache fast */
 } sp_volume_t;
 
 typedef struct sp {

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Client uploads: the tus 1.0.0 subset aiotusclient uses (PATCH, HEAD, OPTIONS), streamed to disk with quota checks. */
+#define _GNU_SOURCE /* splice */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +27,16 @@
 #define UP_SLACK (256u << 10)
 #define UP_MIN_READ (64u << 10)    /* less room than this: read into the server's buffer */
 #define UP_DIR ".upload"
+/* Plain bodies skip user space: the loop splices the socket into a ring of pipes and the
+ * thread pool splices each pipe into the file (one copy, socket pages to the page cache). */
+#define UP_NPIPE 4
+#define UP_PIPE (1u << 20)
+
+typedef struct {
+    int r, w;                      /* cap 0: not open */
+    size_t fill, cap;
+    int full;                      /* takes no more: written next */
+} up_pipe_t;
 
 typedef struct sp_upload {
     struct sp_upload *next;        /* sp->uploads */
@@ -43,7 +56,17 @@ typedef struct sp_upload {
     size_t fill[UP_NBUF], cap[UP_NBUF];
     int cur, wr, writing;          /* buffer being filled; oldest with data; a write in flight */
     uv_fs_t wreq;
+    uint64_t wt0;                  /* when the buffer write was submitted */
+    up_pipe_t pipe[UP_NPIPE];
+    int pcur, pwr;                 /* pipe being filled; oldest with data */
+    uv_work_t work;                /* a pipe's write */
+    ssize_t wres;
+    uint64_t wns;                  /* how long the last write took */
+    int sink_wait;                 /* the sink waits for the buffers' bytes to be written */
+    int sink_off;                  /* splicing failed before a byte: buffers only */
+    int64_t spliced;
     int op_pending, paused, body_ended, aborted, failed, req_done, remove_tmp, finalizing;
+    int in_drive, drive_again;     /* up_drive is running; it runs again when done */
     int room_ok;                   /* the volume had room for the rest (counted as promised) */
     unsigned npauses;              /* reading stopped for the disk (logged: a slow volume shows) */
     uint64_t t0;
@@ -73,6 +96,11 @@ static void up_free(sp_upload_t *u) {
     up_unlink(u);
     for (int i = 0; i < UP_NBUF; i++)
         free(u->buf[i]);
+    for (int i = 0; i < UP_NPIPE; i++)
+        if (u->pipe[i].cap > 0) {
+            close(u->pipe[i].r);
+            close(u->pipe[i].w);
+        }
     json_decref(u->tok.claims);
     free(u);
 }
@@ -177,8 +205,9 @@ static void fin_renamed(void *arg, int status) {
         up_fail_code(u, status, "rename into place", 1);
         return;
     }
-    BAIC_LOG_I("upload_done", "volume=%s vfid=%s relpath=%s bytes=%" PRId64 " ms=%llu pauses=%u",
-               u->v->name, u->tok.vfid, u->tok.relpath, u->size,
+    BAIC_LOG_I("upload_done",
+               "volume=%s vfid=%s relpath=%s bytes=%" PRId64 " spliced=%" PRId64 " ms=%llu pauses=%u",
+               u->v->name, u->tok.vfid, u->tok.relpath, u->size, u->spliced,
                (unsigned long long)((uv_hrtime() - u->t0) / 1000000), u->npauses);
     if (!u->req_done)
         respond_offset(u, u->size);
@@ -283,6 +312,41 @@ static void up_finalize(sp_upload_t *u) {
 
 /* ---- the body, buffered and written ---- */
 
+/* Where an upload's writes run. A write of up to a MiB into the page cache takes a fraction
+ * of a millisecond: on the loop thread that costs less than handing it to the pool (the
+ * hand-off needs both cores of a small machine). A volume whose writes are slow (a network
+ * file system, a disk in writeback) must not stall the loop: writes start on the pool,
+ * move to the loop after a run of fast ones, and go back after one slow one. */
+#define UP_FAST_NS (5u * 1000000u)
+#define UP_FAST_RUN 16u
+
+static void vol_wrote(sp_upload_t *u, uint64_t ns) {
+    sp_volume_t *v = u->v;
+    if (ns <= UP_FAST_NS) {
+        if (!v->write_on_loop && ++v->fast_writes >= UP_FAST_RUN) {
+            v->write_on_loop = 1;
+            BAIC_LOG_I("upload_writes_on_loop", "volume=%s", v->name);
+        }
+        return;
+    }
+    v->fast_writes = 0;
+    if (v->write_on_loop) {
+        v->write_on_loop = 0;
+        BAIC_LOG_W("upload_writes_on_pool", "volume=%s write_ms=%llu", v->name,
+                   (unsigned long long)(ns / 1000000));
+    }
+}
+
+static void up_write_failed(sp_upload_t *u, ssize_t res) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "writing the file failed: %s", uv_strerror((int)res));
+    if (res == UV_ENOSPC || res == -EDQUOT)
+        up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
+    else
+        up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", msg, 0);
+    up_drive(u);
+}
+
 static void up_wrote(uv_fs_t *fr) {
     sp_upload_t *u = fr->data;
     ssize_t res = fr->result;
@@ -290,15 +354,11 @@ static void up_wrote(uv_fs_t *fr) {
     int i = u->wr;
     u->writing = 0;
     if (res < 0) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "writing the file failed: %s", uv_strerror((int)res));
-        if (res == UV_ENOSPC || res == -EDQUOT)
-            up_fail(u, 412, "quota-exceeded", "Quota exceeded.", msg, 1);
-        else
-            up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", msg, 0);
-        up_drive(u);
+        up_write_failed(u, res);
         return;
     }
+    /* From submission: the pool's queueing counts too, but a full queue is slow writing. */
+    vol_wrote(u, uv_hrtime() - u->wt0);
     u->wpos += res;
     if ((size_t)res < u->fill[i]) {
         /* Short write: the rest moves to the front and goes next. */
@@ -311,50 +371,273 @@ static void up_wrote(uv_fs_t *fr) {
     up_drive(u);
 }
 
+/* ---- the body through pipes ---- */
+
+/* Pool thread: len bytes from the pipe to the file at off; len or -errno. A file system
+ * that cannot splice gets them through a buffer. */
+static ssize_t pipe_to_file(int pr, int fd, int64_t off, size_t len) {
+    size_t done = 0;
+    char *b = NULL;
+    while (done < len) {
+        ssize_t n;
+        if (b == NULL) {
+            loff_t o = off + (loff_t)done;
+            n = splice(pr, NULL, fd, &o, len - done, SPLICE_F_MOVE);
+            if (n < 0 && errno == EINVAL) {
+                if ((b = malloc(UP_MIN_READ)) == NULL)
+                    return -ENOMEM;
+                continue;
+            }
+        } else {
+            size_t want = len - done < UP_MIN_READ ? len - done : UP_MIN_READ;
+            n = read(pr, b, want);
+            for (ssize_t w = 0, k; n > 0 && w < n; w += k)
+                if ((k = pwrite(fd, b + w, (size_t)(n - w), off + (int64_t)done + w)) <= 0) {
+                    n = k < 0 ? -1 : 0;
+                    if (k == 0)
+                        errno = EIO;
+                }
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            free(b);
+            return -e;
+        }
+        done += (size_t)n;
+    }
+    free(b);
+    return (ssize_t)done;
+}
+
+static void pipe_work(uv_work_t *w) {
+    sp_upload_t *u = w->data;
+    up_pipe_t *p = &u->pipe[u->pwr];
+    uint64_t t = uv_hrtime();
+    u->wres = pipe_to_file(p->r, u->fd, u->wpos, p->fill);
+    u->wns = uv_hrtime() - t;
+}
+
+static void pipe_wrote(uv_work_t *w, int status) {
+    sp_upload_t *u = w->data;
+    up_pipe_t *p = &u->pipe[u->pwr];
+    u->writing = 0;
+    ssize_t res = status < 0 ? status : u->wres;
+    if (res >= 0)
+        vol_wrote(u, u->wns);
+    if (res < 0) {
+        up_write_failed(u, res);
+        return;
+    }
+    u->wpos += res;
+    p->fill = 0;
+    p->full = 0;
+    u->pwr = (u->pwr + 1) % UP_NPIPE;
+    up_drive(u);
+}
+
+static int pipes_open(sp_upload_t *u) {
+    for (int i = 0; i < UP_NPIPE; i++) {
+        up_pipe_t *p = &u->pipe[i];
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC) != 0)
+            return -errno;
+        p->r = fds[0];
+        p->w = fds[1];
+        /* Past /proc/sys/fs/pipe-max-size (unprivileged) the pipe keeps its size. */
+        (void)fcntl(p->w, F_SETPIPE_SZ, (int)UP_PIPE);
+        int sz = fcntl(p->w, F_GETPIPE_SZ);
+        p->cap = sz > 0 ? (size_t)sz : 65536;
+    }
+    return 0;
+}
+
+static int bufs_hold_data(const sp_upload_t *u) {
+    for (int i = 0; i < UP_NBUF; i++)
+        if (u->fill[i] > 0)
+            return 1;
+    return 0;
+}
+
+static void up_pause(sp_upload_t *u) {
+    if (!u->paused) {
+        u->paused = 1;
+        u->npauses++;
+        baic_http_body_pause(u->req);
+    }
+}
+
+/* Room for more of the body: in the buffer being filled, and in a pipe. */
+static int up_room(const sp_upload_t *u) {
+    if (u->fill[u->cur] >= UP_BUF)
+        return 0;
+    if (u->sink_wait && (bufs_hold_data(u) || u->writing))
+        return 0;
+    const up_pipe_t *p = &u->pipe[u->pcur];
+    if (p->fill > 0 && (p->full || p->fill >= p->cap) && u->pipe[(u->pcur + 1) % UP_NPIPE].fill > 0)
+        return 0;
+    return 1;
+}
+
+/* The checks every piece of the body passes; 0, or the upload failed. */
+static int up_admit(sp_upload_t *u, size_t len) {
+    if (u->offset + u->recv + (int64_t)len > u->size) {
+        up_fail(u, 413, "invalid-api-params", "Request entity too large.",
+                "the body goes past Upload-Length (the token's size)", 0);
+        return -1;
+    }
+    if (u->allowance >= 0 && u->recv + (int64_t)len > u->allowance) {
+        up_fail(u, 412, "quota-exceeded", "Quota exceeded.",
+                "the upload would pass the quota scope's limit", 1);
+        return -1;
+    }
+    return 0;
+}
+
+/* The server's sink (baic_http_body_sink): socket to pipe, no copy. */
+static ssize_t up_sink(baic_http_req_t *req, int fd, size_t max, void *arg) {
+    sp_upload_t *u = arg;
+    (void)req;
+    if (u->failed || u->aborted || u->sink_off)
+        return UV_ENOTSUP;
+    if (bufs_hold_data(u) || u->fd < 0) {
+        /* Bytes that came through the buffers are older: they reach the file first. */
+        u->sink_wait = 1;
+        up_pause(u);
+        up_drive(u);
+        return UV_EAGAIN;
+    }
+    u->sink_wait = 0;
+    if (u->pipe[0].cap == 0) {
+        int rc = pipes_open(u);
+        if (rc != 0) {
+            BAIC_LOG_W("upload_no_pipes", "vfid=%s error=%d", u->tok.vfid, rc);
+            u->sink_off = 1;
+            return UV_ENOTSUP;
+        }
+    }
+    up_pipe_t *p = &u->pipe[u->pcur];
+    if (p->fill > 0 && (p->full || p->fill >= p->cap)) {
+        int next = (u->pcur + 1) % UP_NPIPE;
+        if (u->pipe[next].fill > 0) {
+            up_pause(u); /* every pipe holds data: the disk is behind */
+            return UV_EAGAIN;
+        }
+        u->pcur = next;
+        p = &u->pipe[next];
+    }
+    size_t len = p->cap - p->fill;
+    if (len > max)
+        len = max;
+    if (up_admit(u, len) != 0)
+        return UV_ENOTSUP;
+    ssize_t n = splice(fd, NULL, p->w, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+        p->fill += (size_t)n;
+        u->recv += n;
+        u->spliced += n;
+        if (p->fill >= p->cap) {
+            p->full = 1;
+            up_drive(u);
+        }
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN || errno == EINTR) {
+        /* The pipe has no free slot (bytes wait in the socket): it goes to the file now.
+         * An empty socket leaves the pipe filling; the body's end or a cut flushes it. */
+        int avail = 0;
+        if (p->fill > 0 && (ioctl(fd, FIONREAD, &avail) != 0 || avail > 0)) {
+            p->full = 1;
+            up_drive(u); /* the socket stays readable: the next call takes the next pipe */
+        }
+        return UV_EAGAIN;
+    }
+    if (u->spliced == 0 && (errno == EINVAL || errno == ENOSYS)) {
+        u->sink_off = 1;
+        return UV_ENOTSUP;
+    }
+    return -errno;
+}
+
+static int pipe_submit(sp_upload_t *u) {
+    u->work.data = u;
+    u->writing = 1;
+    if (u->v->write_on_loop) {
+        pipe_work(&u->work);
+        pipe_wrote(&u->work, 0);
+        return 0;
+    }
+    int rc = uv_queue_work(u->sp->uv, &u->work, pipe_work, pipe_wrote);
+    if (rc != 0)
+        u->writing = 0;
+    return rc;
+}
+
 static int up_submit(sp_upload_t *u) {
     int i = u->wr;
     uv_buf_t b = uv_buf_init(u->buf[i], (unsigned)u->fill[i]);
     u->wreq.data = u;
+    u->writing = 1;
+    u->wt0 = uv_hrtime();
+    if (u->v->write_on_loop) {
+        uv_fs_write(u->sp->uv, &u->wreq, u->fd, &b, 1, u->wpos, NULL); /* no callback: now */
+        up_wrote(&u->wreq);
+        return 0;
+    }
     int rc = uv_fs_write(u->sp->uv, &u->wreq, u->fd, &b, 1, u->wpos, up_wrote);
-    if (rc == 0)
-        u->writing = 1;
+    if (rc != 0)
+        u->writing = 0;
     return rc;
 }
 
 /* Buffers from wr to cur (ring order) hold data, the others are empty; one write at a
  * time keeps the file's bytes in order. */
-static void up_drive(sp_upload_t *u) {
+static int up_drive_once(sp_upload_t *u) {
     if (u->writing || u->op_pending)
-        return;
+        return 0;
     if (u->failed) {
         up_close_out(u);
-        return;
+        return 1;
     }
     if (u->finalizing || u->fd < 0)
-        return; /* still opening: bytes wait in the buffers */
-    int flush = u->body_ended || u->aborted;
-    if (u->fill[u->wr] > 0 && (u->wr != u->cur || flush || u->fill[u->cur] >= UP_BUF)) {
+        return 0; /* still opening: bytes wait in the buffers */
+    int flush = u->body_ended || u->aborted || u->sink_wait;
+    up_pipe_t *pw = &u->pipe[u->pwr];
+    if (pw->fill > 0) {
+        /* Pipes first: buffers that hold data now got it after them. */
+        if (u->pwr != u->pcur || pw->full || flush || bufs_hold_data(u)) {
+            if (u->pwr == u->pcur)
+                u->pcur = (u->pcur + 1) % UP_NPIPE;
+            if (pipe_submit(u) != 0) {
+                up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
+                return 0;
+            }
+        }
+    } else if (u->fill[u->wr] > 0 && (u->wr != u->cur || flush || u->fill[u->cur] >= UP_BUF)) {
         if (u->wr == u->cur)
             u->cur = (u->cur + 1) % UP_NBUF; /* the others are empty: filling moves on */
         if (up_submit(u) != 0) {
             up_fail(u, 500, "storage-proxy-error", "Storage proxy error.", "write failed", 0);
-            return;
+            return 0;
         }
     }
     if (u->fill[u->cur] >= UP_BUF && u->fill[(u->cur + 1) % UP_NBUF] == 0)
         u->cur = (u->cur + 1) % UP_NBUF; /* a write freed the next buffer */
-    if (u->paused && u->fill[u->cur] < UP_BUF && !u->aborted) {
+    if (u->paused && !u->aborted && up_room(u)) {
         u->paused = 0;
         baic_http_body_resume(u->req);
     }
-    if (u->writing)
-        return;
+    if (u->writing || u->drive_again) /* in flight, or written on the loop just now */
+        return 0;
     if (u->aborted) {
         /* What arrived before the cut is on disk: a HEAD reports it and PATCH resumes. */
         BAIC_LOG_I("upload_cut", "volume=%s vfid=%s relpath=%s offset=%" PRId64, u->v->name,
                    u->tok.vfid, u->tok.relpath, u->wpos);
         up_close_out(u);
-        return;
+        return 1;
     }
     if (u->body_ended) {
         if (u->wpos == u->size)
@@ -362,25 +645,34 @@ static void up_drive(sp_upload_t *u) {
         else if (!u->req_done) {
             respond_offset(u, u->wpos);
             up_close_out(u);
+            return 1;
         }
     }
+    return 0;
+}
+
+/* Completions of writes made on the loop thread, and failures, call up_drive from inside
+ * it: those calls only ask for another round, so the upload is freed (up_close_out) by the
+ * outermost call only, and nothing uses it afterwards. */
+static void up_drive(sp_upload_t *u) {
+    if (u->in_drive) {
+        u->drive_again = 1;
+        return;
+    }
+    u->in_drive = 1;
+    do {
+        u->drive_again = 0;
+        if (up_drive_once(u))
+            return; /* freed */
+    } while (u->drive_again);
+    u->in_drive = 0;
 }
 
 static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg) {
     sp_upload_t *u = arg;
     (void)req;
-    if (u->failed || u->aborted)
+    if (u->failed || u->aborted || up_admit(u, len) != 0)
         return 0;
-    if (u->offset + u->recv + (int64_t)len > u->size) {
-        up_fail(u, 413, "invalid-api-params", "Request entity too large.",
-                "the body goes past Upload-Length (the token's size)", 0);
-        return 0;
-    }
-    if (u->allowance >= 0 && u->recv + (int64_t)len > u->allowance) {
-        up_fail(u, 412, "quota-exceeded", "Quota exceeded.",
-                "the upload would pass the quota scope's limit", 1);
-        return 0;
-    }
     int i = u->cur;
     if (u->fill[i] + len > u->cap[i]) {
         size_t ncap = u->cap[i] ? u->cap[i] : UP_BUF + UP_SLACK;
@@ -404,12 +696,8 @@ static int up_data(baic_http_req_t *req, const void *data, size_t len, void *arg
         int next = (i + 1) % UP_NBUF;
         if (u->fill[next] == 0)
             u->cur = next;
-        else if (!u->paused) {
-            /* Every buffer holds data: the disk is behind, stop reading the socket. */
-            u->paused = 1;
-            u->npauses++;
-            baic_http_body_pause(u->req);
-        }
+        else
+            up_pause(u); /* every buffer holds data: the disk is behind */
         up_drive(u);
     }
     return 0;
@@ -723,6 +1011,7 @@ static void on_patch(baic_http_req_t *req, void *arg) {
     /* The body may start arriving now; it waits in the buffer until the file is open. */
     baic_http_body_read(req, up_data, up_end, u);
     baic_http_body_buffers(req, up_getbuf, u);
+    baic_http_body_sink(req, up_sink, u);
     baic_http_body_pause(req);
     u->paused = 1;
     baic_http_req_on_abort(req, up_abort, u);

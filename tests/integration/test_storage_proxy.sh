@@ -148,6 +148,8 @@ done
 check "download has Last-Modified" grep -qi '^Last-Modified: ' "$TMP/dl.hdr"
 check "download has Content-Disposition" grep -qi "^Content-Disposition: attachment;filename=\"big\"; filename\*=UTF-8''big" "$TMP/dl.hdr"
 check "no temp files left" test -z "$(ls -A "$FDIR/.upload" 2>/dev/null)"
+check "the 100 MiB body went socket to file through pipes (spliced)" \
+    grep -q 'event=upload_done .*relpath=a/big .*spliced=[1-9][0-9]\{7\}' "$TMP/sp.log"
 
 # Range and If-Range
 LM=$(grep -i '^Last-Modified:' "$TMP/dl.hdr" | cut -d' ' -f2- | tr -d '\r')
