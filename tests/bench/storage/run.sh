@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Storage benchmark: a 1 GiB upload (tus PATCH) and download through baic-storage-proxy,
 # beside cp of the same file on the same disk and nginx (PUT with dav, GET static) in the same run,
-# with curl and with a client that moves 1 MiB blocks (xfer.py).
+# with curl and with a client that keeps the bytes in the kernel (xfer.c: sendfile up, splice down).
 # usage: tests/bench/storage/run.sh [BUILD_DIR]   (default: build)
 # BENCH_MIB (1024), BENCH_RUNS (3, best of), BENCH_DIR (/var/tmp: the disk under test).
 # Ends with one key=value line (with the load average at the start and the end: figures
@@ -15,7 +15,8 @@ runs=${BENCH_RUNS:-3}
 command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is not installed (contrib/install-deps.sh)" >&2; exit 1; }
 sp=$build/core/storage-proxy/baic-storage-proxy
-[ -x "$sp" ] || { echo "$sp is not built" >&2; exit 1; }
+xfer=$build/tests/bench/baic-bench-xfer
+for b in "$sp" "$xfer"; do [ -x "$b" ] || { echo "$b is not built" >&2; exit 1; }; done
 
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/baic-bench-storage.XXXXXX")
 sp_pid=
@@ -113,9 +114,9 @@ up_run() { curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-O
 down_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$cport/download?token=$dtok"; }
 nput_run() { curl -sf -o /dev/null -T "$work/src.bin" "http://127.0.0.1:$nport/dav/up.bin"; }
 nget_run() { curl -sf -o "$work/dl.bin" "http://127.0.0.1:$nport/src.bin"; }
-# The same transfers with a client that moves 1 MiB blocks (xfer.py): curl writes a download
-# in ~8 KiB pieces, so to a file both servers run at curl's pace.
-X="python3 $src/tests/bench/storage/xfer.py"
+# The same transfers with a client that copies nothing through user space (xfer.c): curl
+# reads and writes every byte in small pieces, so it sets the pace for both servers.
+X=$xfer
 upx_run() { $X patch "http://127.0.0.1:$cport/upload?token=$utok" "$work/src.bin" 'Tus-Resumable:1.0.0' \
     'Upload-Offset:0' 'Content-Type:application/offset+octet-stream'; }
 downx_run() { $X get "http://127.0.0.1:$cport/download?token=$dtok" "$work/dl.bin"; }
@@ -129,7 +130,7 @@ load0=$(cut -d' ' -f1 /proc/loadavg)
 best t_cp pre_cp cp_run
 best t_cat pre_cp cat_run
 # transfers SUFFIX: upload and download through the proxy (bytes compared) and nginx, with
-# the client of the up$SUFFIX_run ... functions: "" curl, x xfer.py. Sets t_up$SUFFIX etc.
+# the client of the up$SUFFIX_run ... functions: "" curl, x xfer.c. Sets t_up$SUFFIX etc.
 transfers() {
     best "t_up$1" pre_up "up$1_run"
     cmp -s "$work/src.bin" "$work/vol/bench/0123456789abcdef0123456789abcdef/big.bin" ||
@@ -152,10 +153,10 @@ printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy upload" "$(mibs "$t_up
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT (dav)" "$(mibs "$t_nput")" "$(ratio "$t_nput" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "baic-storage-proxy download" "$(mibs "$t_down")" "$(ratio "$t_down" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET (sendfile)" "$(mibs "$t_nget")" "$(ratio "$t_nget" "$t_cp")"
-printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy upload, 1 MiB client" "$(mibs "$t_upx")" "$(ratio "$t_upx" "$t_cp")" "$(ratio "$t_upx" "$t_nputx")"
-printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT, 1 MiB client" "$(mibs "$t_nputx")" "$(ratio "$t_nputx" "$t_cp")"
-printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy download, 1 MiB client" "$(mibs "$t_downx")" "$(ratio "$t_downx" "$t_cp")" "$(ratio "$t_downx" "$t_ngetx")"
-printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET, 1 MiB client" "$(mibs "$t_ngetx")" "$(ratio "$t_ngetx" "$t_cp")"
+printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy upload, splice client" "$(mibs "$t_upx")" "$(ratio "$t_upx" "$t_cp")" "$(ratio "$t_upx" "$t_nputx")"
+printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx PUT, splice client" "$(mibs "$t_nputx")" "$(ratio "$t_nputx" "$t_cp")"
+printf '%-28s %8s MiB/s  (%s x cp, %s x nginx)\n' "proxy download, splice client" "$(mibs "$t_downx")" "$(ratio "$t_downx" "$t_cp")" "$(ratio "$t_downx" "$t_ngetx")"
+printf '%-28s %8s MiB/s  (%s x cp)\n' "nginx GET, splice client" "$(mibs "$t_ngetx")" "$(ratio "$t_ngetx" "$t_cp")"
 printf '%-28s %8s MiB/s  (%s x nginx)\n' "proxy download, /dev/null" "$(mibs "$t_down0")" "$(ratio "$t_down0" "$t_nget0")"
 printf '%-28s %8s MiB/s\n' "nginx GET, /dev/null" "$(mibs "$t_nget0")"
-echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") upload_1m_mibs=$(mibs "$t_upx") download_1m_mibs=$(mibs "$t_downx") nginx_put_1m_mibs=$(mibs "$t_nputx") nginx_get_1m_mibs=$(mibs "$t_ngetx") upload_1m_vs_cp=$(ratio "$t_upx" "$t_cp") download_1m_vs_cp=$(ratio "$t_downx" "$t_cp") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0") load_start=$load0 load_end=$load1"
+echo "storage_bench cp_mibs=$(mibs "$t_cp") cat_mibs=$(mibs "$t_cat") upload_mibs=$(mibs "$t_up") download_mibs=$(mibs "$t_down") nginx_put_mibs=$(mibs "$t_nput") nginx_get_mibs=$(mibs "$t_nget") upload_vs_cp=$(ratio "$t_up" "$t_cp") download_vs_cp=$(ratio "$t_down" "$t_cp") upload_vs_nginx=$(ratio "$t_up" "$t_nput") download_vs_nginx=$(ratio "$t_down" "$t_nget") upload_splice_mibs=$(mibs "$t_upx") download_splice_mibs=$(mibs "$t_downx") nginx_put_splice_mibs=$(mibs "$t_nputx") nginx_get_splice_mibs=$(mibs "$t_ngetx") upload_splice_vs_cp=$(ratio "$t_upx" "$t_cp") download_splice_vs_cp=$(ratio "$t_downx" "$t_cp") download_devnull_mibs=$(mibs "$t_down0") nginx_get_devnull_mibs=$(mibs "$t_nget0") load_start=$load0 load_end=$load1"
