@@ -3,6 +3,7 @@
 #ifndef BAIC_CORE_HTTP_H
 #define BAIC_CORE_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -256,6 +257,20 @@ int baic_http_stream_begin(baic_http_req_t *req, int status, const char *content
 int baic_http_stream_write(baic_http_req_t *req, const void *data, size_t len,
                            baic_http_write_cb cb, void *arg);
 int baic_http_stream_end(baic_http_req_t *req);
+/*
+ * The next len bytes of a Content-Length response taken from a file: bytes [off, off+len)
+ * of fd go out with sendfile(2) from the loop thread whenever the socket takes more, after
+ * every piece queued before them and before every piece queued after; cb as for
+ * baic_http_stream_write, and fd must stay open until it ran. The loop thread reads the
+ * file: pages not in the page cache block it, so a caller that cannot promise cached pages
+ * brings them in on a pool thread first (readahead(2)). A file shorter than off+len ends
+ * the piece with UV_EIO and closes the connection. Returns 0, UV_ENOTSUP where sendfile
+ * cannot serve (TLS, chunked or close-delimited responses: write the bytes instead; see
+ * baic_http_sendfile_ok), else as baic_http_stream_write.
+ */
+int baic_http_stream_sendfile(baic_http_req_t *req, int fd, int64_t off, size_t len,
+                              baic_http_write_cb cb, void *arg);
+bool baic_http_sendfile_ok(const baic_http_req_t *req);
 
 /* ---- WebSocket (see websocket.h for the handle's functions) ---- */
 

@@ -72,6 +72,10 @@ typedef struct http_out {
     char *tls_data;              /* ciphertext being written, malloc'd */
     baic_http_write_cb done;     /* baic_http_stream_write: runs once the piece is written */
     void *done_arg;
+    bool file;                   /* baic_http_stream_sendfile: bytes of file_fd, not bufs */
+    int file_fd;
+    int64_t file_off;
+    size_t file_left;
 } http_out_t;
 
 typedef struct {
@@ -169,6 +173,9 @@ typedef struct http_conn {
     bool body_hold;                /* a streaming body's reader paused the socket */
     bool sink_switch;              /* the next read hands the socket to the body's sink */
     uv_poll_t *sink;               /* readiness of a dup of the socket while a sink reads */
+    uv_poll_t *fpoll;              /* writability of a dup of the socket for file pieces */
+    http_out_t *fout;              /* the file piece being sent; later pieces wait */
+    bool out_blocked;              /* output waits for fout, or for writes before a file piece */
     int wpending;
     int handles_open;
     struct baic_http_req *upgrade_req; /* parsed upgrade waiting for dispatch */
@@ -207,6 +214,9 @@ struct baic_http_server {
 
 /* server.c */
 void http_conn_close(http_conn_t *c);
+/* Close callback of the connection's handles (h->data is the connection): the memory goes
+ * with the last one (handles_open). */
+void http_conn_handle_closed(uv_handle_t *h);
 void http_conn_kick(http_conn_t *c);
 void http_conn_feed(http_conn_t *c, const char *data, size_t len);
 void http_conn_resume_reading(http_conn_t *c);
@@ -222,6 +232,9 @@ int http_server_adopt(baic_http_server_t *srv, uv_stream_t *stream, bool is_pipe
 
 /* response.c */
 void http_flush(http_conn_t *c);
+/* On close: the file piece in flight ends with UV_ECANCELED once its poll handle closed
+ * (counted in handles_open). */
+void http_file_close(http_conn_t *c);
 void http_req_push(baic_http_req_t *req, http_out_t *o);
 http_out_t *http_out_heap(baic_http_req_t *req, size_t datalen, char **data);
 int http_req_fail(baic_http_req_t *req, int status, const char *slug, const char *title,

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Responses: head building, in-order output queue per connection, chunked and SSE streams. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/internal.h"
 
@@ -67,14 +71,106 @@ void http_write_cb(uv_write_t *wr, int status) {
         http_conn_close(c);
         return;
     }
+    if (c->out_blocked && c->wpending == 0 && !c->closing) {
+        c->out_blocked = false;
+        http_flush(c);
+        return;
+    }
     http_conn_kick(c);
+}
+
+/* ---- file pieces: sendfile(2) when the socket takes more ---- */
+
+static void file_finish(http_conn_t *c, int status) {
+    http_out_t *o = c->fout;
+    c->fout = NULL;
+    uv_poll_stop(c->fpoll);
+    http_write_cb(&o->wr, status);
+}
+
+static void file_cb(uv_poll_t *p, int status, int events) {
+    http_conn_t *c = p->data;
+    (void)events;
+    http_out_t *o = c->fout;
+    if (o == NULL) {
+        uv_poll_stop(p);
+        return;
+    }
+    if (status < 0) {
+        file_finish(c, status);
+        return;
+    }
+    int fd;
+    uv_fileno((uv_handle_t *)p, &fd);
+    /* At most 16 MiB per wake-up: other connections get their turn. */
+    for (int i = 0; i < 4 && o->file_left > 0; i++) {
+        off_t off = (off_t)o->file_off;
+        size_t want = o->file_left < (4u << 20) ? o->file_left : (4u << 20);
+        ssize_t n = sendfile(fd, o->file_fd, &off, want);
+        if (n > 0) {
+            o->file_off += n;
+            o->file_left -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return; /* the socket is full: wait until it takes more */
+        /* 0: the file ends before the piece does (it shrank) */
+        file_finish(c, n == 0 ? UV_EIO : uv_translate_sys_error(errno));
+        return;
+    }
+    if (o->file_left == 0)
+        file_finish(c, 0);
+}
+
+static int file_start(http_conn_t *c, http_out_t *o) {
+    if (c->fpoll == NULL) {
+        int fd, dfd;
+        if (uv_fileno(&c->h.handle, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+            return UV_EIO;
+        uv_poll_t *p = malloc(sizeof *p);
+        if (p == NULL || uv_poll_init(c->srv->loop, p, dfd) != 0) {
+            free(p);
+            close(dfd);
+            return UV_EIO;
+        }
+        p->data = c;
+        c->fpoll = p;
+    }
+    int rc = uv_poll_start(c->fpoll, UV_WRITABLE, file_cb);
+    if (rc == 0)
+        c->fout = o;
+    return rc;
+}
+
+static void fpoll_closed(uv_handle_t *h) {
+    http_conn_t *c = h->data;
+    int fd;
+    if (uv_fileno(h, &fd) == 0)
+        close(fd);
+    if (c->fout != NULL) {
+        http_out_t *o = c->fout;
+        c->fout = NULL;
+        http_write_cb(&o->wr, UV_ECANCELED);
+    }
+    c->fpoll = NULL;
+    http_conn_handle_closed(h); /* counts this handle; may free the connection */
+    free(h);
+}
+
+void http_file_close(http_conn_t *c) {
+    if (c->fpoll == NULL)
+        return;
+    c->handles_open++;
+    uv_close((uv_handle_t *)c->fpoll, fpoll_closed);
 }
 
 int http_conn_write(http_conn_t *c, http_out_t *o) {
     o->wr.data = o;
     o->conn = c;
     int rc;
-    if (c->ssl != NULL)
+    if (o->file)
+        rc = file_start(c, o);
+    else if (c->ssl != NULL)
         rc = http_tls_write(c, o);
     else
         rc = uv_write(&o->wr, &c->h.stream, o->bufs, o->nbufs, http_write_cb);
@@ -110,7 +206,14 @@ void http_flush(http_conn_t *c) {
          * is what keeps pipelined responses in request order. */
         while ((r = c->qhead) != NULL && !c->closing) {
             http_out_t *o;
+            bool blocked = false;
             while ((o = r->out_head) != NULL) {
+                /* Bytes go out in order: nothing passes a file piece being sent, and a
+                 * file piece waits for the writes before it. */
+                if (c->fout != NULL || (o->file && c->wpending > 0)) {
+                    c->out_blocked = blocked = true;
+                    break;
+                }
                 r->out_head = o->next;
                 if (r->out_head == NULL)
                     r->out_tail = NULL;
@@ -123,7 +226,7 @@ void http_flush(http_conn_t *c) {
                     return;
                 }
             }
-            if (!r->final_queued)
+            if (blocked || !r->final_queued)
                 break;
             c->qhead = r->next;
             if (c->qhead == NULL)

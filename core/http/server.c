@@ -103,9 +103,10 @@ static void server_maybe_done(baic_http_server_t *srv);
 static void sink_free(http_conn_t *c);
 static void listener_closed(uv_handle_t *h);
 
-static void conn_handle_closed(uv_handle_t *h) {
+void http_conn_handle_closed(uv_handle_t *h) {
     http_conn_t *c = h->data;
-    /* Two handles (stream and timer) close; the memory goes after the second. */
+    /* Two handles (stream and timer), three with a file sender, close; the memory goes
+     * after the last. */
     if (--c->handles_open > 0)
         return;
     baic_http_server_t *srv = c->srv;
@@ -183,8 +184,9 @@ void http_conn_close(http_conn_t *c) {
     if (c->ws != NULL)
         http_ws_conn_gone(c->ws);
     c->handles_open = 2;
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
-    uv_close(&c->h.handle, conn_handle_closed);
+    http_file_close(c);
+    uv_close((uv_handle_t *)&c->timer, http_conn_handle_closed);
+    uv_close(&c->h.handle, http_conn_handle_closed);
 }
 
 static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

@@ -177,6 +177,38 @@ int baic_http_stream_write(baic_http_req_t *r, const void *data, size_t len,
     return 0;
 }
 
+bool baic_http_sendfile_ok(const baic_http_req_t *r) {
+    return r != NULL && r->conn != NULL && r->conn->ssl == NULL && r->conn->ws == NULL &&
+           r->head_sent && !r->finished && !r->is_head && !r->chunked && r->stream_left >= 0;
+}
+
+int baic_http_stream_sendfile(baic_http_req_t *r, int fd, int64_t off, size_t len,
+                              baic_http_write_cb cb, void *arg) {
+    if (r == NULL || r->finished || !r->head_sent || r->is_head || len == 0 || fd < 0 || off < 0)
+        return UV_EINVAL;
+    if (r->aborted)
+        return UV_ECONNRESET;
+    if (!baic_http_sendfile_ok(r))
+        return UV_ENOTSUP;
+    if ((uint64_t)len > (uint64_t)r->stream_left)
+        return UV_EINVAL;
+    char *unused;
+    http_out_t *o = http_out_heap(r, 0, &unused);
+    if (o == NULL)
+        return UV_ENOMEM;
+    o->file = true;
+    o->file_fd = fd;
+    o->file_off = off;
+    o->file_left = len;
+    o->done = cb;
+    o->done_arg = arg;
+    r->stream_left -= (int64_t)len;
+    r->resp_len += len;
+    http_req_push(r, o);
+    http_flush(r->conn);
+    return 0;
+}
+
 int baic_http_stream_end(baic_http_req_t *r) {
     if (r == NULL || r->finished || !r->head_sent)
         return UV_EINVAL;

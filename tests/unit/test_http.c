@@ -323,11 +323,49 @@ static void h_sink(baic_http_req_t *req, void *arg) {
     ck_assert_int_eq(baic_http_body_sink(req, sink_move, s), 0);
 }
 
+/* GET /file/{n}: a Content-Length response of buffer and file pieces in turn ("head-",
+ * bytes [0, 20000) of the file, "-mid-", bytes [5000, 15000)), the file pieces sent with
+ * sendfile; n = 1 asks for 10 bytes past the file's end (the piece fails). */
+static char g_file_path[64];
+static unsigned char g_file_data[20000];
+
+static void file_piece_done(baic_http_req_t *req, int status, void *arg) {
+    (void)req;
+    (void)status;
+    int *fd = arg;
+    if (--fd[1] == 0) {
+        close(fd[0]);
+        free(fd);
+    }
+}
+
+static void h_file(baic_http_req_t *req, void *arg) {
+    (void)arg;
+    int past = atoi(baic_http_param(req, "n"));
+    int *fd = malloc(2 * sizeof(int));
+    ck_assert_ptr_nonnull(fd);
+    fd[0] = open(g_file_path, O_RDONLY);
+    fd[1] = 2;
+    ck_assert_int_ge(fd[0], 0);
+    ck_assert(!baic_http_sendfile_ok(req)); /* no head yet */
+    ck_assert_int_eq(baic_http_stream_begin(req, 200, "application/octet-stream",
+                                            5 + 20000 + 5 + 10000 + past * 10), 0);
+    ck_assert(baic_http_sendfile_ok(req));
+    ck_assert_int_eq(baic_http_stream_write(req, "head-", 5, NULL, NULL), 0);
+    ck_assert_int_eq(baic_http_stream_sendfile(req, fd[0], 0, 20000, file_piece_done, fd), 0);
+    ck_assert_int_eq(baic_http_stream_write(req, "-mid-", 5, NULL, NULL), 0);
+    ck_assert_int_eq(baic_http_stream_sendfile(req, fd[0], past ? 15000 : 5000,
+                                               10000 + (size_t)past * 10, file_piece_done, fd), 0);
+    ck_assert_int_eq(baic_http_stream_sendfile(req, fd[0], 0, 1, NULL, NULL), UV_EINVAL); /* past the length */
+    baic_http_stream_end(req);
+}
+
 static void add_routes(baic_http_server_t *srv) {
     ck_assert_int_eq(baic_http_route(srv, "GET", "/", h_hello, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route(srv, "GET", "/hello", h_hello, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route_stream(srv, "PUT", "/sum", h_sum, NULL), 0);
     ck_assert_int_eq(baic_http_route_stream(srv, "PUT", "/sink", h_sink, NULL), 0);
+    ck_assert_int_eq(baic_http_route(srv, "GET", "/file/{n}", h_file, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route(srv, "POST", "/echo", h_echo, NULL, 1000), 0);
     ck_assert_int_eq(baic_http_route(srv, "PUT", "/big", h_echo, NULL, 0), 0);
     ck_assert_int_eq(baic_http_route(srv, "GET", "/session/{ref}/files", h_info, NULL, 0), 0);
@@ -611,6 +649,41 @@ START_TEST(body_through_sink) {
     free(body);
     cli_close(c);
     stop();
+}
+END_TEST
+
+/* File pieces (sendfile) between buffer pieces: the bytes in order, the connection kept
+ * for the next request; a piece past the file's end closes the connection. */
+START_TEST(response_file_pieces) {
+    snprintf(g_file_path, sizeof(g_file_path), "/tmp/baic-test-http-XXXXXX");
+    int tfd = mkstemp(g_file_path);
+    ck_assert_int_ge(tfd, 0);
+    for (size_t i = 0; i < sizeof(g_file_data); i++)
+        g_file_data[i] = (unsigned char)(i * 31 + i / 251);
+    ck_assert_int_eq(write(tfd, g_file_data, sizeof(g_file_data)), (ssize_t)sizeof(g_file_data));
+    close(tfd);
+    start();
+    cli_t *c = cli_connect();
+    resp_t r;
+    for (int k = 0; k < 2; k++) {
+        SEND(c, "GET /file/0 HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_int_eq(cli_response(c, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_uint_eq(r.body_len, 30010);
+        ck_assert_int_eq(memcmp(r.body, "head-", 5), 0);
+        ck_assert_int_eq(memcmp(r.body + 5, g_file_data, 20000), 0);
+        ck_assert_int_eq(memcmp(r.body + 20005, "-mid-", 5), 0);
+        ck_assert_int_eq(memcmp(r.body + 20010, g_file_data + 5000, 10000), 0);
+    }
+    SEND(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(cli_response(c, &r), 0);
+    ck_assert_str_eq(r.body, "hello");
+    /* the file ends 10 bytes early: the answer is cut and the connection closed */
+    SEND(c, "GET /file/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(cli_response(c, &r), -1);
+    cli_close(c);
+    stop();
+    unlink(g_file_path);
 }
 END_TEST
 
@@ -1223,6 +1296,7 @@ static Suite *http_suite(void) {
     tcase_add_test(tc, keep_alive_two_requests);
     tcase_add_test(tc, body_into_handler_buffers);
     tcase_add_test(tc, body_through_sink);
+    tcase_add_test(tc, response_file_pieces);
     tcase_add_test(tc, request_accessors);
     tcase_add_test(tc, pipelining_in_order);
     tcase_add_test(tc, many_pipelined);
