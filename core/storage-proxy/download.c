@@ -15,12 +15,10 @@
 #include "log/log.h"
 #include "proxy.h"
 
-#define DL_BUF (2u << 20)
-#define DL_NBUF 2
-/* On plain connections the file goes out with sendfile in pieces of this size, each read
- * into the page cache on the thread pool first (readahead), so the loop thread that sends
- * it does not wait for the disk; one piece is sent while the next is read ahead. TLS
- * connections get the bytes read into two buffers on the pool and written from them. */
+/* The file goes out with sendfile in pieces of this size, each read into the page cache on
+ * the thread pool first (readahead), so the loop thread that sends it does not wait for
+ * the disk; one piece is sent while the next is read ahead. (The client listener is plain
+ * HTTP: sendfile always serves.) */
 #define DL_PIECE (8u << 20)
 
 int sp_archive_start(sp_t *sp, baic_http_req_t *req, int dirfd, const char *name);
@@ -33,22 +31,15 @@ typedef struct dl {
     int want_archive;
     int fd;
     int64_t end, next_read, left;  /* left: bytes not yet confirmed written */
-    char *buf[DL_NBUF];
-    size_t blen[DL_NBUF];
-    int busy[DL_NBUF];
-    uv_fs_t rreq;
     uv_work_t ra;                  /* a piece's readahead */
     int64_t ra_off;
     size_t ra_len;
-    int use_sendfile;
     size_t plen[2];                /* lengths of the pieces being sent, oldest first */
     int reading, writes, op_pending;
     int aborted, failed, ended, handed_off;
 } dl_t;
 
 static void dl_free(dl_t *d) {
-    for (int i = 0; i < DL_NBUF; i++)
-        free(d->buf[i]);
     json_decref(d->tok.claims);
     free(d);
 }
@@ -74,25 +65,14 @@ static void dl_abort(baic_http_req_t *req, void *arg) {
 
 static void dl_pump(dl_t *d);
 
-static void dl_written(baic_http_req_t *req, int status, void *arg) {
-    (void)req;
-    int i = (int)((uintptr_t)arg & 7);
-    dl_t *d = (dl_t *)((uintptr_t)arg & ~(uintptr_t)7);
-    d->writes--;
-    d->busy[i] = 0;
-    if (status < 0)
-        d->failed = 1;
-    else
-        d->left -= (int64_t)d->blen[i];
-    dl_pump(d);
-}
-
 static void dl_sent(baic_http_req_t *req, int status, void *arg) {
     dl_t *d = arg;
     (void)req;
     d->writes--;
     size_t len = d->plen[0];
     d->plen[0] = d->plen[1];
+    if (status == UV_EIO) /* the file shrank under us: the promised length cannot be met */
+        BAIC_LOG_W("download_short", "vfid=%s relpath=%s", d->tok.vfid, d->tok.relpath);
     if (status < 0)
         d->failed = 1;
     else
@@ -114,55 +94,16 @@ static void ra_done(uv_work_t *w, int status) {
         return;
     }
     int rc = baic_http_stream_sendfile(d->req, d->fd, d->ra_off, d->ra_len, dl_sent, d);
-    if (rc == UV_ENOTSUP) {
-        d->use_sendfile = 0; /* the piece goes through the buffers */
-        dl_pump(d);
-        return;
-    }
     if (rc != 0) {
+        if (rc != UV_ECONNRESET)
+            BAIC_LOG_W("download_failed", "vfid=%s relpath=%s error=%s", d->tok.vfid,
+                       d->tok.relpath, uv_err_name(rc));
         d->failed = 1;
         dl_maybe_done(d);
         return;
     }
     d->plen[d->writes++] = d->ra_len;
     d->next_read += (int64_t)d->ra_len;
-    dl_pump(d);
-}
-
-static void dl_read_done(uv_fs_t *fr) {
-    dl_t *d = fr->data;
-    ssize_t n = fr->result;
-    uv_fs_req_cleanup(fr);
-    d->reading = 0;
-    int i = 0;
-    while (i < DL_NBUF && d->busy[i] != 1)
-        i++;
-    if (d->aborted || d->failed || i == DL_NBUF) {
-        if (i < DL_NBUF)
-            d->busy[i] = 0;
-        dl_maybe_done(d);
-        return;
-    }
-    if (n <= 0) {
-        /* The file shrank under us: the promised length cannot be met. */
-        BAIC_LOG_W("download_short", "vfid=%s relpath=%s", d->tok.vfid, d->tok.relpath);
-        d->busy[i] = 0;
-        d->failed = 1;
-        dl_maybe_done(d);
-        return;
-    }
-    d->next_read += n;
-    d->blen[i] = (size_t)n;
-    d->busy[i] = 2;
-    d->writes++;
-    if (baic_http_stream_write(d->req, d->buf[i], (size_t)n, dl_written,
-                               (void *)((uintptr_t)d | (uintptr_t)i)) != 0) {
-        d->writes--;
-        d->busy[i] = 0;
-        d->failed = 1;
-        dl_maybe_done(d);
-        return;
-    }
     dl_pump(d);
 }
 
@@ -179,40 +120,17 @@ static void dl_pump(dl_t *d) {
     }
     if (d->reading || d->next_read >= d->end)
         return;
-    if (d->use_sendfile) {
-        if (d->writes >= 2)
-            return;
-        int64_t want = d->end - d->next_read;
-        d->ra_off = d->next_read;
-        d->ra_len = want < DL_PIECE ? (size_t)want : DL_PIECE;
-        d->ra.data = d;
-        if (uv_queue_work(d->sp->uv, &d->ra, ra_work, ra_done) != 0) {
-            d->failed = 1;
-            dl_maybe_done(d);
-            return;
-        }
-        d->reading = 1;
+    if (d->writes >= 2)
         return;
-    }
-    int i = 0;
-    while (i < DL_NBUF && d->busy[i] != 0)
-        i++;
-    if (i == DL_NBUF)
-        return;
-    if (d->buf[i] == NULL && (d->buf[i] = malloc(DL_BUF)) == NULL) {
-        d->failed = 1;
-        dl_maybe_done(d);
-        return;
-    }
     int64_t want = d->end - d->next_read;
-    uv_buf_t b = uv_buf_init(d->buf[i], (unsigned)(want < DL_BUF ? want : DL_BUF));
-    d->rreq.data = d;
-    if (uv_fs_read(d->sp->uv, &d->rreq, d->fd, &b, 1, d->next_read, dl_read_done) != 0) {
+    d->ra_off = d->next_read;
+    d->ra_len = want < DL_PIECE ? (size_t)want : DL_PIECE;
+    d->ra.data = d;
+    if (uv_queue_work(d->sp->uv, &d->ra, ra_work, ra_done) != 0) {
         d->failed = 1;
         dl_maybe_done(d);
         return;
     }
-    d->busy[i] = 1;
     d->reading = 1;
 }
 
@@ -369,7 +287,6 @@ static void dl_opened(void *arg, int status, int fd) {
     d->next_read = from;
     d->end = from + len;
     d->left = len;
-    d->use_sendfile = baic_http_sendfile_ok(d->req);
     if (strcmp(baic_http_method(d->req), "HEAD") == 0)
         d->left = 0, d->end = d->next_read;
     dl_pump(d);
