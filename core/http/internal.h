@@ -217,6 +217,10 @@ void http_conn_close(http_conn_t *c);
 /* Close callback of the connection's handles (h->data is the connection): the memory goes
  * with the last one (handles_open). */
 void http_conn_handle_closed(uv_handle_t *h);
+/* A poll handle (malloc'd, data = c) on a duplicate of the connection's socket, so that
+ * readiness can be watched beside libuv's own watcher of the descriptor; NULL on failure.
+ * Its close callback closes the duplicate (uv_fileno) and frees it. */
+uv_poll_t *http_conn_dup_poll(http_conn_t *c);
 void http_conn_kick(http_conn_t *c);
 void http_conn_feed(http_conn_t *c, const char *data, size_t len);
 void http_conn_resume_reading(http_conn_t *c);

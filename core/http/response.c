@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Responses: head building, in-order output queue per connection, chunked and SSE streams. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,19 +122,8 @@ static void file_cb(uv_poll_t *p, int status, int events) {
 }
 
 static int file_start(http_conn_t *c, http_out_t *o) {
-    if (c->fpoll == NULL) {
-        int fd, dfd;
-        if (uv_fileno(&c->h.handle, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-            return UV_EIO;
-        uv_poll_t *p = malloc(sizeof *p);
-        if (p == NULL || uv_poll_init(c->srv->loop, p, dfd) != 0) {
-            free(p);
-            close(dfd);
-            return UV_EIO;
-        }
-        p->data = c;
-        c->fpoll = p;
-    }
+    if (c->fpoll == NULL && (c->fpoll = http_conn_dup_poll(c)) == NULL)
+        return UV_EIO;
     int rc = uv_poll_start(c->fpoll, UV_WRITABLE, file_cb);
     if (rc == 0)
         c->fout = o;

@@ -269,20 +269,23 @@ static void sink_cb(uv_poll_t *p, int status, int events) {
     }
 }
 
-static int sink_start(http_conn_t *c) {
-    if (c->sink == NULL) {
-        int fd, dfd;
-        if (uv_fileno(&c->h.handle, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
-            return UV_ENOTSUP;
-        uv_poll_t *p = malloc(sizeof *p);
-        if (p == NULL || uv_poll_init(c->srv->loop, p, dfd) != 0) {
-            free(p);
-            close(dfd);
-            return UV_ENOTSUP;
-        }
-        p->data = c;
-        c->sink = p;
+uv_poll_t *http_conn_dup_poll(http_conn_t *c) {
+    int fd, dfd;
+    if (uv_fileno(&c->h.handle, &fd) != 0 || (dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0)
+        return NULL;
+    uv_poll_t *p = malloc(sizeof *p);
+    if (p == NULL || uv_poll_init(c->srv->loop, p, dfd) != 0) {
+        free(p);
+        close(dfd);
+        return NULL;
     }
+    p->data = c;
+    return p;
+}
+
+static int sink_start(http_conn_t *c) {
+    if (c->sink == NULL && (c->sink = http_conn_dup_poll(c)) == NULL)
+        return UV_ENOTSUP;
     return uv_poll_start(c->sink, UV_READABLE, sink_cb);
 }
 
