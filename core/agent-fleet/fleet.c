@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include <uv.h>
 
 #include "auth/cluster.h"
+#include "config/daemon.h"
 #include "events/bus.h"
 #include "http/http.h"
 #include "log/log.h"
@@ -316,17 +316,6 @@ static void h_kernels(baic_http_req_t *req, void *arg) {
 
 /* ---- start and stop ---- */
 
-static int open_files(unsigned want) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -errno;
-    if (rl.rlim_cur >= want)
-        return 0;
-    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -errno;
-    return rl.rlim_cur >= want ? 0 : -EMFILE;
-}
 
 static void on_shutdown(baic_loop_t *loop, int signum, void *arg) {
     (void)loop;
@@ -431,7 +420,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "baic-agent-fleet: --redis HOST:PORT\n");
         return 2;
     }
-    if (open_files((unsigned)f.n * 2 + 256) != 0) {
+    if (baic_daemon_open_files((unsigned)f.n * 2 + 256) != 0) {
         fprintf(stderr, "baic-agent-fleet: cannot raise the open-file limit to %d\n", f.n * 2 + 256);
         return 1;
     }

@@ -2,8 +2,10 @@
 /* Config file lookup, loading and logged getters shared by baic-manager, -agent and -storage-proxy. */
 #include "config/daemon.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -52,4 +54,16 @@ int baic_cfg_int(const json_t *root, const char *path, long long def, long long 
     if (rc != 0)
         BAIC_LOG_E("config_error", "msg=\"%s\"", err);
     return rc;
+}
+
+int baic_daemon_open_files(unsigned want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    if (rl.rlim_cur >= want)
+        return 0;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -errno;
+    return rl.rlim_cur >= want ? 0 : -EMFILE;
 }

@@ -20,6 +20,10 @@ const char *baic_daemon_config_path(const char *env, const char *file);
 int baic_daemon_config_load(const char *prog, const char *path, const char *section,
                             json_t **out);
 
+/* Raises the soft limit on open files to at least want (up to the hard limit). Returns 0
+ * when the limit is want or more, else a negative errno (-EMFILE: the hard limit is lower). */
+int baic_daemon_open_files(unsigned want);
+
 /* baic_config_get_string / _int that log a config_error line instead of taking a
  * buffer; same returns. */
 int baic_cfg_str(const json_t *root, const char *path, const char *def, const char **out);

@@ -17,6 +17,8 @@
 #include "registry/registry.h"
 #include "util/strerror.h"
 
+#define SP_CLIENT_CONNS 1024
+
 sp_volume_t *sp_volume_find(sp_t *sp, const char *name) {
     for (size_t i = 0; name != NULL && i < sp->nvols; i++)
         if (strcmp(sp->vols[i].name, name) == 0 && sp->vols[i].vol != NULL)
@@ -245,7 +247,12 @@ int sp_serve(json_t *config) {
         BAIC_LOG_E("listen_failed", "addr=%s error=\"%s\"", sp->listen_manager, baic_strerror(rc));
         goto fail;
     }
-    baic_http_config_t cc = {.listen = sp->listen_client, .max_connections = 1024,
+    /* An upload on a plain connection holds its socket, a duplicate of it, the file and
+     * four pipes (eleven descriptors): room for every client connection doing one. */
+    if (baic_daemon_open_files(SP_CLIENT_CONNS * 11 + 1024) != 0)
+        BAIC_LOG_W("open_files_limit", "want=%d: uploads past the limit read through buffers",
+                   SP_CLIENT_CONNS * 11 + 1024);
+    baic_http_config_t cc = {.listen = sp->listen_client, .max_connections = SP_CLIENT_CONNS,
                              .server_name = "baic-storage-proxy", .read_timeout_ms = 60000};
     if ((rc = baic_http_server_new(sp->uv, &cc, &sp->cli_http)) != 0) {
         BAIC_LOG_E("listen_failed", "addr=%s error=\"%s\"", sp->listen_client, baic_strerror(rc));
