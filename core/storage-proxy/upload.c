@@ -337,6 +337,12 @@ static void vol_wrote(sp_upload_t *u, uint64_t ns) {
     }
 }
 
+/* On the loop only for a lone upload: concurrent ones spread their copies over the pool's
+ * threads (and so over the cores), which one loop thread cannot. */
+static int up_write_here(const sp_upload_t *u) {
+    return u->v->write_on_loop && u->sp->uploads == u && u->next == NULL;
+}
+
 static void up_write_failed(sp_upload_t *u, ssize_t res) {
     char msg[160];
     snprintf(msg, sizeof msg, "writing the file failed: %s", uv_strerror((int)res));
@@ -565,7 +571,7 @@ static ssize_t up_sink(baic_http_req_t *req, int fd, size_t max, void *arg) {
 static int pipe_submit(sp_upload_t *u) {
     u->work.data = u;
     u->writing = 1;
-    if (u->v->write_on_loop) {
+    if (up_write_here(u)) {
         pipe_work(&u->work);
         pipe_wrote(&u->work, 0);
         return 0;
@@ -582,7 +588,7 @@ static int up_submit(sp_upload_t *u) {
     u->wreq.data = u;
     u->writing = 1;
     u->wt0 = uv_hrtime();
-    if (u->v->write_on_loop) {
+    if (up_write_here(u)) {
         uv_fs_write(u->sp->uv, &u->wreq, u->fd, &b, 1, u->wpos, NULL); /* no callback: now */
         up_wrote(&u->wreq);
         return 0;
