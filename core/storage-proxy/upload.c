@@ -379,37 +379,47 @@ static void up_wrote(uv_fs_t *fr) {
 
 /* ---- the body through pipes ---- */
 
-/* Pool thread: len bytes from the pipe to the file at off; len or -errno. A file system
- * that cannot splice gets them through a buffer. */
+/* Up to UP_MIN_READ bytes from the pipe to the file at off through a buffer, for a file
+ * system that cannot splice; how many, or -errno. */
+static ssize_t pipe_copy(int pr, int fd, int64_t off, size_t len, char *b) {
+    ssize_t n;
+    do
+        n = read(pr, b, len < UP_MIN_READ ? len : UP_MIN_READ);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 ? -errno : -EIO;
+    for (ssize_t w = 0; w < n;) {
+        ssize_t k = pwrite(fd, b + w, (size_t)(n - w), off + w);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO; /* the pipe's bytes are lost: the upload fails */
+        w += k;
+    }
+    return n;
+}
+
+/* Pool thread (or the loop, see up_write_here): len bytes from the pipe to the file at
+ * off; len or -errno. */
 static ssize_t pipe_to_file(int pr, int fd, int64_t off, size_t len) {
     size_t done = 0;
     char *b = NULL;
     while (done < len) {
         ssize_t n;
-        if (b == NULL) {
+        if (b != NULL) {
+            n = pipe_copy(pr, fd, off + (int64_t)done, len - done, b);
+        } else {
             loff_t o = off + (loff_t)done;
             n = splice(pr, NULL, fd, &o, len - done, SPLICE_F_MOVE);
-            if (n < 0 && errno == EINVAL) {
-                if ((b = malloc(UP_MIN_READ)) == NULL)
-                    return -ENOMEM;
-                continue;
-            }
-        } else {
-            size_t want = len - done < UP_MIN_READ ? len - done : UP_MIN_READ;
-            n = read(pr, b, want);
-            for (ssize_t w = 0, k; n > 0 && w < n; w += k)
-                if ((k = pwrite(fd, b + w, (size_t)(n - w), off + (int64_t)done + w)) <= 0) {
-                    n = k < 0 ? -1 : 0;
-                    if (k == 0)
-                        errno = EIO;
-                }
+            if (n < 0 && (errno == EINTR ||
+                          (errno == EINVAL && (b = malloc(UP_MIN_READ)) != NULL)))
+                continue; /* interrupted; or no splice into this file system */
+            if (n <= 0)
+                n = n < 0 ? -errno : -EIO;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
+        if (n < 0) {
             free(b);
-            return -e;
+            return n;
         }
         done += (size_t)n;
     }
