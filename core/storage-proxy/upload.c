@@ -27,15 +27,16 @@
 #define UP_SLACK (256u << 10)
 #define UP_MIN_READ (64u << 10)    /* less room than this: read into the server's buffer */
 #define UP_DIR ".upload"
-/* Plain bodies skip user space: the loop splices the socket into a ring of pipes and the
- * thread pool splices each pipe into the file (one copy, socket pages to the page cache). */
+/* Plain bodies skip user space: the loop splices the socket into a ring of pipes and each
+ * pipe is spliced into the file (one copy, socket pages to the page cache; where the
+ * writes run: up_write_here). */
 #define UP_NPIPE 4
 #define UP_PIPE (1u << 20)
 
 typedef struct {
     int r, w;                      /* cap 0: not open */
     size_t fill, cap;
-    int full;                      /* takes no more: written next */
+    int full;                      /* takes no more (set when fill reaches cap): written next */
 } up_pipe_t;
 
 typedef struct sp_upload {
@@ -440,12 +441,11 @@ static void pipe_wrote(uv_work_t *w, int status) {
     up_pipe_t *p = &u->pipe[u->pwr];
     u->writing = 0;
     ssize_t res = status < 0 ? status : u->wres;
-    if (res >= 0)
-        vol_wrote(u, u->wns);
     if (res < 0) {
         up_write_failed(u, res);
         return;
     }
+    vol_wrote(u, u->wns);
     u->wpos += res;
     p->fill = 0;
     p->full = 0;
@@ -484,16 +484,16 @@ static void up_pause(sp_upload_t *u) {
     }
 }
 
+/* The pipe being filled takes no more and the next one still holds data. */
+static int pipes_full(const sp_upload_t *u) {
+    return u->pipe[u->pcur].full && u->pipe[(u->pcur + 1) % UP_NPIPE].fill > 0;
+}
+
 /* Room for more of the body: in the buffer being filled, and in a pipe. */
 static int up_room(const sp_upload_t *u) {
-    if (u->fill[u->cur] >= UP_BUF)
+    if (u->fill[u->cur] >= UP_BUF || pipes_full(u))
         return 0;
-    if (u->sink_wait && (bufs_hold_data(u) || u->writing))
-        return 0;
-    const up_pipe_t *p = &u->pipe[u->pcur];
-    if (p->fill > 0 && (p->full || p->fill >= p->cap) && u->pipe[(u->pcur + 1) % UP_NPIPE].fill > 0)
-        return 0;
-    return 1;
+    return !u->sink_wait || (!bufs_hold_data(u) && !u->writing);
 }
 
 /* The checks every piece of the body passes; 0, or the upload failed. */
@@ -533,16 +533,13 @@ static ssize_t up_sink(baic_http_req_t *req, int fd, size_t max, void *arg) {
             return UV_ENOTSUP;
         }
     }
-    up_pipe_t *p = &u->pipe[u->pcur];
-    if (p->fill > 0 && (p->full || p->fill >= p->cap)) {
-        int next = (u->pcur + 1) % UP_NPIPE;
-        if (u->pipe[next].fill > 0) {
-            up_pause(u); /* every pipe holds data: the disk is behind */
-            return UV_EAGAIN;
-        }
-        u->pcur = next;
-        p = &u->pipe[next];
+    if (pipes_full(u)) {
+        up_pause(u); /* every pipe holds data: the disk is behind */
+        return UV_EAGAIN;
     }
+    if (u->pipe[u->pcur].full)
+        u->pcur = (u->pcur + 1) % UP_NPIPE;
+    up_pipe_t *p = &u->pipe[u->pcur];
     size_t len = p->cap - p->fill;
     if (len > max)
         len = max;
