@@ -171,7 +171,6 @@ typedef struct http_conn {
     bool in_flush, flush_again;
     bool in_feed;
     bool body_hold;                /* a streaming body's reader paused the socket */
-    bool sink_switch;              /* the next read hands the socket to the body's sink */
     uv_poll_t *sink;               /* readiness of a dup of the socket while a sink reads */
     uv_poll_t *fpoll;              /* writability of a dup of the socket for file pieces */
     http_out_t *fout;              /* the file piece being sent; later pieces wait */
@@ -218,9 +217,11 @@ void http_conn_close(http_conn_t *c);
  * with the last one (handles_open). */
 void http_conn_handle_closed(uv_handle_t *h);
 /* A poll handle (malloc'd, data = c) on a duplicate of the connection's socket, so that
- * readiness can be watched beside libuv's own watcher of the descriptor; NULL on failure.
- * Its close callback closes the duplicate (uv_fileno) and frees it. */
+ * readiness can be watched beside libuv's own watcher of the descriptor (libuv allows
+ * one per descriptor); NULL on failure. */
 uv_poll_t *http_conn_dup_poll(http_conn_t *c);
+/* Closes such a handle's duplicate and frees it: its close callback, or the end of one. */
+void http_dup_poll_release(uv_handle_t *h);
 void http_conn_kick(http_conn_t *c);
 void http_conn_feed(http_conn_t *c, const char *data, size_t len);
 void http_conn_resume_reading(http_conn_t *c);

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "http/internal.h"
 
@@ -90,11 +89,7 @@ static void file_finish(http_conn_t *c, int status) {
 static void file_cb(uv_poll_t *p, int status, int events) {
     http_conn_t *c = p->data;
     (void)events;
-    http_out_t *o = c->fout;
-    if (o == NULL) {
-        uv_poll_stop(p);
-        return;
-    }
+    http_out_t *o = c->fout; /* set while the poll runs (file_start, file_finish) */
     if (status < 0) {
         file_finish(c, status);
         return;
@@ -132,9 +127,6 @@ static int file_start(http_conn_t *c, http_out_t *o) {
 
 static void fpoll_closed(uv_handle_t *h) {
     http_conn_t *c = h->data;
-    int fd;
-    if (uv_fileno(h, &fd) == 0)
-        close(fd);
     if (c->fout != NULL) {
         http_out_t *o = c->fout;
         c->fout = NULL;
@@ -142,7 +134,7 @@ static void fpoll_closed(uv_handle_t *h) {
     }
     c->fpoll = NULL;
     http_conn_handle_closed(h); /* counts this handle; may free the connection */
-    free(h);
+    http_dup_poll_release(h);
 }
 
 void http_file_close(http_conn_t *c) {

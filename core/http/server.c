@@ -205,18 +205,11 @@ static bool body_direct(http_conn_t *c, baic_http_req_t *r) {
 
 /* ---- bodies moved by the handler's sink ---- */
 
-/* The sink reads a dup of the socket, watched by its own poll handle: libuv allows one
- * watcher per descriptor, and the stream's stays as it is for when reading comes back. */
-static void sink_closed(uv_handle_t *h) {
-    int fd;
-    if (uv_fileno(h, &fd) == 0)
-        close(fd);
-    free(h);
-}
-
+/* The sink reads a dup of the socket, watched by its own poll handle (http_conn_dup_poll):
+ * the stream's watcher stays as it is for when reading comes back. */
 static void sink_free(http_conn_t *c) {
     if (c->sink != NULL) {
-        uv_close((uv_handle_t *)c->sink, sink_closed);
+        uv_close((uv_handle_t *)c->sink, http_dup_poll_release);
         c->sink = NULL;
     }
 }
@@ -283,6 +276,13 @@ uv_poll_t *http_conn_dup_poll(http_conn_t *c) {
     return p;
 }
 
+void http_dup_poll_release(uv_handle_t *h) {
+    int fd;
+    if (uv_fileno(h, &fd) == 0)
+        close(fd);
+    free(h);
+}
+
 static int sink_start(http_conn_t *c) {
     if (c->sink == NULL && (c->sink = http_conn_dup_poll(c)) == NULL)
         return UV_ENOTSUP;
@@ -300,8 +300,8 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     baic_http_req_t *r = c->cur;
     if (r != NULL && r->body_sink_cb != NULL && c->parser.content_length > 1 && body_direct(c, r)) {
-        /* No buffer: read_cb gets UV_ENOBUFS and hands the socket to the sink. */
-        c->sink_switch = true;
+        /* No buffer (the only case): read_cb gets UV_ENOBUFS and hands the socket to the
+         * sink. */
         *buf = uv_buf_init(NULL, 0);
         return;
     }
@@ -727,8 +727,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     http_conn_t *c = s->data;
     if (nread == 0)
         return;
-    if (nread == UV_ENOBUFS && c->sink_switch) {
-        c->sink_switch = false;
+    if (nread == UV_ENOBUFS) { /* alloc_cb's way of handing the body to the sink */
         uv_read_stop(&c->h.stream);
         if (sink_start(c) != 0) {
             if (c->cur != NULL)
