@@ -959,8 +959,9 @@ static void sweep(baic_sched_t *s) {
  * read of a round. The scheduler keeps the sums in memory instead (per agent, per keypair
  * and resource group, and per keypair, user, project and domain for the predicates, with
  * the live sessions per keypair) and adds its own placements on commit. Every placement
- * anywhere goes through a round under the advisory lock, so the cache can only overstate occupancy (kernels freed since), never understate
- * it, as long as no other manager placed meanwhile: each placing round writes a stamp
+ * anywhere goes through a round under the advisory lock, so the cache can only overstate
+ * occupancy (kernels freed since), never understate it, as long as no other manager
+ * placed meanwhile: each placing round writes a stamp
  * (manager, sequence) into shared_config, and a round that finds someone else's stamp
  * rebuilds. It also rebuilds when the cache is older than manager.scheduler_cache_ms
  * (default 5000; 0 = every round), after a failed commit, and right after a round on cached
