@@ -3,6 +3,7 @@
 #ifndef BAIC_PLUGINS_SCHED_COMMON_H
 #define BAIC_PLUGINS_SCHED_COMMON_H
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,9 +40,18 @@ static inline int sched_cmp_newest(const void *a, const void *b) {
     return strcmp(y->id ? y->id : "", x->id ? x->id : "");
 }
 
-/* Sorted references to the candidates; *out is malloc'd (NULL when n == 0). */
+/* Whether the host promises cands in queue order (ABI 1.3; an older host does not). */
+static inline int sched_queue_ordered(const baic_sched_context_t *ctx) {
+    return ctx->size >= offsetof(baic_sched_context_t, queue_order) + sizeof ctx->queue_order &&
+           ctx->queue_order;
+}
+
+/* Sorted references to the candidates; *out is malloc'd (NULL when n == 0). ordered:
+ * the host gave them in sched_cmp_oldest's order (sched_queue_ordered), which then
+ * needs no compare at all. */
 static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t n,
-                        int (*cmp)(const void *, const void *), sched_ref_t **out) {
+                               int (*cmp)(const void *, const void *), int ordered,
+                               sched_ref_t **out) {
     *out = NULL;
     if (n == 0)
         return 0;
@@ -51,6 +61,10 @@ static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t 
     for (size_t i = 0; i < n; i++) {
         refs[i].s = cands[i];
         refs[i].index = i;
+    }
+    if (ordered && cmp == sched_cmp_oldest) {
+        *out = refs;
+        return 0;
     }
     /* The host usually hands them over in this order already (one check, no sort). */
     size_t i = 1;

@@ -18,8 +18,12 @@ typedef struct sel_work {
     size_t n_agents;
     const char **names;
     size_t n_names;
-    int64_t *extra; /* n_agents * n_names */
+    int64_t *extra; /* n_agents * n_names; NULL while nothing was given (one agent for all) */
 } sel_work_t;
+
+static inline int64_t sel_extra(const sel_work_t *w, size_t a, size_t j) {
+    return w->extra != NULL ? w->extra[a * w->n_names + j] : 0;
+}
 
 /* Chooses among the agents that fit need (n_names values) and arch; SEL_NONE if none. */
 typedef size_t (*sel_choose_fn)(void *pst, const sel_work_t *w, const int64_t *need,
@@ -27,7 +31,7 @@ typedef size_t (*sel_choose_fn)(void *pst, const sel_work_t *w, const int64_t *n
 
 static inline int sel_fits(const sel_work_t *w, size_t a, const int64_t *need, const char *arch) {
     const baic_sel_agent_t *ag = w->agents[a];
-    if (arch != NULL && *arch != '\0' &&
+    if (arch != NULL && *arch != '\0' && ag->architecture != arch &&
         (ag->architecture == NULL || strcmp(ag->architecture, arch) != 0))
         return 0;
     for (size_t j = 0; j < w->n_names; j++) {
@@ -36,7 +40,7 @@ static inline int sel_fits(const sel_work_t *w, size_t a, const int64_t *need, c
         int64_t cap, used;
         baic_slots_get(&ag->available, w->names[j], &cap);
         baic_slots_get(&ag->occupied, w->names[j], &used);
-        used += w->extra[a * w->n_names + j];
+        used += sel_extra(w, a, j);
         if (used > cap || need[j] > cap - used)
             return 0;
     }
@@ -52,7 +56,7 @@ static inline double sel_utilisation(const sel_work_t *w, size_t a) {
         int64_t cap, used;
         baic_slots_get(&ag->available, w->names[j], &cap);
         baic_slots_get(&ag->occupied, w->names[j], &used);
-        used += w->extra[a * w->n_names + j];
+        used += sel_extra(w, a, j);
         if (cap > 0)
             u += (double)used / (double)cap;
     }
@@ -132,11 +136,14 @@ static inline int sel_assign(const baic_sel_request_t *req, const baic_sel_agent
     for (size_t k = 0; k < req->n_kernels; k++)
         max_names += req->kernels[k]->requested.count;
     sel_work_t w = {agents, n_agents, NULL, 0, NULL};
-    w.names = calloc(max_names + 1, sizeof *w.names);
-    w.extra = calloc(n_agents * (max_names + 1) + 1, sizeof *w.extra);
-    int64_t *need = calloc(max_names + 1, sizeof *need);
+    /* Called once per session placed, over every agent: no allocation when few names. */
+    const char *names_here[16];
+    int64_t need_here[16] = {0};
+    int small = max_names < 16;
+    w.names = small ? names_here : calloc(max_names + 1, sizeof *w.names);
+    int64_t *need = small ? need_here : calloc(max_names + 1, sizeof *need);
     int rc = 0;
-    if (w.names == NULL || w.extra == NULL || need == NULL) {
+    if (w.names == NULL || need == NULL) {
         rc = UV_ENOMEM;
         goto out;
     }
@@ -166,6 +173,11 @@ static inline int sel_assign(const baic_sel_request_t *req, const baic_sel_agent
         for (size_t k = 0; k < req->n_kernels; k++)
             chosen[k] = a;
     } else {
+        w.extra = calloc(n_agents * (w.n_names + 1) + 1, sizeof *w.extra);
+        if (w.extra == NULL) {
+            rc = UV_ENOMEM;
+            goto out;
+        }
         for (size_t k = 0; k < req->n_kernels; k++) {
             memset(need, 0, w.n_names * sizeof *need);
             sel_need_add(&w, need, &req->kernels[k]->requested);
@@ -180,9 +192,11 @@ static inline int sel_assign(const baic_sel_request_t *req, const baic_sel_agent
         }
     }
 out:
-    free(w.names);
+    if (!small) {
+        free(w.names);
+        free(need);
+    }
     free(w.extra);
-    free(need);
     return rc;
 }
 

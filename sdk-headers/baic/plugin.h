@@ -25,10 +25,11 @@ extern "C" {
  *   1.0  first table set
  *   1.1  host: now_ms, strerror, http_serve/http_stop; compute: describe_device
  *   1.2  storage: health
+ *   1.3  scheduler context: queue_order
  */
 #define BAIC_PLUGIN_MAGIC 0x43494142u /* "BAIC" read as little-endian bytes */
 #define BAIC_ABI_MAJOR 1
-#define BAIC_ABI_MINOR 2
+#define BAIC_ABI_MINOR 3
 
 typedef enum baic_plugin_kind {
     BAIC_KIND_SCHEDULER = 1,

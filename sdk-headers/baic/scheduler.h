@@ -67,6 +67,14 @@ typedef struct baic_sched_context {
     const baic_sched_occupancy_t *const *keypairs; /* one per keypair with occupancy > 0 */
     size_t n_keypairs;
     int64_t now_ms;         /* wall clock, ms since the epoch */
+    /* ---- ABI 1.3 ---- */
+    /*
+     * 1 when cands come in queue order: priority high to low, then enqueue time,
+     * creation time and id ascending, compared at the host's precision (finer than
+     * the _ms members), so that a plugin need not sort or check them on every call;
+     * 0 for no promise.
+     */
+    uint32_t queue_order;
 } baic_sched_context_t;
 
 /* "Nothing should start now" from pick. */
@@ -79,7 +87,8 @@ typedef struct baic_scheduler_ops {
      * pick (mandatory): chooses the next session to place.
      *   state   the plugin's state from init
      *   ctx     the group's capacity and occupancy; borrowed for the call
-     *   cands   n pointers to pending sessions, in no promised order; borrowed
+     *   cands   n pointers to pending sessions, in no promised order unless
+     *           ctx->queue_order says so; borrowed
      *   picked  out: an index into cands, or BAIC_SCHED_NONE; must not name a
      *           candidate flagged BAIC_SCHED_CAND_TRIED
      * Returns 0 (with *picked set), or a negative code (the host logs it and

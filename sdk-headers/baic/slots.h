@@ -59,10 +59,12 @@ typedef struct baic_slots {
 } baic_slots_t;
 
 /* Looks up name: *out = its value, or 0 when absent. Returns 0, or BAIC_ENOT_FOUND
- * when the vector has no such entry (*out is still set to 0). */
+ * when the vector has no such entry (*out is still set to 0). The host passes the
+ * same pointer for a name in all the vectors of one call, so a pointer match is
+ * tried before the string compare. */
 static inline int baic_slots_get(const baic_slots_t *s, const char *name, int64_t *out) {
     for (size_t i = 0; s != NULL && i < s->count; i++) {
-        if (strcmp(s->v[i].name, name) == 0) {
+        if (s->v[i].name == name || strcmp(s->v[i].name, name) == 0) {
             *out = s->v[i].value;
             return 0;
         }

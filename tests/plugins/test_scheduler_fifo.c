@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* scheduler/fifo: oldest first, skipping a head that does not fit, with a starvation bound. */
+#include <stddef.h>
 #include <string.h>
 
 #include "test_scheduler_fixture.h"
@@ -22,6 +23,33 @@ START_TEST(oldest_first) {
     /* Priority comes before age. */
     a.s.priority = 20;
     ck_assert_str_eq(sf_pick(ops, st, &ctx, cands, 3), "a");
+    baic_mock_host_free(m);
+}
+END_TEST
+
+/*
+ * ABI 1.3: a host that says its candidates come in queue order is believed (it orders
+ * at a finer precision than the _ms members); without the promise, or from a host
+ * whose context predates the member, the plugin orders them itself.
+ */
+START_TEST(queue_order_promise) {
+    const baic_scheduler_ops_t *ops;
+    void *st;
+    baic_mock_host_t *m = sf_load("fifo", NULL, &ops, &st);
+    sf_context_t ctx;
+    sf_context(&ctx, 8, 16 * GIB, 0, 0);
+    sf_session_t a, b;
+    sf_session(&a, "a", "AK1", 1, GIB, 100); /* same millisecond: the host saw a first */
+    sf_session(&b, "b", "AK1", 1, GIB, 100);
+    a.s.id = "zz"; /* ... though its id sorts after b's */
+    const baic_sched_session_t *cands[] = {&a.s, &b.s};
+    ctx.c.queue_order = 1;
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, cands, 2), "zz");
+    ctx.c.queue_order = 0;
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, cands, 2), "b");
+    ctx.c.queue_order = 1;
+    ctx.c.size = (uint32_t)offsetof(baic_sched_context_t, queue_order);
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, cands, 2), "b");
     baic_mock_host_free(m);
 }
 END_TEST
@@ -177,6 +205,7 @@ static Suite *fifo_suite(void) {
     Suite *s = suite_create("scheduler_fifo");
     BAIC_TCASE(s, tc, "fifo", 30);
     tcase_add_test(tc, oldest_first);
+    tcase_add_test(tc, queue_order_promise);
     tcase_add_test(tc, skips_head_that_does_not_fit);
     tcase_add_test(tc, starvation_bound);
     tcase_add_test(tc, default_bound_is_ten);

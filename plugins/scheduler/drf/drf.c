@@ -74,7 +74,7 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
     drf_state_t *st = state;
     sched_ref_t *refs;
     *picked = BAIC_SCHED_NONE;
-    int rc = sched_sorted(cands, n, sched_cmp_oldest, &refs);
+    int rc = sched_sorted(cands, n, sched_cmp_oldest, sched_queue_ordered(ctx), &refs);
     if (rc != 0)
         return rc;
     const baic_sched_session_t *best = NULL;

@@ -63,7 +63,7 @@ static int fifo_pick(void *state, const baic_sched_context_t *ctx,
     fifo_state_t *st = state;
     sched_ref_t *refs;
     *picked = BAIC_SCHED_NONE;
-    int rc = sched_sorted(cands, n, sched_cmp_oldest, &refs);
+    int rc = sched_sorted(cands, n, sched_cmp_oldest, sched_queue_ordered(ctx), &refs);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {

@@ -29,7 +29,7 @@ static int lifo_pick(void *state, const baic_sched_context_t *ctx,
                      const baic_sched_session_t *const *cands, size_t n, size_t *picked) {
     sched_ref_t *refs;
     *picked = BAIC_SCHED_NONE;
-    int rc = sched_sorted(cands, n, sched_cmp_newest, &refs);
+    int rc = sched_sorted(cands, n, sched_cmp_newest, sched_queue_ordered(ctx), &refs);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
