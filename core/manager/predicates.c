@@ -35,7 +35,7 @@ const char BAIC_POLICY_ROUND_SQL[] =
     "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
     "   WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
     "   ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-    "   LIMIT 1000),"
+    "   LIMIT " BAIC_SCHED_PAGE_SQL "),"
     /* Resource-group access once per (group, domain, project, keypair) on the page, not
      * once per session: a page holds few of them. */
     " c AS (SELECT DISTINCT sgroup, domain_name, group_id, access_key FROM p),"
@@ -129,7 +129,7 @@ static const char *intern(baic_policy_t *p, const char *name) {
 
 static int64_t *vec_slot(baic_policy_t *p, vec_t *v, const char *name) {
     for (size_t i = 0; i < v->n; i++)
-        if (strcmp(v->v[i].name, name) == 0)
+        if (v->v[i].name == name || strcmp(v->v[i].name, name) == 0)
             return &v->v[i].value;
     if (v->n == MAX_SLOTS)
         return NULL;

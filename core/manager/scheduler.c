@@ -110,6 +110,13 @@ typedef struct baic_sched {
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
+    /* Placed sessions waiting for their create_kernels (see "launch queue" below). */
+    uv_timer_t launch_timer; /* the oldest's wait is over */
+    uv_idle_t launch_idle;   /* sends a few per loop turn while running */
+    json_t *launchq;         /* launch rows, in placement order */
+    size_t launchq_head;     /* the first not sent yet */
+    uint64_t launchq_since;  /* loop ms when the oldest not sent was placed */
+    long long launch_defer_ms;
     baic_db_pool_t *db; /* the rounds' own connection: never queued behind launches */
     /* occupancy cache (see below) */
     json_t *occ_agents;      /* agent id -> {"occupied": {slot: text}, "n": kernels} */
@@ -167,7 +174,7 @@ static const char *const ROUND_SQL[NQ] = {
         LAUNCH_COLS LAUNCH_FROM
         " WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
         " ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-        " LIMIT 1000 FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
+        " LIMIT " BAIC_SCHED_PAGE_SQL " FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
                  " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
     [Q_AGENTS] =
@@ -265,6 +272,7 @@ static void sched_unref(baic_sched_t *s) {
     json_decref(s->occ_kp);
     json_decref(s->live_kp);
     json_decref(s->occ_pol);
+    json_decref(s->launchq);
     free(s);
 }
 
@@ -286,6 +294,9 @@ static const char *intern(round_t *r, const char *name) {
 }
 
 static int64_t *vec_slot(round_t *r, vec_t *v, const char *name) {
+    for (size_t j = 0; j < v->n; j++) /* names are interned: mostly the same pointer */
+        if (v->v[j].name == name)
+            return &v->v[j].value;
     size_t i = 0;
     while (i < v->n && strcmp(v->v[i].name, name) < 0)
         i++;
@@ -426,6 +437,19 @@ typedef struct kp {
     baic_sched_occupancy_t o;
 } kp_t;
 
+/* One pointer per distinct string among the few (architectures) a group has, so that
+ * the loops over agents, here and in the selectors, compare pointers. */
+static const char *str_intern(const char **tab, size_t *n, size_t cap, const char *s) {
+    if (s == NULL)
+        return NULL;
+    for (size_t i = 0; i < *n; i++)
+        if (tab[i] == s || strcmp(tab[i], s) == 0)
+            return tab[i];
+    if (*n < cap)
+        tab[(*n)++] = s;
+    return s;
+}
+
 static kp_t *kp_find(kp_t *kps, size_t n, const char *ak) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(kps[i].ak, ak) == 0)
@@ -458,7 +482,8 @@ static void schedule_group(round_t *r, const json_t *g) {
     const baic_sched_occupancy_t **kptrs = calloc(nkp_max, sizeof *kptrs);
     const baic_sel_agent_t **aptrs = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *aptrs);
     size_t *amap = calloc(json_array_size(r->res[Q_AGENTS]) + 1, sizeof *amap);
-    size_t na = 0, nkp = 0;
+    size_t na = 0, nkp = 0, narch = 0;
+    const char *archs[16];
 
     /* Keypairs: live sessions everywhere, occupancy everywhere and in this group. */
     json_array_foreach(r->res[Q_KP_LIVE], i, row) {
@@ -516,7 +541,9 @@ static void schedule_group(round_t *r, const json_t *g) {
         json_t *oc = json_object_get(s->occ_agents, a->a.id);
         if (oc != NULL)
             vec_from_json(r, &a->occ, json_object_get(oc, "occupied"));
-        a->a.architecture = col(row, "architecture");
+        a->a.available = as_slots(&a->avail);
+        a->a.occupied = as_slots(&a->occ);
+        a->a.architecture = str_intern(archs, &narch, 16, col(row, "architecture"));
         a->a.resource_group = gname;
         a->a.n_kernels = oc ? (uint32_t)json_integer_value(json_object_get(oc, "n")) : 0;
         vec_add(r, &cap, &a->avail);
@@ -541,6 +568,12 @@ static void schedule_group(round_t *r, const json_t *g) {
     }
     const baic_scheduler_ops_t *sops = sp->ops;
     const baic_selector_ops_t *aops = ap->ops;
+    ctx.queue_order = 1; /* the page's ORDER BY, kept by every list built from it */
+    /* The agents offered for the last architecture; built again when another is asked
+     * for or a booking changed which agents may take another kernel. */
+    const char *sel_arch = NULL;
+    int sel_stale = 1;
+    size_t nsel = 0;
 
     for (size_t guard = 0; guard <= 2 * nc; guard++) {
         /* Current view for the plugins: arrays are rebuilt as placements change them. */
@@ -595,16 +628,19 @@ static void schedule_group(round_t *r, const json_t *g) {
             continue;
         }
         /* Agents of the right architecture, with their occupancy as of this round. */
-        const char *arch = col(c->row, "architecture");
-        size_t nsel = 0;
-        for (size_t a = 0; a < na; a++) {
-            if ((arch && strcmp(agents[a].a.architecture, arch) != 0) ||
-                !baic_policy_agent_ok(r->pol, agents[a].a.n_kernels))
-                continue;
-            agents[a].a.available = as_slots(&agents[a].avail);
-            agents[a].a.occupied = as_slots(&agents[a].occ);
-            amap[nsel] = a;
-            aptrs[nsel++] = &agents[a].a;
+        const char *arch = str_intern(archs, &narch, 16, col(c->row, "architecture"));
+        if (sel_stale || arch != sel_arch) {
+            nsel = 0;
+            for (size_t a = 0; a < na; a++) {
+                if ((arch && (agents[a].a.architecture == NULL ||
+                              strcmp(agents[a].a.architecture, arch) != 0)) ||
+                    !baic_policy_agent_ok(r->pol, agents[a].a.n_kernels))
+                    continue;
+                amap[nsel] = a;
+                aptrs[nsel++] = &agents[a].a;
+            }
+            sel_arch = arch;
+            sel_stale = 0;
         }
         if (nsel == 0) {
             snprintf(msg, sizeof msg, "No schedulable %s agent in resource group %s.",
@@ -658,7 +694,9 @@ static void schedule_group(round_t *r, const json_t *g) {
                 break;
             }
             vec_add(r, &a->occ, &kreq);
-            a->a.n_kernels++;
+            a->a.occupied = as_slots(&a->occ);
+            if (!baic_policy_agent_ok(r->pol, ++a->a.n_kernels))
+                sel_stale = 1;
         }
         if (rc != 0) {
             for (size_t ki = 0; ki < booked; ki++) {
@@ -669,6 +707,7 @@ static void schedule_group(round_t *r, const json_t *g) {
                         *p -= kreq.v[j].value;
                 }
                 a->a.n_kernels--;
+                sel_stale = 1;
             }
             free(kern);
             free(kptr);
@@ -699,10 +738,10 @@ static void schedule_group(round_t *r, const json_t *g) {
         json_object_set_new(r->alloc, c->s.id,
                             json_pack("{s:s, s:s, s:o}", "agent", a->a.id, "addr",
                                       col(a->row, "addr"), "kernels", placed));
-        json_t *l = json_deep_copy(c->row);
-        json_object_set_new(l, "agent_addr", json_string(col(a->row, "addr")));
-        json_object_set_new(l, "agent", json_string(a->a.id));
-        json_object_set_new(r->launch, c->s.id, l);
+        /* The row itself becomes the launch's: nothing reads it as a candidate again. */
+        json_object_set_new(c->row, "agent_addr", json_string(col(a->row, "addr")));
+        json_object_set_new(c->row, "agent", json_string(a->a.id));
+        json_object_set(r->launch, c->s.id, c->row);
         /* Everyone queued before it that is still waiting was skipped once more. */
         for (size_t o = 0; o < nc; o++) {
             cand_t *w = &cands[o];
@@ -828,6 +867,62 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
     if (baic_agent_rpc(m, l->addr, "POST", "/rpc/create_kernels", body, 30000, created, l) != 0)
         created(0, NULL, -EINVAL, l);
     json_decref(body);
+}
+
+/* ---- launch queue ---- */
+
+/*
+ * A committed round's sessions are sent their create_kernels right after the commit,
+ * except while the queue is deeper than a page: then the next round goes first and the
+ * launches wait, the oldest at most manager.scheduler_launch_defer_ms (default 5000; 0:
+ * never wait). Placing a backlog and launching what was placed share the machine's
+ * cores, and each launch costs more than its placement; without the wait a burst is
+ * placed at the pace of the launches it causes. The sessions are SCHEDULED in the
+ * database meanwhile: a manager that stops holding some leaves them to the relaunch
+ * sweep (relaunch_s) of whichever manager runs next.
+ */
+#define LAUNCHES_PER_TURN 64 /* a few ms of the loop: rounds and replies go between */
+
+static void launch_drip(uv_idle_t *h) {
+    baic_sched_t *s = h->data;
+    size_t n = json_array_size(s->launchq);
+    for (int k = 0; k < LAUNCHES_PER_TURN && s->launchq_head < n && !s->closing; k++)
+        launch_one(s->m, json_array_get(s->launchq, s->launchq_head++));
+    if (s->launchq_head >= n || s->closing) {
+        uv_idle_stop(&s->launch_idle);
+        json_array_clear(s->launchq);
+        s->launchq_head = 0;
+    }
+}
+
+static void launch_go(baic_sched_t *s) {
+    uv_timer_stop(&s->launch_timer);
+    if (!s->closing)
+        uv_idle_start(&s->launch_idle, launch_drip);
+}
+
+static void launch_timer_cb(uv_timer_t *t) {
+    launch_go(t->data);
+}
+
+static void launch_enqueue(baic_sched_t *s, const round_t *r, int backlog) {
+    uint64_t now = uv_now(s->m->uv);
+    size_t i;
+    json_t *id;
+    if (json_array_size(s->launchq) == s->launchq_head)
+        s->launchq_since = now;
+    json_array_foreach(r->scheduled, i, id) {
+        json_t *row = json_object_get(r->launch, json_string_value(id));
+        if (row)
+            json_array_append(s->launchq, row);
+    }
+    uint64_t age = now - s->launchq_since, defer = (uint64_t)s->launch_defer_ms;
+    if (uv_is_active((uv_handle_t *)&s->launch_idle))
+        return; /* sending already */
+    if (!backlog || s->launch_defer_ms <= 0 || age >= defer)
+        launch_go(s);
+    else if (!uv_is_active((uv_handle_t *)&s->launch_timer))
+        uv_timer_start(&s->launch_timer, launch_timer_cb, defer - age, 0);
 }
 
 /* ---- deadlines and recovery ---- */
@@ -1147,18 +1242,12 @@ static void committed(int err, const char *errmsg, void *arg) {
                        json_object_size(r->deny), (double)(r->t_fetched - r->t_start) / 1e6,
                        (double)(r->t_decided - r->t_fetched) / 1e6,
                        (double)(t - r->t_decided) / 1e6);
-        size_t i;
-        json_t *id;
         baic_sched_t *s = r->s;
         if (r->stamp_seq)
             s->stamp_seq = r->stamp_seq;
         if (s->cache_ok)
             cache_apply(s, r);
-        json_array_foreach(r->scheduled, i, id) {
-            json_t *row = json_object_get(r->launch, json_string_value(id));
-            if (row)
-                launch_one(r->s->m, row);
-        }
+        launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= BAIC_SCHED_PAGE);
         /* Something was placed: more may fit once these numbers settle. */
         if (json_array_size(r->scheduled) > 0 || r->deferred > 0)
             r->s->again = 1;
@@ -1416,7 +1505,9 @@ int baic_scheduler_init(baic_manager_t *m) {
         baic_config_get_int(m->config, "manager.scheduler_tick_ms", 2000, &s->tick_ms, err,
                             sizeof err) ||
         baic_config_get_int(m->config, "manager.scheduler_cache_ms", 5000, &s->cache_ms, err,
-                            sizeof err)) {
+                            sizeof err) ||
+        baic_config_get_int(m->config, "manager.scheduler_launch_defer_ms", 5000,
+                            &s->launch_defer_ms, err, sizeof err)) {
         BAIC_LOG_E("config_error", "msg=\"%s\"", err);
         free(s);
         return -EINVAL;
@@ -1441,10 +1532,13 @@ int baic_scheduler_init(baic_manager_t *m) {
     s->confs = json_object();
     s->applied = json_object();
     s->failed = json_object();
+    s->launchq = json_array();
     uv_timer_init(m->uv, &s->tick);
     uv_timer_init(m->uv, &s->kick);
-    s->tick.data = s->kick.data = s;
-    s->n_open = 2;
+    uv_timer_init(m->uv, &s->launch_timer);
+    uv_idle_init(m->uv, &s->launch_idle);
+    s->tick.data = s->kick.data = s->launch_timer.data = s->launch_idle.data = s;
+    s->n_open = 4;
     s->refs = 1;
     m->sched = s;
     uv_timer_start(&s->tick, safety_tick, (uint64_t)s->tick_ms, (uint64_t)s->tick_ms);
@@ -1468,8 +1562,15 @@ void baic_scheduler_fini(baic_manager_t *m) {
     s->closing = 1;
     uv_timer_stop(&s->tick);
     uv_timer_stop(&s->kick);
+    uv_timer_stop(&s->launch_timer);
+    uv_idle_stop(&s->launch_idle);
+    if (json_array_size(s->launchq) > s->launchq_head)
+        BAIC_LOG_W("launches_left", "sessions=%zu (SCHEDULED; the relaunch sweep sends them)",
+                   json_array_size(s->launchq) - s->launchq_head);
     uv_close((uv_handle_t *)&s->tick, timer_closed);
     uv_close((uv_handle_t *)&s->kick, timer_closed);
+    uv_close((uv_handle_t *)&s->launch_timer, timer_closed);
+    uv_close((uv_handle_t *)&s->launch_idle, timer_closed);
     if (s->db) {
         baic_db_pool_close(s->db, NULL, NULL);
         s->db = NULL;
