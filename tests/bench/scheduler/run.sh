@@ -12,7 +12,9 @@
 # PENDING), while the resource group is inactive; then one statement activates the group and
 # stamps enqueued_at, and the scheduler is woken. Measured from the database: placements
 # committed per second (PENDING -> SCHEDULED, status_history timestamps) and the p50/p99
-# enqueued_at -> SCHEDULED, per scheduler. Manager RSS: VmHWM (peak) over the whole run.
+# enqueued_at -> SCHEDULED, per scheduler; then, once every session is RUNNING (the fleet's
+# kernel_started), enqueued_at -> RUNNING and release -> last RUNNING, what the launches
+# after the placements took. Manager RSS: VmHWM (peak) over the whole run.
 # The API enqueue rate (POST /session enqueueOnly, sequential signed curl) is a separate line.
 # Peer: slurmctld + slurmd (one node, CPUs=2), `sbatch --wrap=true` submissions/s sequential
 # and with 4 parallel submitters, and submit -> job start latency one job at a time.
@@ -147,6 +149,7 @@ run_sched() {
               WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
               SELECT now()::text; COMMIT;")
     [ -n "$t0" ] || { echo "run.sh: $sched: the queue could not be released" >&2; exit 1; }
+    T0=$t0
     spid=$(sched_pid)
     c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
@@ -224,8 +227,17 @@ for sched in $SCHEDS; do
     R[$sched.rate]=$RATE R[$sched.p50]=$P50 R[$sched.p99]=$P99 R[$sched.drain]=$DRAIN_S
     R[$sched.n]=$NDONE R[$sched.running]=$RUNNING R[$sched.cpu]="$CPU_M $CPU_S $CPU_P $CPU_F $LOAD"
     grep schedule_round "$D/log/manager.log" | tail -n +$(( ROUNDS_SEEN + 1 )) >"$W/rounds-$sched.log"
-    sleep 2 # let the kernel_started events land before the next phase
-    R[$sched.running]=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
+    # The launches of the drain: every session RUNNING (the fleet's kernel_started), at
+    # most 60 s more; enqueue -> RUNNING per session, and release -> the last RUNNING.
+    end=$(( $(date +%s) + 60 ))
+    until [ "$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING' AND name LIKE 'bench-%'")" -ge "$NDONE" ] ||
+          [ "$(date +%s)" -ge $end ]; do sleep 0.5; done
+    read -r RP50 RP99 RALL NRUN <<<"$(sql "WITH x AS (SELECT (status_history->>'RUNNING')::timestamptz AS t, enqueued_at
+          FROM sessions WHERE status_history ? 'RUNNING' AND name LIKE 'bench-%')
+        SELECT round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - enqueued_at))),
+          round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
+          round(extract(epoch FROM max(t) - '$T0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
+    R[$sched.running]=$NRUN R[$sched.run]="$RP50 $RP99 $RALL"
 done
 MGR_HWM=$(awk '/^VmHWM/ { print $2 }' "/proc/$MPID/status")
 MGR_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$MPID/status")
@@ -324,11 +336,14 @@ fi
 echo "scheduler bench: $NA agents (baic-agent-fleet, one process; fleet RSS ${FLEET_RSS} KiB), $NS sessions"
 echo "  released at once, mixed sizes (cpu 1/2/4, mem 1-8 GiB), 8 keypairs, $(nproc) cores,"
 echo "  PostgreSQL synchronous_commit=off; enqueue by SQL (rows as POST /session enqueueOnly writes)"
-printf '%-6s %14s %10s %10s %10s %10s %10s\n' sched placements_s p50_ms p99_ms drain_s scheduled running
+printf '%-6s %14s %10s %10s %10s %10s %10s %12s %12s %13s\n' sched placements_s p50_ms p99_ms drain_s \
+    scheduled running run_p50_ms run_p99_ms all_running_s
 for sched in $SCHEDS; do
-    printf '%-6s %14s %10s %10s %10s %10s %10s\n' "$sched" "${R[$sched.rate]}" "${R[$sched.p50]}" \
-        "${R[$sched.p99]}" "${R[$sched.drain]}" "${R[$sched.n]}" "${R[$sched.running]}"
+    read -r rp50 rp99 rall <<<"${R[$sched.run]}"
+    printf '%-6s %14s %10s %10s %10s %10s %10s %12s %12s %13s\n' "$sched" "${R[$sched.rate]}" "${R[$sched.p50]}" \
+        "${R[$sched.p99]}" "${R[$sched.drain]}" "${R[$sched.n]}" "${R[$sched.running]}" "$rp50" "$rp99" "$rall"
 done
+echo "(p50/p99: enqueue -> SCHEDULED; run_p50/run_p99: enqueue -> RUNNING; all_running_s: release -> last RUNNING)"
 echo "CPU seconds during each drain (manager, its scheduler's PostgreSQL backend, all PostgreSQL, fleet; load average after):"
 for sched in $SCHEDS; do
     read -r cm cs cp cf ld <<<"${R[$sched.cpu]}"
@@ -343,6 +358,8 @@ line=
 for sched in $SCHEDS; do
     line="$line ${sched}_placements_per_s=${R[$sched.rate]} ${sched}_p50_ms=${R[$sched.p50]} ${sched}_p99_ms=${R[$sched.p99]}"
     line="$line ${sched}_loadavg=$(echo "${R[$sched.cpu]}" | cut -d' ' -f5)"
+    read -r rp50 rp99 rall <<<"${R[$sched.run]}"
+    line="$line ${sched}_running_p99_ms=$rp99 ${sched}_all_running_s=$rall"
 done
 first_rate=${R[${SCHEDS%% *}.rate]}
 ratio=$(awk -v a="$first_rate" -v b="$SL_SEQ" 'BEGIN { if (b + 0 > 0) printf "%.1f", a / b; else print "nan" }')
