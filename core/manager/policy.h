@@ -45,9 +45,9 @@ typedef struct baic_policy baic_policy_t;
 /* Which PENDING sessions a round reads (its page and the predicates' page alike): those
  * not held back by a recent denial of their own policies (sessions.sched_retry_at). */
 #define BAIC_POLICY_PAGE_DUE "(s.sched_retry_at IS NULL OR s.sched_retry_at <= now())"
-/* How many pending sessions a round reads, as a number and as SQL text. */
+/* How many pending sessions a round reads unless manager.scheduler_page says otherwise;
+ * the round's queries take it as $1. */
 #define BAIC_SCHED_PAGE 2500
-#define BAIC_SCHED_PAGE_SQL "2500"
 
 /* The query a scheduling round runs in its transaction, next to its own: one row per
  * pending session, keypair, user, project and domain involved, and the agent limits

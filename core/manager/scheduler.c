@@ -117,6 +117,8 @@ typedef struct baic_sched {
     size_t launchq_head;     /* the first not sent yet */
     uint64_t launchq_since;  /* loop ms when the oldest not sent was placed */
     long long launch_defer_ms;
+    long long page;          /* pending sessions a round reads */
+    char page_text[24];
     baic_db_pool_t *db; /* the rounds' own connection: never queued behind launches */
     /* occupancy cache (see below) */
     json_t *occ_agents;      /* agent id -> {"occupied": {slot: text}, "n": kernels} */
@@ -174,7 +176,7 @@ static const char *const ROUND_SQL[NQ] = {
         LAUNCH_COLS LAUNCH_FROM
         " WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
         " ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-        " LIMIT " BAIC_SCHED_PAGE_SQL " FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
+        " LIMIT $1::int FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
     [Q_GROUPS] = "SELECT name, scheduler, scheduler_opts::text AS sopts, agent_selector,"
                  " agent_selector_opts::text AS aopts FROM scaling_groups WHERE is_active",
     [Q_AGENTS] =
@@ -1247,7 +1249,7 @@ static void committed(int err, const char *errmsg, void *arg) {
             s->stamp_seq = r->stamp_seq;
         if (s->cache_ok)
             cache_apply(s, r);
-        launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= BAIC_SCHED_PAGE);
+        launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
         /* Something was placed: more may fit once these numbers settle. */
         if (json_array_size(r->scheduled) > 0 || r->deferred > 0)
             r->s->again = 1;
@@ -1386,7 +1388,10 @@ static void issue(round_t *r, int from, int to) {
         }
         p->r = r;
         p->idx = i;
-        if (baic_db_tx_query(r->tx, ROUND_SQL[i], 0, NULL, part_done, p) != 0)
+        /* The page's two queries take its size. */
+        const char *pp[1] = {r->s->page_text};
+        int np = i == Q_PENDING || i == Q_POLICY;
+        if (baic_db_tx_query(r->tx, ROUND_SQL[i], np, np ? pp : NULL, part_done, p) != 0)
             part_done(NULL, -ECONNRESET, "connection lost", p);
     }
 }
@@ -1507,11 +1512,20 @@ int baic_scheduler_init(baic_manager_t *m) {
         baic_config_get_int(m->config, "manager.scheduler_cache_ms", 5000, &s->cache_ms, err,
                             sizeof err) ||
         baic_config_get_int(m->config, "manager.scheduler_launch_defer_ms", 5000,
-                            &s->launch_defer_ms, err, sizeof err)) {
+                            &s->launch_defer_ms, err, sizeof err) ||
+        baic_config_get_int(m->config, "manager.scheduler_page", BAIC_SCHED_PAGE, &s->page, err,
+                            sizeof err)) {
         BAIC_LOG_E("config_error", "msg=\"%s\"", err);
         free(s);
         return -EINVAL;
     }
+    if (s->page < 1 || s->page > 100000) {
+        BAIC_LOG_E("config_error", "msg=\"manager.scheduler_page: want 1..100000, got %lld\"",
+                   s->page);
+        free(s);
+        return -EINVAL;
+    }
+    snprintf(s->page_text, sizeof s->page_text, "%lld", s->page);
     /* The rounds get a connection of their own: on the shared pool a round would wait
      * behind every queued launch and event update, and placement would slow down to
      * the pace of what follows it. Without a DSN (tests) they share the pool. */

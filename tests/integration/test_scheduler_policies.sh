@@ -3,7 +3,7 @@
 # Scheduling policies end to end: keypair, main-keypair (user), project and domain limits,
 # pending limits at enqueue, container counts, starts_at, dependencies (chains that succeed,
 # failures that cancel their dependants), agent drain and undrain, private resource groups,
-# and check-presets following occupancy. A fake agent (heartbeats with redis-cli, RPC with
+# check-presets following occupancy, and launches held while a round's page is full. A fake agent (heartbeats with redis-cli, RPC with
 # python3's http.server) runs batch kernels whose startupCommand is "sleep S; exit N".
 #
 #   tests/integration/test_scheduler_policies.sh BUILD_DIR
@@ -36,7 +36,7 @@ trap cleanup EXIT
 export BAIC_NO_AGENT=1
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up.log" 2>&1 || { cat "$T/up.log"; tail -30 "$D"/log/*.log; exit 1; }
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nscheduler_tick_ms = 500" "$D/etc/manager.toml"
+sed -i "/^\[manager\]/a cluster_secret = \"$SECRET\"\nscheduler_tick_ms = 500\nscheduler_page = 1000" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up2.log" 2>&1 || { cat "$T/up2.log"; tail -30 "$D"/log/manager.log; exit 1; }
@@ -467,6 +467,52 @@ sql "WITH c AS (UPDATE sessions SET status = 'CANCELLED', status_changed = now()
 for t in $(sql "SELECT name FROM sessions WHERE name LIKE 'tie-%' AND status <> 'CANCELLED'"); do
     ucall DELETE "/session/$t"
 done
+
+# --- launches wait while a round's page is full ---
+# The manager again with pages of 2: three sessions released at once are placed 2 + 1, and
+# no create_kernels goes out (session_scheduled in the manager's log) before the second round
+# (schedule_round) placed the third. With scheduler_launch_defer_ms = 0 the first round's two
+# go out before the second round ends.
+sed -i "s/^scheduler_page = .*/scheduler_page = 2/" "$D/etc/manager.toml"
+kill "$(cat "$D/run/manager.pid")"
+for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
+"$BAIC" up --no-agent --data-dir "$D" >"$T/up3.log" 2>&1 || { cat "$T/up3.log"; tail -30 "$D"/log/manager.log; exit 1; }
+until_ok 20 agent_alive i-one || bad "i-one not ALIVE after the manager restart"
+sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
+L0=$(wc -l <"$D/log/manager.log")
+sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
+       (SELECT id FROM groups WHERE name = 'default' AND domain_name = u.domain_name) AS gid
+     FROM keypairs k JOIN users u ON u.uuid = k.\"user\" WHERE k.access_key = '$USER_AK'),
+ s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size, domain_name,
+         group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names, images,
+         architecture, requested_slots, resource_opts, status, status_changed, enqueued_at,
+         status_history, startup_command)
+       SELECT 'lq-' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
+         ARRAY['default']::varchar(64)[], ARRAY['local.test/stable/busybox:latest']::varchar(512)[],
+         'x86_64', '{\"cpu\": \"1\", \"mem\": \"268435456\"}', '{}', 'PENDING', now(), now(),
+         jsonb_build_object('PENDING', now()::text), 'sleep 30; exit 0'
+       FROM u, generate_series(1, 3) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
+ INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
+   cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
+   architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
+ SELECT s.id, s.name, 'batch', 'single-node', 1, 'main', 0, 'main1', 'default', s.domain_name, s.group_id,
+   s.user_uuid, s.access_key, 'local.test/stable/busybox:latest', 'x86_64', 'local.test', 'latest',
+   s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
+sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'" >/dev/null
+lq_running() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'lq-%' AND status = 'RUNNING'")" = 3 ]; }
+if until_ok 30 lq_running; then
+    rounds=$(sql "SELECT count(DISTINCT status_history->>'SCHEDULED') FROM sessions WHERE name LIKE 'lq-%'")
+    ids=$(sql "SELECT id FROM sessions WHERE name LIKE 'lq-%'" | paste -sd'|')
+    tail -n +$((L0 + 1)) "$D/log/manager.log" >"$T/lq.log"
+    first=$(grep -n -m1 -E "event=session_scheduled session=($ids)" "$T/lq.log" | cut -d: -f1)
+    before=$(head -n "${first:-0}" "$T/lq.log" | grep -cE "event=schedule_round .* placed=[1-9]")
+    [ "$rounds" = 2 ] && [ "$before" = 2 ] &&
+        ok "three sessions, pages of 2: placed in 2 rounds, none sent to the agent before the second" ||
+        bad "launch hold: $rounds rounds, $before placing rounds before the first launch: $(grep -E "schedule_round|session_scheduled" "$T/lq.log")"
+else
+    bad "lq-*: $(sql "SELECT name, status, status_info, status_data FROM sessions WHERE name LIKE 'lq-%' ORDER BY name")"
+fi
+for t in 1 2 3; do ucall DELETE "/session/lq-$t"; done
 
 # --- pending limits at enqueue ---
 acall POST /admin/rest/scaling-groups '{"name": "empty"}'
