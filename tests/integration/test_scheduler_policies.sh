@@ -3,8 +3,9 @@
 # Scheduling policies end to end: keypair, main-keypair (user), project and domain limits,
 # pending limits at enqueue, container counts, starts_at, dependencies (chains that succeed,
 # failures that cancel their dependants), agent drain and undrain, private resource groups,
-# check-presets following occupancy, and launches held while a round's page is full. A fake agent (heartbeats with redis-cli, RPC with
-# python3's http.server) runs batch kernels whose startupCommand is "sleep S; exit N".
+# check-presets following occupancy, and launches held while a round's page is full. A fake
+# agent (heartbeats with redis-cli, RPC with python3's http.server) runs batch kernels whose
+# startupCommand is "sleep S; exit N".
 #
 #   tests/integration/test_scheduler_policies.sh BUILD_DIR
 # Exit 0 pass, 1 fail, 77 skip.
