@@ -115,6 +115,8 @@ typedef struct baic_sched {
     uv_idle_t launch_idle;   /* sends a few per loop turn while running */
     json_t *launchq;         /* launch rows, in placement order */
     size_t launchq_head;     /* the first not sent yet */
+    int launch_sending;      /* the queue is released: sent as fast as allowed */
+    int launch_inflight;     /* create_kernels sent, not answered yet */
     uint64_t launchq_since;  /* loop ms when the oldest not sent was placed */
     long long launch_defer_ms;
     long long page;          /* pending sessions a round reads */
@@ -454,6 +456,9 @@ static const char *str_intern(const char **tab, size_t *n, size_t cap, const cha
 
 static kp_t *kp_find(kp_t *kps, size_t n, const char *ak) {
     for (size_t i = 0; i < n; i++)
+        if (kps[i].ak == ak)
+            return &kps[i];
+    for (size_t i = 0; i < n; i++)
         if (strcmp(kps[i].ak, ak) == 0)
             return &kps[i];
     return NULL;
@@ -510,8 +515,11 @@ static void schedule_group(round_t *r, const json_t *g) {
         c->s.priority = atoi(col(row, "priority"));
         c->s.times_skipped = (uint32_t)atol(col(row, "times_skipped"));
         c->s.cluster_size = (uint32_t)atol(col(row, "cluster_size"));
-        if (kp_find(kps, nkp, c->s.access_key) == NULL)
+        kp_t *k = kp_find(kps, nkp, c->s.access_key);
+        if (k == NULL)
             kps[nkp++].ak = c->s.access_key;
+        else /* one pointer per keypair, for the plugins' lookups too */
+            c->s.access_key = k->ak;
     }
     json_array_foreach(r->res[Q_KP_OCC], i, row) {
         kp_t *k = kp_find(kps, nkp, col(row, "access_key"));
@@ -784,9 +792,12 @@ typedef struct launch {
     char session_id[40], kernel_id[40], addr[136];
 } launch_t;
 
+static void launch_answered(baic_manager_t *m);
+
 static void created(int status, json_t *answer, int err, void *arg) {
     launch_t *l = arg;
     baic_manager_t *m = l->m;
+    launch_answered(m);
     if (m->closing) {
         free(l);
         return;
@@ -866,6 +877,8 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
                              col(row, "access_key"), "kernels", kern);
     BAIC_LOG_I("session_scheduled", "session=%s kernel=%s agent=%s", l->session_id, l->kernel_id,
                col(row, "agent"));
+    if (m->sched != NULL)
+        m->sched->launch_inflight++;
     if (baic_agent_rpc(m, l->addr, "POST", "/rpc/create_kernels", body, 30000, created, l) != 0)
         created(0, NULL, -EINVAL, l);
     json_decref(body);
@@ -883,23 +896,45 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
  * database meanwhile: a manager that stops holding some leaves them to the relaunch
  * sweep (relaunch_s) of whichever manager runs next.
  */
-#define LAUNCHES_PER_TURN 64 /* a few ms of the loop: rounds and replies go between */
+#define LAUNCHES_PER_TURN 64   /* a few ms of the loop: rounds and replies go between */
+#define LAUNCHES_IN_FLIGHT 256 /* unanswered create_kernels (single-kernel sessions) */
 
 static void launch_drip(uv_idle_t *h) {
     baic_sched_t *s = h->data;
     size_t n = json_array_size(s->launchq);
-    for (int k = 0; k < LAUNCHES_PER_TURN && s->launchq_head < n && !s->closing; k++)
-        launch_one(s->m, json_array_get(s->launchq, s->launchq_head++));
+    for (int k = 0; k < LAUNCHES_PER_TURN && s->launchq_head < n && !s->closing &&
+                    s->launch_inflight < LAUNCHES_IN_FLIGHT;
+         k++) {
+        size_t i = s->launchq_head++;
+        launch_one(s->m, json_array_get(s->launchq, i));
+        json_array_set_new(s->launchq, i, json_null()); /* its memory back now */
+    }
     if (s->launchq_head >= n || s->closing) {
         uv_idle_stop(&s->launch_idle);
         json_array_clear(s->launchq);
         s->launchq_head = 0;
+        s->launch_sending = 0;
+    } else if (s->launch_inflight >= LAUNCHES_IN_FLIGHT) {
+        uv_idle_stop(&s->launch_idle); /* launch_answered starts it again */
     }
 }
 
 static void launch_go(baic_sched_t *s) {
     uv_timer_stop(&s->launch_timer);
-    if (!s->closing)
+    if (!s->closing) {
+        s->launch_sending = 1;
+        uv_idle_start(&s->launch_idle, launch_drip);
+    }
+}
+
+/* A create_kernels of launch_one was answered (or failed). */
+static void launch_answered(baic_manager_t *m) {
+    baic_sched_t *s = m->sched;
+    if (s == NULL || s->closing)
+        return;
+    if (s->launch_inflight > 0)
+        s->launch_inflight--;
+    if (s->launch_sending && !uv_is_active((uv_handle_t *)&s->launch_idle))
         uv_idle_start(&s->launch_idle, launch_drip);
 }
 
@@ -919,8 +954,11 @@ static void launch_enqueue(baic_sched_t *s, const round_t *r, int backlog) {
             json_array_append(s->launchq, row);
     }
     uint64_t age = now - s->launchq_since, defer = (uint64_t)s->launch_defer_ms;
-    if (uv_is_active((uv_handle_t *)&s->launch_idle))
-        return; /* sending already */
+    if (s->launch_sending) {
+        if (s->launch_inflight < LAUNCHES_IN_FLIGHT && !uv_is_active((uv_handle_t *)&s->launch_idle))
+            uv_idle_start(&s->launch_idle, launch_drip);
+        return;
+    }
     if (!backlog || s->launch_defer_ms <= 0 || age >= defer)
         launch_go(s);
     else if (!uv_is_active((uv_handle_t *)&s->launch_timer))

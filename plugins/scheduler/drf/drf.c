@@ -25,6 +25,9 @@ static int drf_share_cmp(drf_share_t a, drf_share_t b) {
 }
 
 static const baic_slots_t *drf_occupancy(const baic_sched_context_t *ctx, const char *key) {
+    for (size_t i = 0; i < ctx->n_keypairs; i++) /* the host's pointers, mostly the same */
+        if (ctx->keypairs[i]->access_key == key)
+            return &ctx->keypairs[i]->occupied;
     for (size_t i = 0; i < ctx->n_keypairs; i++)
         if (key != NULL && strcmp(ctx->keypairs[i]->access_key, key) == 0)
             return &ctx->keypairs[i]->occupied;
