@@ -35,7 +35,10 @@ const char BAIC_POLICY_ROUND_SQL[] =
     "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
     "   WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
     "   ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-    "   LIMIT $1::int),"
+    /* The round's own page: the rows its first query locked, skipping those another
+     * transaction holds as that query did (the page of the round before, while a
+     * prefetching round reads the next one). */
+    "   LIMIT $1::int FOR UPDATE OF s SKIP LOCKED),"
     /* Resource-group access once per (group, domain, project, keypair) on the page, not
      * once per session: a page holds few of them. */
     " c AS (SELECT DISTINCT sgroup, domain_name, group_id, access_key FROM p),"

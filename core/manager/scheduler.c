@@ -107,6 +107,9 @@ typedef struct baic_sched {
     int n_open;              /* timers not yet closed */
     int refs;                /* timers + rounds in flight */
     int running, again, closing;
+    struct round *cur;       /* the round that holds (or asks for) the lock */
+    struct round *next;      /* the one reading the next page meanwhile (prefetch) */
+    int placing;             /* the last round that committed placed something */
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
@@ -142,10 +145,12 @@ typedef struct vec {
     size_t n;
 } vec_t;
 
-/* Every round reads Q_PENDING..Q_POLICY; the occupancy queries after them only when the
- * scheduler's cached occupancy must be rebuilt (see "occupancy cache" below). */
-enum { Q_PENDING, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_POLICY, Q_AGENT_OCC, Q_KP_OCC, Q_KP_LIVE,
+/* Every round reads Q_PENDING..Q_STAMP; the occupancy queries after them only when the
+ * scheduler's cached occupancy must be rebuilt (see "occupancy cache" below). The page's
+ * two queries come first: a prefetching round (see "the round") reads them early. */
+enum { Q_PENDING, Q_POLICY, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_AGENT_OCC, Q_KP_OCC, Q_KP_LIVE,
        Q_POL_OCC, NQ };
+#define NQ_PAGE Q_GROUPS
 #define NQ_LIGHT Q_AGENT_OCC
 
 /* A session's main kernel as the plugins see it and launch_one() sends it: the
@@ -255,6 +260,7 @@ typedef struct round {
     size_t ncands;            /* candidates handed to the plugins */
     uint64_t t_start, t_fetched, t_decided; /* uv_hrtime() of the round's steps */
     int pending, failed, locked;
+    int prefetching, prefetched; /* reading its page before its turn; done so */
     int deferred;             /* candidates the predicates' page did not hold */
     json_t *res[NQ];
     json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
@@ -1251,17 +1257,35 @@ static void round_free(round_t *r) {
     free(r);
 }
 
+static void proceed_lock(round_t *r);
+static void maybe_prefetch(round_t *r);
+
 static void round_end(round_t *r) {
     baic_sched_t *s = r->s;
     int locked = r->locked;
+    if (s->next == r) { /* a prefetch that failed before its turn */
+        s->next = NULL;
+        round_free(r);
+        sched_unref(s);
+        return;
+    }
+    if (s->cur == r)
+        s->cur = NULL;
     round_free(r);
-    s->running = 0;
-    if (!s->closing) {
-        if (locked && uv_now(s->m->uv) - s->last_sweep >= 5000) {
-            s->last_sweep = uv_now(s->m->uv);
-            sweep(s);
-        }
-        if (s->again) {
+    if (!s->closing && locked && uv_now(s->m->uv) - s->last_sweep >= 5000) {
+        s->last_sweep = uv_now(s->m->uv);
+        sweep(s);
+    }
+    round_t *n = s->next;
+    if (n != NULL && !s->closing) {
+        /* Its turn: the page it read is the queue's next one (ours was locked). */
+        s->next = NULL;
+        s->cur = n;
+        if (n->prefetched)
+            proceed_lock(n);
+    } else {
+        s->running = 0;
+        if (!s->closing && s->again) {
             s->again = 0;
             kick(s);
         }
@@ -1276,15 +1300,17 @@ static void committed(int err, const char *errmsg, void *arg) {
     } else if (!r->s->closing) {
         uint64_t t = uv_hrtime();
         if (json_array_size(r->scheduled) > 0 || json_object_size(r->deny) > 0)
-            BAIC_LOG_I("schedule_round", "pending=%zu placed=%zu denied=%zu fetch_ms=%.1f"
-                       " decide_ms=%.1f write_ms=%.1f",
+            BAIC_LOG_I("schedule_round", "pending=%zu placed=%zu denied=%zu prefetched=%d"
+                       " fetch_ms=%.1f decide_ms=%.1f write_ms=%.1f",
                        json_array_size(r->res[Q_PENDING]), json_array_size(r->scheduled),
-                       json_object_size(r->deny), (double)(r->t_fetched - r->t_start) / 1e6,
+                       json_object_size(r->deny), r->prefetched,
+                       (double)(r->t_fetched - r->t_start) / 1e6,
                        (double)(r->t_decided - r->t_fetched) / 1e6,
                        (double)(t - r->t_decided) / 1e6);
         baic_sched_t *s = r->s;
         if (r->stamp_seq)
             s->stamp_seq = r->stamp_seq;
+        s->placing = json_array_size(r->scheduled) > 0;
         if (s->cache_ok)
             cache_apply(s, r);
         launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
@@ -1388,6 +1414,8 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
         r->failed = 1;
     } else {
         r->res[p->idx] = rows_json(res);
+        if (p->idx == Q_PENDING)
+            maybe_prefetch(r);
     }
     free(p);
     if (--r->pending > 0)
@@ -1398,6 +1426,13 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
         return;
     }
     baic_sched_t *s = r->s;
+    if (r->prefetching) { /* its page is read: the rest when its turn comes */
+        r->prefetching = 0;
+        r->prefetched = 1;
+        if (s->cur == r)
+            proceed_lock(r);
+        return;
+    }
     if (!r->fresh && !stamp_ours(s, r)) {
         r->fresh = 1; /* another manager placed since: read the occupancy */
         issue(r, NQ_LIGHT, NQ);
@@ -1453,7 +1488,23 @@ static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, 
     r->locked = 1;
     baic_sched_t *s = r->s;
     r->fresh = !s->cache_ok || s->cache_ms == 0 || uv_now(s->m->uv) - s->cache_at >= (uint64_t)s->cache_ms;
-    issue(r, 0, r->fresh ? NQ : NQ_LIGHT);
+    if (r->prefetched) {
+        maybe_prefetch(r);
+        issue(r, NQ_PAGE, r->fresh ? NQ : NQ_LIGHT);
+    } else {
+        issue(r, 0, r->fresh ? NQ : NQ_LIGHT);
+    }
+}
+
+static void proceed_lock(round_t *r) {
+    const char *p[1] = {SCHED_LOCK_KEY};
+    if (r->prefetched)
+        r->t_start = uv_hrtime(); /* its fetch_ms: from its turn, its page read already */
+    if (baic_db_tx_query(r->tx, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, p, locked_cb,
+                         r) != 0) {
+        baic_db_tx_rollback(r->tx, NULL, NULL);
+        round_end(r);
+    }
 }
 
 static void tx_started(baic_db_tx_t *tx, int err, const char *errmsg, void *arg) {
@@ -1467,21 +1518,16 @@ static void tx_started(baic_db_tx_t *tx, int err, const char *errmsg, void *arg)
         return;
     }
     r->tx = tx;
-    const char *p[1] = {SCHED_LOCK_KEY};
-    if (baic_db_tx_query(tx, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, p, locked_cb, r) !=
-        0) {
-        baic_db_tx_rollback(tx, NULL, NULL);
-        round_end(r);
-    }
+    if (r->prefetching)
+        issue(r, 0, NQ_PAGE);
+    else
+        proceed_lock(r);
 }
 
-static void round_start(uv_timer_t *t) {
-    baic_sched_t *s = t->data;
-    if (s->closing || s->running)
-        return;
+static round_t *round_new(baic_sched_t *s) {
     round_t *r = calloc(1, sizeof *r);
     if (r == NULL)
-        return;
+        return NULL;
     r->s = s;
     r->types = json_object();
     r->alloc = json_object();
@@ -1490,11 +1536,50 @@ static void round_start(uv_timer_t *t) {
     r->launch = json_object();
     r->scheduled = json_array();
     r->t_start = uv_hrtime();
+    return r;
+}
+
+static void round_start(uv_timer_t *t) {
+    baic_sched_t *s = t->data;
+    if (s->closing || s->running)
+        return;
+    round_t *r = round_new(s);
+    if (r == NULL)
+        return;
     s->running = 1;
+    s->cur = r;
     s->refs++;
     if (baic_db_tx_begin(s->db ? s->db : s->m->db, tx_started, r) != 0) {
         round_free(r);
         s->running = 0;
+        s->cur = NULL;
+        s->refs--;
+    }
+}
+
+/*
+ * While a round that found a full page decides and writes, the next round reads the
+ * next page on the scheduler's second connection (the current page's rows are locked,
+ * so SKIP LOCKED hands it the rows after them, in order), then waits for its turn: the
+ * advisory lock, the rest of its reads and its decision come after the current round
+ * ended, so it decides on the current round's placements (the occupancy cache) as it
+ * would have without the prefetch. PostgreSQL reads one page while the manager decides
+ * the other and while the other is written.
+ */
+static void maybe_prefetch(round_t *r) {
+    baic_sched_t *s = r->s;
+    if (s->closing || s->next != NULL || s->db == NULL || s->cur != r || !r->locked ||
+        !s->placing || json_array_size(r->res[Q_PENDING]) < (size_t)s->page)
+        return; /* (a queue that the last round placed nothing from is not read ahead) */
+    round_t *n = round_new(s);
+    if (n == NULL)
+        return;
+    n->prefetching = 1;
+    s->next = n;
+    s->refs++;
+    if (baic_db_tx_begin(s->db, tx_started, n) != 0) {
+        s->next = NULL;
+        round_free(n);
         s->refs--;
     }
 }
@@ -1564,9 +1649,10 @@ int baic_scheduler_init(baic_manager_t *m) {
         return -EINVAL;
     }
     snprintf(s->page_text, sizeof s->page_text, "%lld", s->page);
-    /* The rounds get a connection of their own: on the shared pool a round would wait
+    /* The rounds get connections of their own: on the shared pool a round would wait
      * behind every queued launch and event update, and placement would slow down to
-     * the pace of what follows it. Without a DSN (tests) they share the pool. */
+     * the pace of what follows it. Two: one round and the next one's prefetch. Without a
+     * DSN (tests) they share the pool and do not prefetch. */
     const char *dsn = NULL;
     if (baic_config_get_string(m->config, "db.dsn", NULL, &dsn, err, sizeof err) == 0 && dsn) {
         /* Named, so that its server process can be told apart (pg_stat_activity). */
@@ -1574,7 +1660,7 @@ int baic_scheduler_init(baic_manager_t *m) {
         int uri = strncmp(dsn, "postgres://", 11) == 0 || strncmp(dsn, "postgresql://", 13) == 0;
         int n = snprintf(named, sizeof named, "%s%sapplication_name=baic-scheduler", dsn,
                          !uri ? " " : strchr(dsn, '?') ? "&" : "?");
-        if (n < 0 || (size_t)n >= sizeof named || baic_db_pool_new(m->uv, named, 1, &s->db) != 0)
+        if (n < 0 || (size_t)n >= sizeof named || baic_db_pool_new(m->uv, named, 2, &s->db) != 0)
             s->db = NULL;
     }
     char host[64] = "manager";

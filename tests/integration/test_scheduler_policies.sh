@@ -470,15 +470,18 @@ for t in $(sql "SELECT name FROM sessions WHERE name LIKE 'tie-%' AND status <> 
 done
 
 # --- launches wait while a round's page is full ---
-# The manager again with pages of 2: three sessions released at once are placed 2 + 1, and
-# no create_kernels goes out (session_scheduled in the manager's log) before the second round
-# (schedule_round) placed the third. With scheduler_launch_defer_ms = 0 the first round's two
-# go out before the second round ends.
+# The manager again with pages of 2, and a second agent: five sessions released at once are
+# placed 2 + 2 + 1 (the third round read its page while the second decided: a prefetch),
+# each exactly once, and no create_kernels goes out (session_scheduled in the manager's log)
+# before the third round (schedule_round) placed the fifth. With scheduler_launch_defer_ms
+# = 0 the first round's two go out before the second round ends.
 sed -i "s/^scheduler_page = .*/scheduler_page = 2/" "$D/etc/manager.toml"
 kill "$(cat "$D/run/manager.pid")"
 for i in $(seq 1 100); do kill -0 "$(cat "$D/run/manager.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
 "$BAIC" up --no-agent --data-dir "$D" >"$T/up3.log" 2>&1 || { cat "$T/up3.log"; tail -30 "$D"/log/manager.log; exit 1; }
 until_ok 20 agent_alive i-one || bad "i-one not ALIVE after the manager restart"
+start_agent i-two default
+until_ok 20 agent_alive i-two || bad "i-two not ALIVE"
 sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
 L0=$(wc -l <"$D/log/manager.log")
 sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
@@ -492,7 +495,7 @@ sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
          ARRAY['default']::varchar(64)[], ARRAY['local.test/stable/busybox:latest']::varchar(512)[],
          'x86_64', '{\"cpu\": \"1\", \"mem\": \"268435456\"}', '{}', 'PENDING', now(), now(),
          jsonb_build_object('PENDING', now()::text), 'sleep 30; exit 0'
-       FROM u, generate_series(1, 3) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
+       FROM u, generate_series(1, 5) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
  INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
    cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
    architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
@@ -500,20 +503,23 @@ sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
    s.user_uuid, s.access_key, 'local.test/stable/busybox:latest', 'x86_64', 'local.test', 'latest',
    s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
 sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'" >/dev/null
-lq_running() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'lq-%' AND status = 'RUNNING'")" = 3 ]; }
+lq_running() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'lq-%' AND status = 'RUNNING'")" = 5 ]; }
 if until_ok 30 lq_running; then
     rounds=$(sql "SELECT count(DISTINCT status_history->>'SCHEDULED') FROM sessions WHERE name LIKE 'lq-%'")
     ids=$(sql "SELECT id FROM sessions WHERE name LIKE 'lq-%'" | paste -sd'|')
     tail -n +$((L0 + 1)) "$D/log/manager.log" >"$T/lq.log"
     first=$(grep -n -m1 -E "event=session_scheduled session=($ids)" "$T/lq.log" | cut -d: -f1)
     before=$(head -n "${first:-0}" "$T/lq.log" | grep -cE "event=schedule_round .* placed=[1-9]")
-    [ "$rounds" = 2 ] && [ "$before" = 2 ] &&
-        ok "three sessions, pages of 2: placed in 2 rounds, none sent to the agent before the second" ||
-        bad "launch hold: $rounds rounds, $before placing rounds before the first launch: $(grep -E "schedule_round|session_scheduled" "$T/lq.log")"
+    once=$(sql "SELECT count(*) FROM kernels k JOIN sessions s ON s.id = k.session_id WHERE s.name LIKE 'lq-%'
+        AND k.agent IS NOT NULL AND k.status_history ? 'SCHEDULED'")
+    pref=$(head -n "${first:-0}" "$T/lq.log" | grep -cE "event=schedule_round .* placed=[1-9] .*prefetched=1")
+    [ "$rounds" = 3 ] && [ "$before" = 3 ] && [ "$pref" = 1 ] && [ "$once" = 5 ] &&
+        ok "five sessions, pages of 2: placed once each in 3 rounds, none sent to an agent before the third" ||
+        bad "launch hold: $rounds rounds ($pref prefetched), $once kernels placed, $before placing rounds before the first launch: $(grep -E "schedule_round|session_scheduled" "$T/lq.log")"
 else
     bad "lq-*: $(sql "SELECT name, status, status_info, status_data FROM sessions WHERE name LIKE 'lq-%' ORDER BY name")"
 fi
-for t in 1 2 3; do ucall DELETE "/session/lq-$t"; done
+for t in 1 2 3 4 5; do ucall DELETE "/session/lq-$t"; done
 
 # --- pending limits at enqueue ---
 acall POST /admin/rest/scaling-groups '{"name": "empty"}'
