@@ -46,14 +46,14 @@ static inline int sched_queue_ordered(const baic_sched_context_t *ctx) {
            ctx->queue_order;
 }
 
-/* Sorted references to the candidates; *out is malloc'd (NULL when n == 0). ordered:
- * the host gave them in sched_cmp_oldest's order (sched_queue_ordered), which then
- * needs no compare at all. */
+/* Sorted references to the candidates; *out is malloc'd, or NULL when n == 0 or when
+ * ordered says the host gave them in sched_cmp_oldest's order (sched_queue_ordered) and
+ * that is the order asked for: then cands is the order (sched_at, sched_index). */
 static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t n,
                                int (*cmp)(const void *, const void *), int ordered,
                                sched_ref_t **out) {
     *out = NULL;
-    if (n == 0)
+    if (n == 0 || (ordered && cmp == sched_cmp_oldest))
         return 0;
     sched_ref_t *refs = malloc(n * sizeof *refs);
     if (refs == NULL)
@@ -61,10 +61,6 @@ static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t 
     for (size_t i = 0; i < n; i++) {
         refs[i].s = cands[i];
         refs[i].index = i;
-    }
-    if (ordered && cmp == sched_cmp_oldest) {
-        *out = refs;
-        return 0;
     }
     /* The host usually hands them over in this order already (one check, no sort). */
     size_t i = 1;
@@ -74,6 +70,16 @@ static inline int sched_sorted(const baic_sched_session_t *const *cands, size_t 
         qsort(refs, n, sizeof *refs, cmp);
     *out = refs;
     return 0;
+}
+
+/* The i-th candidate in the order sched_sorted gave, and its index into cands. */
+static inline const baic_sched_session_t *sched_at(const baic_sched_session_t *const *cands,
+                                                   const sched_ref_t *refs, size_t i) {
+    return refs != NULL ? refs[i].s : cands[i];
+}
+
+static inline size_t sched_index(const sched_ref_t *refs, size_t i) {
+    return refs != NULL ? refs[i].index : i;
 }
 
 /* 0 when s could run on the group's free slots now and was not tried in this pass. */

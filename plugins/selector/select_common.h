@@ -29,38 +29,35 @@ static inline int64_t sel_extra(const sel_work_t *w, size_t a, size_t j) {
 typedef size_t (*sel_choose_fn)(void *pst, const sel_work_t *w, const int64_t *need,
                                 const char *arch);
 
-static inline int sel_fits(const sel_work_t *w, size_t a, const int64_t *need, const char *arch) {
+/* Whether need fits on agent a (arch matching; what this call gave it counted) and, when
+ * util is not NULL, how full the agent is in the slots this session asks for: the sum of
+ * occupied/available over them (each in 0..1). One lookup per slot for both. */
+static inline int sel_fit_util(const sel_work_t *w, size_t a, const int64_t *need,
+                               const char *arch, double *util) {
     const baic_sel_agent_t *ag = w->agents[a];
     if (arch != NULL && *arch != '\0' && ag->architecture != arch &&
         (ag->architecture == NULL || strcmp(ag->architecture, arch) != 0))
         return 0;
+    double u = 0;
     for (size_t j = 0; j < w->n_names; j++) {
-        if (need[j] <= 0)
+        if (need[j] <= 0 && util == NULL)
             continue;
         int64_t cap, used;
         baic_slots_get(&ag->available, w->names[j], &cap);
         baic_slots_get(&ag->occupied, w->names[j], &used);
         used += sel_extra(w, a, j);
-        if (used > cap || need[j] > cap - used)
+        if (need[j] > 0 && (used > cap || need[j] > cap - used))
             return 0;
-    }
-    return 1;
-}
-
-/* How full the agent is in the slots this session asks for: the sum of
- * occupied/available over those slots (each in 0..1). */
-static inline double sel_utilisation(const sel_work_t *w, size_t a) {
-    const baic_sel_agent_t *ag = w->agents[a];
-    double u = 0;
-    for (size_t j = 0; j < w->n_names; j++) {
-        int64_t cap, used;
-        baic_slots_get(&ag->available, w->names[j], &cap);
-        baic_slots_get(&ag->occupied, w->names[j], &used);
-        used += sel_extra(w, a, j);
         if (cap > 0)
             u += (double)used / (double)cap;
     }
-    return u;
+    if (util != NULL)
+        *util = u;
+    return 1;
+}
+
+static inline int sel_fits(const sel_work_t *w, size_t a, const int64_t *need, const char *arch) {
+    return sel_fit_util(w, a, need, arch, NULL);
 }
 
 /* The fitting agent whose utilisation is highest (most > 0) or lowest (most == 0);
@@ -70,9 +67,9 @@ static inline size_t sel_by_utilisation(const sel_work_t *w, const int64_t *need
     size_t best = SEL_NONE;
     double best_u = 0;
     for (size_t a = 0; a < w->n_agents; a++) {
-        if (!sel_fits(w, a, need, arch))
+        double u;
+        if (!sel_fit_util(w, a, need, arch, &u))
             continue;
-        double u = sel_utilisation(w, a);
         if (best == SEL_NONE || (most ? u > best_u : u < best_u)) {
             best = a;
             best_u = u;

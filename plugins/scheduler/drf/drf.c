@@ -83,7 +83,7 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
     const baic_sched_session_t *best = NULL;
     drf_share_t best_share = {0, 1};
     for (size_t i = 0; i < n; i++) {
-        const baic_sched_session_t *s = refs[i].s;
+        const baic_sched_session_t *s = sched_at(cands, refs, i);
         if (sched_can_start(ctx, s) != 0)
             continue;
         if (best != NULL && s->priority < best->priority)
@@ -92,7 +92,7 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
         if (best == NULL || drf_share_cmp(sh, best_share) < 0) {
             best = s;
             best_share = sh;
-            *picked = refs[i].index;
+            *picked = sched_index(refs, i);
         }
     }
     if (best != NULL)

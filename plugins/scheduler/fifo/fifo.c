@@ -67,9 +67,9 @@ static int fifo_pick(void *state, const baic_sched_context_t *ctx,
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        const baic_sched_session_t *s = refs[i].s;
+        const baic_sched_session_t *s = sched_at(cands, refs, i);
         if (sched_can_start(ctx, s) == 0) {
-            *picked = refs[i].index;
+            *picked = sched_index(refs, i);
             break;
         }
         if (s->times_skipped >= st->max_skips) {

@@ -33,8 +33,8 @@ static int lifo_pick(void *state, const baic_sched_context_t *ctx,
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        if (sched_can_start(ctx, refs[i].s) == 0) {
-            *picked = refs[i].index;
+        if (sched_can_start(ctx, sched_at(cands, refs, i)) == 0) {
+            *picked = sched_index(refs, i);
             break;
         }
     }
