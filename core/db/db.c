@@ -490,7 +490,11 @@ static void on_conn_timer(uv_timer_t *t) {
     }
     if (c->state != C_DOWN)
         return;
-    c->pg = PQconnectStart(c->pool->dsn);
+    /* Text comes back as UTF-8 whatever the database's encoding: callers put it into
+     * JSON (jansson's strings are UTF-8) without checking each value again. */
+    static const char *const keys[] = {"dbname", "client_encoding", NULL};
+    const char *const vals[] = {c->pool->dsn, "UTF8", NULL};
+    c->pg = PQconnectStartParams(keys, vals, 1);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
         conn_connect_failed(c, NULL);
         return;

@@ -113,6 +113,8 @@ struct baic_policy {
     ent_t *ents;
     size_t nents;
     long long max_agent_containers; /* 0 = no limit */
+    char *imin_text;                 /* the image minimums parsed last, and their JSON */
+    json_t *imin;
     int cancel;                      /* some pending session's dependency failed */
 };
 
@@ -275,6 +277,8 @@ void baic_policy_free(baic_policy_t *p) {
     json_decref(p->names);
     json_decref(p->index);
     json_decref(p->docs);
+    json_decref(p->imin);
+    free(p->imin_text);
     free(p->ents);
     free(p);
 }
@@ -322,13 +326,21 @@ static void fail(json_t *failed, char *first, size_t n, const char *name, const 
     }
 }
 
-static void pass(json_t *passed, const char *name) {
-    json_array_append_new(passed, json_pack("{s:s}", "name", name));
+/* The predicates a session passed, named only when some other one failed (the check
+ * runs for every placement; most pass everything). */
+typedef struct passes {
+    const char *name[16];
+    int n;
+} passes_t;
+
+static void pass(passes_t *ps, const char *name) {
+    if (ps->n < 16)
+        ps->name[ps->n++] = name;
 }
 
 /* One resource-limit predicate over an entity (absent entity: nothing to limit). */
 static void limit_check(const baic_policy_t *p, const ent_t *e, const baic_slots_t *need,
-                        const char *name, const char *what, json_t *failed, json_t *passed,
+                        const char *name, const char *what, json_t *failed, passes_t *passed,
                         char *first, size_t n) {
     const char *slot = NULL;
     if (e == NULL) {
@@ -351,11 +363,26 @@ int baic_policy_knows(const baic_policy_t *p, const json_t *row) {
     return session_doc(p, json_string_value(json_object_get(row, "id"))) != NULL;
 }
 
+/* An image's resource minimums ({"cpu": {"min": ...}}) as JSON: parsed once while the
+ * sessions checked in a row name the same image's text. */
+static const json_t *image_minimums(baic_policy_t *p, const char *text) {
+    if (text == NULL)
+        text = "{}";
+    if (p->imin_text == NULL || strcmp(p->imin_text, text) != 0) {
+        json_decref(p->imin);
+        free(p->imin_text);
+        p->imin = json_loads(text, 0, NULL);
+        p->imin_text = strdup(text);
+    }
+    return p->imin;
+}
+
 json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_t *need) {
     const char *id = json_string_value(json_object_get(row, "id"));
     const char *ak = json_string_value(json_object_get(row, "access_key"));
     const json_t *doc = session_doc(p, id);
-    json_t *failed = json_array(), *passed = json_array();
+    json_t *failed = json_array();
+    passes_t passed = {{0}, 0};
     char first[768] = "", msg[768];
 
     /* reserved_time */
@@ -365,7 +392,7 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
                  json_string_value(json_object_get(doc, "starts_at")) ?: "");
         fail(failed, first, sizeof first, "reserved_time", msg);
     } else {
-        pass(passed, "reserved_time");
+        pass(&passed, "reserved_time");
     }
     /* dependencies */
     char which[400];
@@ -378,7 +405,7 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
         fail(failed, first, sizeof first, "dependencies", msg);
         p->cancel = 1;
     } else {
-        pass(passed, "dependencies");
+        pass(&passed, "dependencies");
     }
     /* concurrency */
     ent_t *kp = ent(p, "keypair", ak);
@@ -387,23 +414,23 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
                  kp->max_sessions);
         fail(failed, first, sizeof first, "concurrency", msg);
     } else {
-        pass(passed, "concurrency");
+        pass(&passed, "concurrency");
     }
-    limit_check(p, kp, need, "keypair_resource_limit", "keypair", failed, passed, first,
+    limit_check(p, kp, need, "keypair_resource_limit", "keypair", failed, &passed, first,
                 sizeof first);
     limit_check(p, ent(p, "user", json_string_value(json_object_get(row, "user_id"))), need,
-                "user_resource_limit", "main-keypair", failed, passed, first, sizeof first);
+                "user_resource_limit", "main-keypair", failed, &passed, first, sizeof first);
     limit_check(p, ent(p, "group", json_string_value(json_object_get(row, "group_id"))), need,
-                "user_group_resource_limit", "group", failed, passed, first, sizeof first);
+                "user_group_resource_limit", "group", failed, &passed, first, sizeof first);
     limit_check(p, ent(p, "domain", json_string_value(json_object_get(row, "domain_name"))),
-                need, "domain_resource_limit", "domain", failed, passed, first, sizeof first);
+                need, "domain_resource_limit", "domain", failed, &passed, first, sizeof first);
     /* scaling_group */
     if (doc != NULL && !json_is_true(json_object_get(doc, "sgroup_ok"))) {
         snprintf(msg, sizeof msg, "You do not have access to the scaling group '%.64s'.",
                  json_string_value(json_object_get(row, "sgroup")) ?: "");
         fail(failed, first, sizeof first, "scaling_group", msg);
     } else {
-        pass(passed, "scaling_group");
+        pass(&passed, "scaling_group");
     }
     /* container_count */
     long long size = json_integer_value(json_object_get(doc, "cluster_size"));
@@ -413,14 +440,13 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
                  size, kp->max_containers);
         fail(failed, first, sizeof first, "container_count", msg);
     } else {
-        pass(passed, "container_count");
+        pass(&passed, "container_count");
     }
     /* image_min_resources */
-    json_t *imin = json_loads(json_string_value(json_object_get(row, "image_resources")) ?: "{}",
-                              0, NULL);
+    const json_t *imin = image_minimums(p, json_string_value(json_object_get(row, "image_resources")));
     const char *slot, *bad = NULL;
     json_t *v;
-    json_object_foreach(imin, slot, v) {
+    json_object_foreach((json_t *)imin, slot, v) {
         int64_t want = 0, have = 0;
         if (amount(p, slot, json_object_get(v, "min"), &want) != 0)
             continue;
@@ -434,17 +460,18 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
         snprintf(msg, sizeof msg, "The requested %s is below the image's minimum.", bad);
         fail(failed, first, sizeof first, "image_min_resources", msg);
     } else {
-        pass(passed, "image_min_resources");
+        pass(&passed, "image_min_resources");
     }
-    json_decref(imin);
 
     if (json_array_size(failed) == 0) {
         json_decref(failed);
-        json_decref(passed);
         return NULL;
     }
+    json_t *passed_json = json_array();
+    for (int k = 0; k < passed.n; k++)
+        json_array_append_new(passed_json, json_pack("{s:s}", "name", passed.name[k]));
     return json_pack("{s:s, s:s, s:o, s:o}", "info", "predicate-checks-failed", "msg", first,
-                     "failed", failed, "passed", passed);
+                     "failed", failed, "passed", passed_json);
 }
 
 void baic_policy_place(baic_policy_t *p, const json_t *row, const baic_slots_t *need) {

@@ -109,7 +109,7 @@ typedef struct baic_sched {
     int running, again, closing;
     struct round *cur;       /* the round that holds (or asks for) the lock */
     struct round *next;      /* the one reading the next page meanwhile (prefetch) */
-    int placing;             /* the last round that committed placed something */
+    int placing;             /* the last round that decided (and committed) placed something */
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
@@ -1366,6 +1366,9 @@ static void decide(round_t *r) {
     json_t *g;
     json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);
     r->t_decided = uv_hrtime();
+    /* Placing from a full page: the next page is worth reading while this one is written. */
+    r->s->placing = json_object_size(r->alloc) > 0;
+    maybe_prefetch(r);
     if (json_object_size(r->alloc) > 0) {
         tx_query(r, ALLOC_SQL, r->alloc, alloc_done);
         r->stamp_seq = r->s->stamp_seq + 1;
@@ -1383,15 +1386,17 @@ static void decide(round_t *r) {
         round_end(r);
 }
 
+/* PostgreSQL's text is UTF-8 (the connections' client_encoding) and the column names are
+ * ours: no validation per cell (a page is ~90,000 of them). */
 static json_t *rows_json(const baic_db_result_t *res) {
     json_t *rows = json_array();
     for (int r = 0; r < baic_db_result_rows(res); r++) {
         json_t *row = json_object();
         for (int c = 0; c < baic_db_result_cols(res); c++)
-            json_object_set_new(row, baic_db_result_col_name(res, c),
-                                baic_db_result_is_null(res, r, c)
-                                    ? json_null()
-                                    : json_string(baic_db_result_get(res, r, c)));
+            json_object_set_new_nocheck(row, baic_db_result_col_name(res, c),
+                                        baic_db_result_is_null(res, r, c)
+                                            ? json_null()
+                                            : json_string_nocheck(baic_db_result_get(res, r, c)));
         json_array_append_new(rows, row);
     }
     return rows;
@@ -1570,7 +1575,7 @@ static void maybe_prefetch(round_t *r) {
     baic_sched_t *s = r->s;
     if (s->closing || s->next != NULL || s->db == NULL || s->cur != r || !r->locked ||
         !s->placing || json_array_size(r->res[Q_PENDING]) < (size_t)s->page)
-        return; /* (a queue that the last round placed nothing from is not read ahead) */
+        return; /* (a queue the last round placed nothing from is not read ahead) */
     round_t *n = round_new(s);
     if (n == NULL)
         return;
