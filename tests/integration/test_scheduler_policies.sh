@@ -425,28 +425,35 @@ expect_denied priv-b scaling_group "association removed after enqueue"
 ucall DELETE /session/priv-b
 ucall DELETE /session/priv-a
 
-# --- a queue deeper than one round's page, every session tied in the queue's order ---
-# 1,200 sessions inserted by one statement (as POST /session enqueueOnly writes them) share
-# priority, enqueued_at and created_at, and start in an hour. The predicates must judge
-# exactly the sessions the round places from: none runs, the page waits denied.
-sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
+# insert_pending PREFIX N STARTS_AT STARTUP: N batch sessions PREFIX1..N of the user (cpu 1,
+# 256 MiB), PENDING, inserted by one statement as POST /session enqueueOnly writes them (so
+# they share priority, enqueued_at and created_at); STARTS_AT and STARTUP are SQL values.
+insert_pending() {
+    sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
        (SELECT id FROM groups WHERE name = 'default' AND domain_name = u.domain_name) AS gid
      FROM keypairs k JOIN users u ON u.uuid = k.\"user\" WHERE k.access_key = '$USER_AK'),
  s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size, domain_name,
          group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names, images,
          architecture, requested_slots, resource_opts, status, status_changed, enqueued_at,
-         starts_at, status_history)
-       SELECT 'tie-' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
+         starts_at, status_history, startup_command)
+       SELECT '$1' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
          ARRAY['default']::varchar(64)[], ARRAY['local.test/stable/busybox:latest']::varchar(512)[],
          'x86_64', '{\"cpu\": \"1\", \"mem\": \"268435456\"}', '{}', 'PENDING', now(), now(),
-         now() + interval '1 hour', jsonb_build_object('PENDING', now()::text)
-       FROM u, generate_series(1, 1200) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
+         $3, jsonb_build_object('PENDING', now()::text), $4
+       FROM u, generate_series(1, $2) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
  INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
    cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
    architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
  SELECT s.id, s.name, 'batch', 'single-node', 1, 'main', 0, 'main1', 'default', s.domain_name, s.group_id,
    s.user_uuid, s.access_key, 'local.test/stable/busybox:latest', 'x86_64', 'local.test', 'latest',
    s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
+}
+
+# --- a queue deeper than one round's page, every session tied in the queue's order ---
+# 1,200 sessions inserted by one statement (as POST /session enqueueOnly writes them) share
+# priority, enqueued_at and created_at, and start in an hour. The predicates must judge
+# exactly the sessions the round places from: none runs, the page waits denied.
+insert_pending tie- 1200 "now() + interval '1 hour'" NULL
 tie_judged() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'tie-%' AND status = 'PENDING'
     AND status_data #>> '{scheduler,failed_predicates}' LIKE '%reserved_time%'")" -ge 1000 ]; }
 until_ok 30 tie_judged || bad "the tied page was not judged: $(sql "SELECT status, status_info, count(*) FROM sessions WHERE name LIKE 'tie-%' GROUP BY 1, 2")"
@@ -484,24 +491,7 @@ start_agent i-two default
 until_ok 20 agent_alive i-two || bad "i-two not ALIVE"
 sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
 L0=$(wc -l <"$D/log/manager.log")
-sql "WITH u AS (SELECT k.access_key, u.uuid, u.domain_name,
-       (SELECT id FROM groups WHERE name = 'default' AND domain_name = u.domain_name) AS gid
-     FROM keypairs k JOIN users u ON u.uuid = k.\"user\" WHERE k.access_key = '$USER_AK'),
- s AS (INSERT INTO sessions (name, session_type, priority, cluster_mode, cluster_size, domain_name,
-         group_id, user_uuid, access_key, scaling_group_name, target_sgroup_names, images,
-         architecture, requested_slots, resource_opts, status, status_changed, enqueued_at,
-         status_history, startup_command)
-       SELECT 'lq-' || g, 'batch', 10, 'single-node', 1, domain_name, gid, uuid, access_key, 'default',
-         ARRAY['default']::varchar(64)[], ARRAY['local.test/stable/busybox:latest']::varchar(512)[],
-         'x86_64', '{\"cpu\": \"1\", \"mem\": \"268435456\"}', '{}', 'PENDING', now(), now(),
-         jsonb_build_object('PENDING', now()::text), 'sleep 30; exit 0'
-       FROM u, generate_series(1, 5) g RETURNING id, name, access_key, user_uuid, domain_name, group_id, requested_slots)
- INSERT INTO kernels (session_id, session_name, session_type, cluster_mode, cluster_size, cluster_role,
-   cluster_idx, cluster_hostname, scaling_group, domain_name, group_id, user_uuid, access_key, image,
-   architecture, registry, tag, requested_slots, resource_opts, environ, status, status_changed, status_history)
- SELECT s.id, s.name, 'batch', 'single-node', 1, 'main', 0, 'main1', 'default', s.domain_name, s.group_id,
-   s.user_uuid, s.access_key, 'local.test/stable/busybox:latest', 'x86_64', 'local.test', 'latest',
-   s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
+insert_pending lq- 5 NULL "'sleep 30; exit 0'"
 sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'" >/dev/null
 lq_running() { [ "$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'lq-%' AND status = 'RUNNING'")" = 5 ]; }
 if until_ok 30 lq_running; then
