@@ -109,16 +109,15 @@ typedef struct baic_sched {
     int running, again, closing;
     struct round *cur;       /* the round that holds (or asks for) the lock */
     struct round *next;      /* the one reading the next page meanwhile (prefetch) */
-    int placing;             /* the last round that decided (and committed) placed something */
+    int placing;             /* the last round that decided placed something */
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
     /* Placed sessions waiting for their create_kernels (see "launch queue" below). */
-    uv_timer_t launch_timer; /* the oldest's wait is over */
+    uv_timer_t launch_timer; /* active while the queue is held: the oldest's wait */
     uv_idle_t launch_idle;   /* sends a few per loop turn while running */
     json_t *launchq;         /* launch rows, in placement order */
     size_t launchq_head;     /* the first not sent yet */
-    int launch_sending;      /* the queue is released: sent as fast as allowed */
     int launch_inflight;     /* create_kernels sent, not answered yet */
     uint64_t launchq_since;  /* loop ms when the oldest not sent was placed */
     long long launch_defer_ms;
@@ -905,54 +904,58 @@ static void launch_one(baic_manager_t *m, const json_t *row) {
 #define LAUNCHES_PER_TURN 64   /* a few ms of the loop: rounds and replies go between */
 #define LAUNCHES_IN_FLIGHT 256 /* unanswered create_kernels (single-kernel sessions) */
 
+static size_t launch_unsent(const baic_sched_t *s) {
+    return json_array_size(s->launchq) - s->launchq_head;
+}
+
+static void launch_drip(uv_idle_t *h);
+
+/* Sends what the queue holds unless it is held (the wait armed) or the cap is reached;
+ * launch_drip stops itself when either ends its turn. */
+static void launch_resume(baic_sched_t *s) {
+    if (!s->closing && launch_unsent(s) > 0 && !uv_is_active((uv_handle_t *)&s->launch_timer) &&
+        s->launch_inflight < LAUNCHES_IN_FLIGHT)
+        uv_idle_start(&s->launch_idle, launch_drip);
+}
+
 static void launch_drip(uv_idle_t *h) {
     baic_sched_t *s = h->data;
-    size_t n = json_array_size(s->launchq);
-    for (int k = 0; k < LAUNCHES_PER_TURN && s->launchq_head < n && !s->closing &&
+    for (int k = 0; k < LAUNCHES_PER_TURN && launch_unsent(s) > 0 && !s->closing &&
                     s->launch_inflight < LAUNCHES_IN_FLIGHT;
          k++) {
         size_t i = s->launchq_head++;
         launch_one(s->m, json_array_get(s->launchq, i));
         json_array_set_new(s->launchq, i, json_null()); /* its memory back now */
     }
-    if (s->launchq_head >= n || s->closing) {
-        uv_idle_stop(&s->launch_idle);
+    if (launch_unsent(s) == 0) {
         json_array_clear(s->launchq);
         s->launchq_head = 0;
-        s->launch_sending = 0;
-    } else if (s->launch_inflight >= LAUNCHES_IN_FLIGHT) {
-        uv_idle_stop(&s->launch_idle); /* launch_answered starts it again */
     }
-}
-
-static void launch_go(baic_sched_t *s) {
-    uv_timer_stop(&s->launch_timer);
-    if (!s->closing) {
-        s->launch_sending = 1;
-        uv_idle_start(&s->launch_idle, launch_drip);
-    }
+    if (launch_unsent(s) == 0 || s->closing || s->launch_inflight >= LAUNCHES_IN_FLIGHT)
+        uv_idle_stop(&s->launch_idle); /* launch_enqueue or launch_answered starts it again */
 }
 
 /* A create_kernels of launch_one was answered (or failed). */
 static void launch_answered(baic_manager_t *m) {
     baic_sched_t *s = m->sched;
-    if (s == NULL || s->closing)
+    if (s == NULL)
         return;
     if (s->launch_inflight > 0)
         s->launch_inflight--;
-    if (s->launch_sending && !uv_is_active((uv_handle_t *)&s->launch_idle))
-        uv_idle_start(&s->launch_idle, launch_drip);
+    launch_resume(s);
 }
 
 static void launch_timer_cb(uv_timer_t *t) {
-    launch_go(t->data);
+    launch_resume(t->data); /* the wait is over: the timer is no longer active */
 }
 
 static void launch_enqueue(baic_sched_t *s, const round_t *r, int backlog) {
     uint64_t now = uv_now(s->m->uv);
     size_t i;
     json_t *id;
-    if (json_array_size(s->launchq) == s->launchq_head)
+    /* Already being sent (not held, not empty): what this round adds follows. */
+    int sending = launch_unsent(s) > 0 && !uv_is_active((uv_handle_t *)&s->launch_timer);
+    if (launch_unsent(s) == 0)
         s->launchq_since = now;
     json_array_foreach(r->scheduled, i, id) {
         json_t *row = json_object_get(r->launch, json_string_value(id));
@@ -960,15 +963,13 @@ static void launch_enqueue(baic_sched_t *s, const round_t *r, int backlog) {
             json_array_append(s->launchq, row);
     }
     uint64_t age = now - s->launchq_since, defer = (uint64_t)s->launch_defer_ms;
-    if (s->launch_sending) {
-        if (s->launch_inflight < LAUNCHES_IN_FLIGHT && !uv_is_active((uv_handle_t *)&s->launch_idle))
-            uv_idle_start(&s->launch_idle, launch_drip);
+    if (!sending && backlog && s->launch_defer_ms > 0 && age < defer) {
+        if (!uv_is_active((uv_handle_t *)&s->launch_timer))
+            uv_timer_start(&s->launch_timer, launch_timer_cb, defer - age, 0);
         return;
     }
-    if (!backlog || s->launch_defer_ms <= 0 || age >= defer)
-        launch_go(s);
-    else if (!uv_is_active((uv_handle_t *)&s->launch_timer))
-        uv_timer_start(&s->launch_timer, launch_timer_cb, defer - age, 0);
+    uv_timer_stop(&s->launch_timer);
+    launch_resume(s);
 }
 
 /* ---- deadlines and recovery ---- */
@@ -1310,7 +1311,6 @@ static void committed(int err, const char *errmsg, void *arg) {
         baic_sched_t *s = r->s;
         if (r->stamp_seq)
             s->stamp_seq = r->stamp_seq;
-        s->placing = json_array_size(r->scheduled) > 0;
         if (s->cache_ok)
             cache_apply(s, r);
         launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
@@ -1544,22 +1544,31 @@ static round_t *round_new(baic_sched_t *s) {
     return r;
 }
 
+/* A new round in *slot (s->cur, or s->next for a prefetch) with its transaction begun;
+ * 0, or -1 with *slot NULL again. */
+static int round_begin(baic_sched_t *s, round_t **slot, int prefetch) {
+    round_t *r = round_new(s);
+    if (r == NULL)
+        return -1;
+    r->prefetching = prefetch;
+    *slot = r;
+    s->refs++;
+    if (baic_db_tx_begin(s->db ? s->db : s->m->db, tx_started, r) != 0) {
+        *slot = NULL;
+        round_free(r);
+        s->refs--;
+        return -1;
+    }
+    return 0;
+}
+
 static void round_start(uv_timer_t *t) {
     baic_sched_t *s = t->data;
     if (s->closing || s->running)
         return;
-    round_t *r = round_new(s);
-    if (r == NULL)
-        return;
     s->running = 1;
-    s->cur = r;
-    s->refs++;
-    if (baic_db_tx_begin(s->db ? s->db : s->m->db, tx_started, r) != 0) {
-        round_free(r);
+    if (round_begin(s, &s->cur, 0) != 0)
         s->running = 0;
-        s->cur = NULL;
-        s->refs--;
-    }
 }
 
 /*
@@ -1576,17 +1585,7 @@ static void maybe_prefetch(round_t *r) {
     if (s->closing || s->next != NULL || s->db == NULL || s->cur != r || !r->locked ||
         !s->placing || json_array_size(r->res[Q_PENDING]) < (size_t)s->page)
         return; /* (a queue the last round placed nothing from is not read ahead) */
-    round_t *n = round_new(s);
-    if (n == NULL)
-        return;
-    n->prefetching = 1;
-    s->next = n;
-    s->refs++;
-    if (baic_db_tx_begin(s->db, tx_started, n) != 0) {
-        s->next = NULL;
-        round_free(n);
-        s->refs--;
-    }
+    round_begin(s, &s->next, 1);
 }
 
 /* Coalesces wake-ups: one round per loop turn at most, another after it if woken meanwhile. */
