@@ -26,6 +26,7 @@ struct baic_db_batch {
     baic_db_pool_t *db;
     char *sql;
     size_t max;
+    uint64_t linger_ms; /* how long the first waiting item may wait for company */
     uv_timer_t timer;
     int refs;      /* the timer, every statement not yet done, and next() running */
     int busy;      /* a statement is in flight */
@@ -58,6 +59,7 @@ static void stmt_fail(stmt_t *st, const baic_db_result_t *res, int err, const ch
 }
 
 static void next(struct baic_db_batch *b);
+static void on_timer(uv_timer_t *t);
 
 /* Hands each item its rows: the row indices grouped by the "i" column (a counting sort). */
 static void stmt_results(stmt_t *st, const baic_db_result_t *res) {
@@ -104,7 +106,10 @@ static void stmt_done(const baic_db_result_t *res, int err, const char *errmsg, 
         stmt_fail(st, res, err, errmsg);
     else
         stmt_results(st, res);
-    next(b);
+    if (b->linger_ms == 0 || b->closing || (b->nopen > 0 && b->open[0]->n >= b->max))
+        next(b);
+    else if (b->nopen > 0) /* what came in meanwhile gathers company first */
+        uv_timer_start(&b->timer, on_timer, b->linger_ms, 0);
     batch_unref(b);
 }
 
@@ -221,9 +226,13 @@ int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db
     st->w[st->n++] = (waiter_t){cb, arg};
     if (st->n >= b->max && k == 0)
         next(b); /* full: goes now, unless one is in flight */
-    else if (!uv_is_active((uv_handle_t *)&b->timer))
-        uv_timer_start(&b->timer, on_timer, 0, 0);
+    else if (!uv_is_active((uv_handle_t *)&b->timer) && !b->busy)
+        uv_timer_start(&b->timer, on_timer, b->linger_ms, 0);
     return 0;
+}
+
+void baic_db_batch_set_linger(baic_db_batch_t *b, uint64_t ms) {
+    b->linger_ms = ms;
 }
 
 static void on_closed(uv_handle_t *h) {

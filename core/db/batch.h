@@ -4,6 +4,7 @@
 #define BAIC_CORE_DB_BATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -43,6 +44,11 @@ baic_db_batch_t *baic_db_batch_new(uv_loop_t *loop, baic_db_pool_t *db, const ch
  * none). 0, or -ENOMEM / BAIC_ECANCELLED (after baic_db_batch_close) with no callback. */
 int baic_db_batch_add(baic_db_batch_t *b, const char *key, json_t *item, baic_db_batch_cb cb,
                       void *arg);
+
+/* Lets the items of a batch whose writes can wait (heartbeats) wait up to ms for others
+ * before they go, when nothing is in flight, instead of one loop turn: fewer, larger
+ * statements. 0 (the default): one loop turn. */
+void baic_db_batch_set_linger(baic_db_batch_t *b, uint64_t ms);
 
 /* Sends what is waiting now. */
 void baic_db_batch_flush(baic_db_batch_t *b);

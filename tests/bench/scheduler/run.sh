@@ -138,21 +138,25 @@ sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'ba
 # and the CPU seconds spent meanwhile (manager, scheduler's PostgreSQL backend, all of
 # PostgreSQL, the fleet) with the load average at the end (other work on the machine).
 run_sched() {
-    local sched=$1 t0 left end c0m c0s c0p c0f spid
+    local sched=$1 t0 T0_MS left end c0m c0s c0p c0f spid
     sql "UPDATE scaling_groups SET scheduler = '$sched' WHERE name = 'default'" >/dev/null
     enqueue || exit 1
-    # The rows of the previous drain (deleted by reset_cluster) vacuumed and the new queue's
-    # statistics taken before the clock starts, as autovacuum would between two bursts; else
-    # the second scheduler's drain pays for the first one's cleanup.
+    sql "UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
+         WHERE status = 'PENDING'" >/dev/null
+    # The rows of the previous drain (deleted by reset_cluster) and of the update above
+    # vacuumed, and the new queue's statistics taken, before the clock starts, as autovacuum
+    # would between two bursts; else the second scheduler's drain pays for the first one's
+    # cleanup.
     for t in sessions kernels agents; do sql "VACUUM ANALYZE $t" >/dev/null; done
-    t0=$(sql "BEGIN; UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
-              WHERE status = 'PENDING'; UPDATE scaling_groups SET is_active = true WHERE name = 'default';
-              SELECT now()::text; COMMIT;")
-    [ -n "$t0" ] || { echo "run.sh: $sched: the queue could not be released" >&2; exit 1; }
-    T0=$t0
     spid=$(sched_pid)
     c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
+    # The release: one row, so the clock (its transaction's now()) starts when the queue
+    # becomes visible. Latencies are counted from here: greatest(enqueued_at, t0).
+    read -r T0_MS t0 <<<"$(sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'
+        RETURNING round(extract(epoch FROM now()) * 1000), now()::text" | tr '|' ' ')"
+    [ -n "$T0_MS" ] || { echo "run.sh: $sched: the queue could not be released" >&2; exit 1; }
+    T0=$t0
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
     end=$(( $(date +%s) + 300 ))
     # The poll asks for one PENDING row, not a count: counting 10,000 rows five times a
@@ -167,12 +171,33 @@ run_sched() {
     CPU_P=$(awk -v a="$(cpu_s $(pg_pids))" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
     CPU_F=$(awk -v a="$(cpu_s "$FLEET_PID")" -v b="$c0f" 'BEGIN { printf "%.2f", a - b }')
     LOAD=$(cut -d' ' -f1 /proc/loadavg)
-    read -r RATE P50 P99 DRAIN_S NDONE <<<"$(sql "WITH x AS (SELECT (status_history->>'SCHEDULED')::timestamptz AS t, enqueued_at
-          FROM sessions WHERE status_history ? 'SCHEDULED' AND name LIKE 'bench-%')
-        SELECT round(count(*) / greatest(extract(epoch FROM max(t) - '$t0'::timestamptz), 0.001)),
-          round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - enqueued_at))),
-          round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
-          round(extract(epoch FROM max(t) - '$t0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
+    NDONE=$(sql "SELECT count(*) FROM sessions WHERE status_history ? 'SCHEDULED' AND name LIKE 'bench-%'")
+    # A placement counts when its round commits: the round's schedule_round line, logged once
+    # the commit is answered (the rows' SCHEDULED time is their transaction's start). Every
+    # session was released at t0, so the rounds give the latencies exactly.
+    grep schedule_round "$D/log/manager.log" | tail -n +$(( ROUNDS_SEEN + 1 )) >"$W/rounds-$sched.log"
+    read -r RATE P50 P99 DRAIN_S <<<"$("$PY" -c '
+import datetime, math, sys
+t0 = float(sys.argv[1]) / 1000
+rounds = []
+for line in open(sys.argv[2]):
+    f = dict(w.split("=", 1) for w in line.split() if "=" in w)
+    ts = datetime.datetime.strptime(f["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    rounds.append((ts.replace(tzinfo=datetime.timezone.utc).timestamp() - t0, int(f["placed"])))
+rounds = [r for r in sorted(rounds) if r[1] > 0]
+n = sum(p for _, p in rounds)
+def pct(q):
+    k, c = math.ceil(q * n), 0
+    for t, p in rounds:
+        c += p
+        if c >= k:
+            return t
+if n == 0:
+    print("0 nan nan nan")
+else:
+    end = rounds[-1][0]
+    print("%.0f %.0f %.0f %.2f" % (n / max(end, 0.001), 1000 * pct(0.5), 1000 * pct(0.99), end))
+' "$T0_MS" "$W/rounds-$sched.log")"
     RUNNING=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
     if [ -n "${BENCH_PROFILE:-}" ]; then
         echo "$sched: PostgreSQL's statements by total time during the drain (ms, calls, rows):" >&2
@@ -226,7 +251,6 @@ for sched in $SCHEDS; do
     run_sched "$sched"
     R[$sched.rate]=$RATE R[$sched.p50]=$P50 R[$sched.p99]=$P99 R[$sched.drain]=$DRAIN_S
     R[$sched.n]=$NDONE R[$sched.running]=$RUNNING R[$sched.cpu]="$CPU_M $CPU_S $CPU_P $CPU_F $LOAD"
-    grep schedule_round "$D/log/manager.log" | tail -n +$(( ROUNDS_SEEN + 1 )) >"$W/rounds-$sched.log"
     # The launches of the drain: every session RUNNING (the fleet's kernel_started), at
     # most 60 s more; enqueue -> RUNNING per session, and release -> the last RUNNING.
     end=$(( $(date +%s) + 60 ))
@@ -234,8 +258,8 @@ for sched in $SCHEDS; do
           [ "$(date +%s)" -ge $end ]; do sleep 0.5; done
     read -r RP50 RP99 RALL NRUN <<<"$(sql "WITH x AS (SELECT (status_history->>'RUNNING')::timestamptz AS t, enqueued_at
           FROM sessions WHERE status_history ? 'RUNNING' AND name LIKE 'bench-%')
-        SELECT round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - enqueued_at))),
-          round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - enqueued_at))),
+        SELECT round(1000 * extract(epoch FROM percentile_disc(0.5) WITHIN GROUP (ORDER BY t - greatest(enqueued_at, '$T0'::timestamptz)))),
+          round(1000 * extract(epoch FROM percentile_disc(0.99) WITHIN GROUP (ORDER BY t - greatest(enqueued_at, '$T0'::timestamptz)))),
           round(extract(epoch FROM max(t) - '$T0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
     R[$sched.running]=$NRUN R[$sched.run]="$RP50 $RP99 $RALL"
 done
