@@ -452,6 +452,10 @@ static void on_b(const baic_db_result_t *res, const int *rows, int nrows, int er
     }
 }
 
+static void on_pause(uv_timer_t *t) {
+    (void)t;
+}
+
 static int all_done(const bres_t *b, int n) {
     for (int i = 0; i < n; i++)
         if (b[i].done == 0)
@@ -525,6 +529,38 @@ START_TEST(test_batch) {
     ck_assert_int_eq(s[1].err, BAIC_EBACKEND);
     ck_assert_int_eq(s[2].err, 0);
     ck_assert_str_eq(s[2].first, "1");
+
+    /* With a linger, items added apart go out together, not before the linger is over,
+     * and what comes in while a statement is out waits its own linger after it. */
+    baic_db_batch_t *lb = baic_db_batch_new(
+        &loop, pool,
+        "WITH x AS (SELECT (e->>'i')::int AS i FROM jsonb_array_elements($1::jsonb) e),"
+        " log AS (INSERT INTO t_batch_log (n) SELECT 1000 + count(*) FROM x)"
+        " SELECT i, 'ok' AS v FROM x", 100);
+    baic_db_batch_set_linger(lb, 150);
+    bres_t l[3] = {0};
+    uv_update_time(&loop);
+    uint64_t t_first = uv_now(&loop);
+    ck_assert_int_eq(baic_db_batch_add(lb, NULL, json_object(), on_b, &l[0]), 0);
+    uv_timer_t pause;
+    uv_timer_init(&loop, &pause);
+    uv_timer_start(&pause, on_pause, 60, 0);
+    while (uv_is_active((uv_handle_t *)&pause))
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_int_eq(l[0].done, 0);
+    ck_assert_int_eq(baic_db_batch_add(lb, NULL, json_object(), on_b, &l[1]), 0);
+    while (!all_done(l, 2))
+        uv_run(&loop, UV_RUN_ONCE);
+    ck_assert_uint_ge(uv_now(&loop) - t_first, 150);
+    ck_assert_str_eq(l[1].first, "ok");
+    ck_assert_int_eq(baic_db_batch_add(lb, NULL, json_object(), on_b, &l[2]), 0);
+    while (!all_done(l, 3))
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&pause, NULL);
+    baic_db_batch_close(lb);
+    q = q_sync(&loop, pool, "SELECT string_agg(n::text, ',' ORDER BY id) FROM t_batch_log"
+               " WHERE n > 1000", 0, NULL);
+    ck_assert_str_eq(q.v[0], "1002,1001"); /* the two together, then the third */
 
     /* Closing sends what waits; nothing is added after. */
     bres_t c = {0};
