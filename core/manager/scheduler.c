@@ -109,7 +109,8 @@ typedef struct baic_sched {
     int running, again, closing;
     struct round *cur;       /* the round that holds (or asks for) the lock */
     struct round *next;      /* the one reading the next page meanwhile (prefetch) */
-    int placing;             /* the last round that decided placed something */
+    int placing;             /* the last round that decided placed something, or had
+                              * no candidate (a queue that fills anew is read ahead) */
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
@@ -260,6 +261,9 @@ typedef struct round {
     uint64_t t_start, t_fetched, t_decided; /* uv_hrtime() of the round's steps */
     int pending, failed, locked;
     int prefetching, prefetched; /* reading its page before its turn; done so */
+    int decided;              /* its decision is made (its writes may still wait) */
+    int early;                /* decided before its turn: checked against the stamp then */
+    uint64_t t_sent;          /* uv_hrtime() its writes went out */
     int deferred;             /* candidates the predicates' page did not hold */
     json_t *res[NQ];
     json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
@@ -589,15 +593,18 @@ static void schedule_group(round_t *r, const json_t *g) {
     const char *sel_arch = NULL;
     int sel_stale = 1;
     size_t nsel = 0;
+    /* The plugins' view: the unplaced candidates in queue order, ptrs[off .. off + n) (map:
+     * their index in cands). A placement takes its entry out, shifting the shorter side. */
+    size_t n = nc, off = 0;
+    int one_priority = 1;
+    for (size_t c = 0; c < nc; c++) {
+        map[c] = c;
+        ptrs[c] = &cands[c].s;
+        if (cands[c].s.priority != cands[0].s.priority)
+            one_priority = 0;
+    }
 
     for (size_t guard = 0; guard <= 2 * nc; guard++) {
-        /* Current view for the plugins: arrays are rebuilt as placements change them. */
-        size_t n = 0;
-        for (size_t c = 0; c < nc; c++)
-            if (!cands[c].placed) {
-                map[n] = c;
-                ptrs[n++] = &cands[c].s;
-            }
         size_t nk = 0;
         for (size_t k = 0; k < nkp; k++) {
             if (kps[k].occ_group.n == 0)
@@ -614,14 +621,14 @@ static void schedule_group(round_t *r, const json_t *g) {
         size_t picked = BAIC_SCHED_NONE;
         if (n == 0)
             break;
-        int rc = sops->pick(sp->state, &ctx, ptrs, n, &picked);
+        int rc = sops->pick(sp->state, &ctx, ptrs + off, n, &picked);
         if (rc != 0) {
             BAIC_LOG_W("scheduler_pick_failed", "group=%s plugin=%s error=%d", gname, sp->id, rc);
             break;
         }
         if (picked == BAIC_SCHED_NONE || picked >= n)
             break;
-        cand_t *c = &cands[map[picked]];
+        cand_t *c = &cands[map[off + picked]];
         if (c->s.flags & BAIC_SCHED_CAND_TRIED)
             break; /* the plugin broke its contract; do not loop on it */
         kp_t *k = kp_find(kps, nkp, c->s.access_key);
@@ -757,15 +764,27 @@ static void schedule_group(round_t *r, const json_t *g) {
         json_object_set_new(c->row, "agent_addr", json_string(col(a->row, "addr")));
         json_object_set_new(c->row, "agent", json_string(a->a.id));
         json_object_set(r->launch, c->s.id, c->row);
-        /* Everyone queued before it that is still waiting was skipped once more. */
-        for (size_t o = 0; o < nc; o++) {
-            cand_t *w = &cands[o];
-            if (w->placed || w->s.enqueued_at_ms > c->s.enqueued_at_ms ||
+        /* Everyone queued before it that is still waiting was skipped once more: among
+         * the unplaced, with one priority on the page, only those ahead of it in queue
+         * order can be. */
+        size_t upto = one_priority ? picked : n;
+        for (size_t o = 0; o < upto; o++) {
+            cand_t *w = &cands[map[off + o]];
+            if (o == picked || w->s.enqueued_at_ms > c->s.enqueued_at_ms ||
                 (w->s.enqueued_at_ms == c->s.enqueued_at_ms && w->s.created_at_ms >= c->s.created_at_ms))
                 continue;
             w->s.times_skipped++;
             w->skipped = 1;
         }
+        if (picked < n / 2) {
+            memmove(ptrs + off + 1, ptrs + off, picked * sizeof *ptrs);
+            memmove(map + off + 1, map + off, picked * sizeof *map);
+            off++;
+        } else {
+            memmove(ptrs + off + picked, ptrs + off + picked + 1, (n - picked - 1) * sizeof *ptrs);
+            memmove(map + off + picked, map + off + picked + 1, (n - picked - 1) * sizeof *map);
+        }
+        n--;
     }
     /* Those the plugin passed over because the group's free capacity is short of them
      * (a whole cluster counts) still get a reason. */
@@ -1188,12 +1207,14 @@ static json_t *row_find(json_t *rows, const char *k1, const char *v1, const char
     return NULL;
 }
 
-/* Adds the confirmed placements of a committed round to the cache. */
+/* Adds a round's placements to the cache as soon as they are decided, so the next round
+ * can decide on them while they are written; a round whose commit fails, or confirms
+ * fewer than it placed, drops the cache (committed()). */
 static void cache_apply(baic_sched_t *s, round_t *r) {
-    size_t i;
-    json_t *id;
-    json_array_foreach(r->scheduled, i, id) {
-        const json_t *l = json_object_get(r->launch, json_string_value(id));
+    const char *sid;
+    json_t *v;
+    json_object_foreach(r->alloc, sid, v) {
+        const json_t *l = json_object_get(r->launch, sid);
         const char *agent = col(l, "agent"), *ak = col(l, "access_key");
         const char *sg = col(l, "sgroup") ?: "";
         if (agent == NULL)
@@ -1302,17 +1323,17 @@ static void committed(int err, const char *errmsg, void *arg) {
         uint64_t t = uv_hrtime();
         if (json_array_size(r->scheduled) > 0 || json_object_size(r->deny) > 0)
             BAIC_LOG_I("schedule_round", "pending=%zu placed=%zu denied=%zu prefetched=%d"
-                       " fetch_ms=%.1f decide_ms=%.1f write_ms=%.1f",
+                       " early=%d fetch_ms=%.1f decide_ms=%.1f write_ms=%.1f",
                        json_array_size(r->res[Q_PENDING]), json_array_size(r->scheduled),
-                       json_object_size(r->deny), r->prefetched,
+                       json_object_size(r->deny), r->prefetched, r->early,
                        (double)(r->t_fetched - r->t_start) / 1e6,
                        (double)(r->t_decided - r->t_fetched) / 1e6,
-                       (double)(t - r->t_decided) / 1e6);
+                       (double)(t - r->t_sent) / 1e6);
         baic_sched_t *s = r->s;
         if (r->stamp_seq)
             s->stamp_seq = r->stamp_seq;
-        if (s->cache_ok)
-            cache_apply(s, r);
+        if (json_array_size(r->scheduled) < json_object_size(r->alloc))
+            s->cache_ok = 0; /* it counted placements that did not happen */
         launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
         /* Something was placed: more may fit once these numbers settle. */
         if (json_array_size(r->scheduled) > 0 || r->deferred > 0)
@@ -1352,7 +1373,10 @@ static void tx_query(round_t *r, const char *sql, json_t *param, baic_db_cb cb) 
     free(text);
 }
 
-static void decide(round_t *r) {
+static void maybe_decide_early(baic_sched_t *s);
+
+/* The decision: placements, denials and skips, booked into the cache. */
+static void decide_compute(round_t *r) {
     r->t_fetched = uv_hrtime();
     json_t *slots = json_loads(col(json_array_get(r->res[Q_SLOTS], 0), "value") ?: "{}", 0, NULL);
     json_object_set_new(r->types, "cpu", json_string("count"));
@@ -1366,9 +1390,17 @@ static void decide(round_t *r) {
     json_t *g;
     json_array_foreach(r->res[Q_GROUPS], i, g) schedule_group(r, g);
     r->t_decided = uv_hrtime();
+    r->decided = 1;
+    if (r->s->cache_ok)
+        cache_apply(r->s, r);
     /* Placing from a full page: the next page is worth reading while this one is written. */
-    r->s->placing = json_object_size(r->alloc) > 0;
+    r->s->placing = json_object_size(r->alloc) > 0 || r->ncands == 0;
     maybe_prefetch(r);
+}
+
+/* Its writes and the commit, in its turn (the advisory lock held). */
+static void decide_send(round_t *r) {
+    r->t_sent = uv_hrtime();
     if (json_object_size(r->alloc) > 0) {
         tx_query(r, ALLOC_SQL, r->alloc, alloc_done);
         r->stamp_seq = r->s->stamp_seq + 1;
@@ -1382,8 +1414,68 @@ static void decide(round_t *r) {
         tx_query(r, DENY_SQL, r->deny, write_done);
     if (json_object_size(r->skips) > 0)
         tx_query(r, SKIP_SQL, r->skips, write_done);
-    if (baic_db_tx_commit(r->tx, committed, r) != 0)
+    if (baic_db_tx_commit(r->tx, committed, r) != 0) {
+        r->s->cache_ok = 0; /* its placements are in the cache */
         round_end(r);
+        return;
+    }
+    /* While these are written, the next round may decide on them. */
+    maybe_decide_early(r->s);
+}
+
+static void decide(round_t *r) {
+    decide_compute(r);
+    decide_send(r);
+}
+
+/* Drops an early decision the stamp did not confirm: the round reads and decides anew. */
+static void forget_decision(round_t *r) {
+    for (int i = NQ_PAGE; i < NQ; i++) {
+        json_decref(r->res[i]);
+        r->res[i] = NULL;
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(r->res[Q_PENDING], i, row) {
+        json_object_del(row, "agent");
+        json_object_del(row, "agent_addr");
+    }
+    json_t **objs[4] = {&r->alloc, &r->deny, &r->skips, &r->launch};
+    for (int k = 0; k < 4; k++) {
+        json_decref(*objs[k]);
+        *objs[k] = json_object();
+    }
+    baic_policy_free(r->pol);
+    r->pol = NULL;
+    r->ncands = 0;
+    r->deferred = 0;
+    r->decided = 0;
+}
+
+/*
+ * The read-ahead round decides as soon as its page is read and the round before it has
+ * decided, on that round's placements (in the cache) and its agents and groups, instead
+ * of after that round's commit: the manager decides one page while PostgreSQL writes the
+ * other. Its writes still wait for its turn, and go only if the stamp then is the one the
+ * round before wrote (no other manager placed in between) and the cache still holds
+ * (that round committed all it placed); otherwise the decision is dropped and made again
+ * on fresh numbers. A decision on the round before's placements can only be more
+ * cautious than one after them, never book what is not free.
+ */
+static void maybe_decide_early(baic_sched_t *s) {
+    round_t *c = s->cur, *n = s->next;
+    if (s->closing || c == NULL || n == NULL || !c->decided || !n->prefetched || n->decided ||
+        n->failed || !s->cache_ok || s->cache_ms == 0 ||
+        uv_now(s->m->uv) - s->cache_at >= (uint64_t)s->cache_ms)
+        return;
+    const int borrowed[] = {Q_GROUPS, Q_AGENTS, Q_SLOTS};
+    for (size_t i = 0; i < sizeof borrowed / sizeof *borrowed; i++)
+        n->res[borrowed[i]] = json_incref(c->res[borrowed[i]]);
+    n->res[Q_KP_OCC] = json_incref(s->occ_kp);
+    n->res[Q_KP_LIVE] = json_incref(s->live_kp);
+    n->fresh = 0;
+    n->early = 1;
+    decide_compute(n);
 }
 
 /* PostgreSQL's text is UTF-8 (the connections' client_encoding) and the column names are
@@ -1436,6 +1528,19 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
         r->prefetched = 1;
         if (s->cur == r)
             proceed_lock(r);
+        else
+            maybe_decide_early(s);
+        return;
+    }
+    if (r->early && r->decided) { /* its turn: the stamp read, is the decision still good? */
+        if (stamp_ours(s, r) && s->cache_ok) {
+            decide_send(r);
+            return;
+        }
+        forget_decision(r);
+        s->cache_ok = 0;
+        r->fresh = 1;
+        issue(r, NQ_PAGE, NQ);
         return;
     }
     if (!r->fresh && !stamp_ours(s, r)) {
@@ -1492,6 +1597,11 @@ static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, 
     }
     r->locked = 1;
     baic_sched_t *s = r->s;
+    if (r->decided) { /* decided early: only the stamp to check */
+        maybe_prefetch(r);
+        issue(r, Q_STAMP, Q_STAMP + 1);
+        return;
+    }
     r->fresh = !s->cache_ok || s->cache_ms == 0 || uv_now(s->m->uv) - s->cache_at >= (uint64_t)s->cache_ms;
     if (r->prefetched) {
         maybe_prefetch(r);
@@ -1503,7 +1613,7 @@ static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, 
 
 static void proceed_lock(round_t *r) {
     const char *p[1] = {SCHED_LOCK_KEY};
-    if (r->prefetched)
+    if (r->prefetched && !r->decided)
         r->t_start = uv_hrtime(); /* its fetch_ms: from its turn, its page read already */
     if (baic_db_tx_query(r->tx, "SELECT pg_try_advisory_xact_lock($1::bigint)", 1, p, locked_cb,
                          r) != 0) {
@@ -1575,10 +1685,10 @@ static void round_start(uv_timer_t *t) {
  * While a round that found a full page decides and writes, the next round reads the
  * next page on the scheduler's second connection (the current page's rows are locked,
  * so SKIP LOCKED hands it the rows after them, in order), then waits for its turn: the
- * advisory lock, the rest of its reads and its decision come after the current round
- * ended, so it decides on the current round's placements (the occupancy cache) as it
- * would have without the prefetch. PostgreSQL reads one page while the manager decides
- * the other and while the other is written.
+ * advisory lock and its writes come after the current round ended. It decides on the
+ * current round's placements (the occupancy cache), early (maybe_decide_early) or in its
+ * turn. PostgreSQL reads one page while the manager decides the other and while the
+ * other is written.
  */
 static void maybe_prefetch(round_t *r) {
     baic_sched_t *s = r->s;
