@@ -1537,7 +1537,10 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
             decide_send(r);
             return;
         }
+        BAIC_LOG_I("schedule_early_dropped", "reason=%s",
+                   s->cache_ok ? "another-manager-placed" : "round-before-not-all-committed");
         forget_decision(r);
+        r->early = 0;
         s->cache_ok = 0;
         r->fresh = 1;
         issue(r, NQ_PAGE, NQ);

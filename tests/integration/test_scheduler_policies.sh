@@ -511,6 +511,42 @@ else
 fi
 for t in 1 2 3 4 5; do ucall DELETE "/session/lq-$t"; done
 
+# --- another manager places between two rounds ---
+# Pages of 2 still, two agents of 4 CPUs, twelve 1-CPU sessions released at once while
+# something else writes the scheduler's stamp every 20 ms (as another manager's rounds
+# would): a round that decided early on the round before's placements must drop that
+# decision and decide again on fresh numbers. Eight are placed, once each, no agent past
+# its 4 CPUs, four wait (the head of them with a reason).
+lq_gone() { [ "$(sql "SELECT count(*) FROM kernels WHERE session_name LIKE 'lq-%' AND status NOT IN ('TERMINATED', 'CANCELLED', 'ERROR')")" = 0 ]; }
+until_ok 30 lq_gone || bad "lq-* still live: $(sql "SELECT session_name, status FROM kernels WHERE session_name LIKE 'lq-%'")"
+sql "UPDATE scaling_groups SET is_active = false WHERE name = 'default'" >/dev/null
+L0=$(wc -l <"$D/log/manager.log")
+insert_pending st- 12 NULL "'sleep 30; exit 0'"
+( while :; do psql "$DSN" -qAt -c "INSERT INTO shared_config (key, value) VALUES ('scheduler/stamp',
+      jsonb_build_object('by', 'another-manager', 'seq', (random() * 1e9)::bigint))
+      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value" >/dev/null 2>&1; sleep 0.02; done ) &
+STAMPER=$!
+sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'" >/dev/null
+st_settled() { [ "$(sql "SELECT count(*) FILTER (WHERE status_history ? 'SCHEDULED') = 8 AND count(*) FILTER (WHERE status = 'PENDING' AND status_info IS NOT NULL) > 0 FROM sessions WHERE name LIKE 'st-%'")" = t ]; }
+until_ok 30 st_settled
+sleep 1 # a round more, in case one were still to place past the capacity
+kill "$STAMPER"; wait "$STAMPER" 2>/dev/null
+placed=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'st-%' AND status_history ? 'SCHEDULED'")
+kernels=$(sql "SELECT count(*) FROM kernels WHERE session_name LIKE 'st-%' AND agent IS NOT NULL")
+over=$(sql "SELECT count(*) FROM (SELECT agent, sum((occupied_slots->>'cpu')::numeric) AS cpu FROM kernels
+        WHERE status IN ('SCHEDULED','PREPARING','PULLING','PREPARED','CREATING','RUNNING') AND agent IS NOT NULL
+        GROUP BY agent) x WHERE cpu > 4")
+waiting=$(sql "SELECT count(*) FROM sessions WHERE name LIKE 'st-%' AND status = 'PENDING'")
+dropped=$(tail -n +$((L0 + 1)) "$D/log/manager.log" | grep -c "event=schedule_early_dropped")
+[ "$placed" = 8 ] && [ "$kernels" = 8 ] && [ "$over" = 0 ] && [ "$waiting" = 4 ] &&
+    ok "a foreign stamp between rounds: 8 of 12 placed once each, no agent past 4 CPUs, 4 waiting ($dropped early decisions dropped)" ||
+    bad "foreign stamp: placed $placed, kernels $kernels, agents over $over, waiting $waiting: $(tail -n +$((L0 + 1)) "$D/log/manager.log" | grep -E "schedule_")"
+for t in $(seq 1 12); do ucall DELETE "/session/st-$t"; done
+sql "WITH c AS (UPDATE sessions SET status = 'CANCELLED', status_changed = now(), terminated_at = now()
+       WHERE name LIKE 'st-%' AND status = 'PENDING' RETURNING id)
+     UPDATE kernels SET status = 'CANCELLED', status_changed = now(), terminated_at = now()
+       WHERE session_id IN (SELECT id FROM c)" >/dev/null
+
 # --- pending limits at enqueue ---
 acall POST /admin/rest/scaling-groups '{"name": "empty"}'
 acall POST /admin/rest/scaling-groups/empty/domains/default
