@@ -49,36 +49,46 @@ typedef struct baic_policy baic_policy_t;
  * the round's queries take it as $1. */
 #define BAIC_SCHED_PAGE 2500
 
-/* The query a scheduling round runs in its transaction, next to its own: one row per
- * pending session, keypair, user, project and domain involved, and the agent limits
- * (columns kind, id, doc). */
+/* Columns the scheduler's page query adds for the per-session predicates (its alias for
+ * sessions is s): the row is the session's, one read of the page and one lock per row.
+ * deps: [[id, name, status, result]] or NULL. */
+#define BAIC_POLICY_PAGE_COLS \
+    ", CASE WHEN s.starts_at > now() THEN" \
+    "   ceil(extract(epoch FROM s.starts_at - now()) * 1000)::bigint END AS wait_ms," \
+    " to_char(s.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS starts_at_text," \
+    " (SELECT json_agg(json_build_array(d.depends_on::text, ds.name, ds.status, ds.result))" \
+    "   FROM session_dependencies d JOIN sessions ds ON ds.id = d.depends_on" \
+    "   WHERE d.session_id = s.id)::text AS deps"
+
+/* The query a scheduling round runs in its transaction once its page is read, with $1 =
+ * baic_policy_round_param(page rows): one row per resource-group access, keypair, user,
+ * project and domain the page names, and the agent limits (columns kind, id, doc). */
 extern const char BAIC_POLICY_ROUND_SQL[];
+/* The distinct keypairs, users, projects, domains and (group, domain, project, keypair)
+ * of the page's rows, as BAIC_POLICY_ROUND_SQL takes them. */
+json_t *baic_policy_round_param(const json_t *pending);
 
 /* What live kernels occupy (columns kind: keypair|user|group|domain, id, slot, total). */
 extern const char BAIC_POLICY_OCC_SQL[];
 
 /* Builds the round's view from the round query's rows (array of {"kind","id","doc"}),
- * the slot types ({"cpu": "count", "mem": "bytes", ...}), the occupancy ({kind: {id:
+ * the page's rows (their dependencies), the slot types ({"cpu": "count", "mem": "bytes", ...}), the occupancy ({kind: {id:
  * {slot: total}}}, from BAIC_POLICY_OCC_SQL) and the live sessions per keypair (array
  * of {"access_key", "n"}). Never NULL. */
-baic_policy_t *baic_policy_new(struct baic_manager *m, const json_t *rows, const json_t *types,
-                               const json_t *occ, const json_t *live);
+baic_policy_t *baic_policy_new(struct baic_manager *m, const json_t *rows, const json_t *pending,
+                               const json_t *types, const json_t *occ, const json_t *live);
 /* Frees it; cancels, outside the round, the pending sessions whose dependencies failed. */
 void baic_policy_free(baic_policy_t *p);
 
 /*
  * Every predicate for one pending session (row: the scheduler's pending row with id,
- * access_key, user_id, group_id, domain_name, sgroup, image_resources; need: its
+ * access_key, user_id, group_id, domain_name, sgroup, image_resources, cluster_size and
+ * BAIC_POLICY_PAGE_COLS; need: its
  * requested slots). NULL when all pass, else the denial to record:
  * {"info": "predicate-checks-failed", "msg": first failure, "failed": [{"name","msg"}],
  *  "passed": [{"name"}]}. Caller owns it.
  */
 json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_t *need);
-/* Whether the round query read this pending session (row as above). Its page is the
- * scheduler's (same order, same limit), but a statement of its own: a session enqueued
- * in between can push one out of it, and such a session is judged in a later round, not
- * passed unchecked. */
-int baic_policy_knows(const baic_policy_t *p, const json_t *row);
 /* Books a placed session's slots to its keypair, user, project and domain. */
 void baic_policy_place(baic_policy_t *p, const json_t *row, const baic_slots_t *need);
 /* Whether an agent already running n_kernels kernels may take one more

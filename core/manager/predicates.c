@@ -30,55 +30,94 @@
 
 #define MAX_SLOTS 32
 
+/* The policies of what the page names ($1: baic_policy_round_param()): resource-group access
+ * once per (group, domain, project, keypair) on the page, the keypairs', users' (their
+ * main keypair's), projects' and domains' limits, and the agents' container limit. */
 const char BAIC_POLICY_ROUND_SQL[] =
-    "WITH p AS (SELECT s.id, s.access_key, s.user_uuid, s.group_id, s.domain_name,"
-    "   s.scaling_group_name AS sgroup, s.starts_at, s.cluster_size FROM sessions s"
-    "   WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
-    "   ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
-    /* The round's own page: the rows its first query locked, skipping those another
-     * transaction holds as that query did (the page of the round before, while a
-     * prefetching round reads the next one). */
-    "   LIMIT $1::int FOR UPDATE OF s SKIP LOCKED),"
-    /* Resource-group access once per (group, domain, project, keypair) on the page, not
-     * once per session: a page holds few of them. */
-    " c AS (SELECT DISTINCT sgroup, domain_name, group_id, access_key FROM p),"
-    " ok AS (SELECT c.*, EXISTS (SELECT 1 FROM scaling_groups sg WHERE sg.name = c.sgroup"
-    "     AND sg.is_active AND ((sg.is_public AND EXISTS (SELECT 1 FROM sgroups_for_domains f"
-    "       WHERE f.scaling_group = sg.name AND f.domain = c.domain_name))"
+    "WITH c AS (SELECT x->>0 AS sgroup, x->>1 AS domain_name, (x->>2)::uuid AS group_id,"
+    "   x->>3 AS access_key FROM jsonb_array_elements($1::jsonb->'access') x)"
+    " SELECT 'access' AS kind, concat_ws('|', c.sgroup, c.domain_name, c.group_id::text,"
+    "   c.access_key) AS id, to_json(EXISTS (SELECT 1 FROM scaling_groups sg"
+    "   WHERE sg.name = c.sgroup AND sg.is_active AND ((sg.is_public AND EXISTS (SELECT 1 FROM"
+    "     sgroups_for_domains f WHERE f.scaling_group = sg.name AND f.domain = c.domain_name))"
     "     OR EXISTS (SELECT 1 FROM sgroups_for_groups f WHERE f.scaling_group = sg.name"
     "       AND f.\"group\" = c.group_id)"
     "     OR EXISTS (SELECT 1 FROM sgroups_for_keypairs f WHERE f.scaling_group = sg.name"
-    "       AND f.access_key = c.access_key))) AS sgroup_ok FROM c)"
-    " SELECT 'session' AS kind, p.id::text AS id, json_build_object("
-    "   'wait_ms', CASE WHEN p.starts_at > now() THEN"
-    "     ceil(extract(epoch FROM p.starts_at - now()) * 1000)::bigint END,"
-    "   'starts_at', to_char(p.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    "   'cluster_size', p.cluster_size,"
-    "   'sgroup_ok', ok.sgroup_ok,"
-    "   'deps', (SELECT json_agg(json_build_array(d.depends_on::text, ds.name, ds.status,"
-    "     ds.result)) FROM session_dependencies d JOIN sessions ds ON ds.id = d.depends_on"
-    "     WHERE d.session_id = p.id))::text AS doc FROM p JOIN ok"
-    "   ON ok.sgroup IS NOT DISTINCT FROM p.sgroup AND ok.domain_name IS NOT DISTINCT FROM"
-    "   p.domain_name AND ok.group_id IS NOT DISTINCT FROM p.group_id"
-    "   AND ok.access_key IS NOT DISTINCT FROM p.access_key"
+    "       AND f.access_key = c.access_key))))::text AS doc FROM c"
     " UNION ALL SELECT 'keypair', k.access_key, json_build_object('limits',"
     "   pol.total_resource_slots, 'default', pol.default_for_unspecified, 'max_sessions',"
     "   pol.max_concurrent_sessions, 'max_containers', pol.max_containers_per_session)::text"
-    "   FROM (SELECT DISTINCT access_key FROM p) x JOIN keypairs k ON k.access_key = x.access_key"
-    "   JOIN keypair_resource_policies pol ON pol.name = k.resource_policy"
+    "   FROM keypairs k JOIN keypair_resource_policies pol ON pol.name = k.resource_policy"
+    "   WHERE k.access_key IN (SELECT jsonb_array_elements_text($1::jsonb->'keypairs'))"
     " UNION ALL SELECT 'user', u.uuid::text, json_build_object('limits',"
     "   pol.total_resource_slots, 'default', pol.default_for_unspecified)::text"
-    "   FROM (SELECT DISTINCT user_uuid FROM p) x JOIN users u ON u.uuid = x.user_uuid"
-    "   JOIN keypairs mk ON mk.access_key = u.main_access_key"
+    "   FROM users u JOIN keypairs mk ON mk.access_key = u.main_access_key"
     "   JOIN keypair_resource_policies pol ON pol.name = mk.resource_policy"
+    "   WHERE u.uuid IN (SELECT jsonb_array_elements_text($1::jsonb->'users')::uuid)"
     " UNION ALL SELECT 'group', g.id::text, json_build_object('limits', g.total_resource_slots,"
-    "   'default', 'UNLIMITED')::text"
-    "   FROM (SELECT DISTINCT group_id FROM p) x JOIN groups g ON g.id = x.group_id"
+    "   'default', 'UNLIMITED')::text FROM groups g"
+    "   WHERE g.id IN (SELECT jsonb_array_elements_text($1::jsonb->'groups')::uuid)"
     " UNION ALL SELECT 'domain', dm.name, json_build_object('limits', dm.total_resource_slots,"
-    "   'default', 'UNLIMITED')::text"
-    "   FROM (SELECT DISTINCT domain_name FROM p) x JOIN domains dm ON dm.name = x.domain_name"
+    "   'default', 'UNLIMITED')::text FROM domains dm"
+    "   WHERE dm.name IN (SELECT jsonb_array_elements_text($1::jsonb->'domains'))"
     " UNION ALL SELECT 'config', 'max-container-count', value::text FROM shared_config"
     "   WHERE key = 'config/agent/max-container-count'";
+
+/* A pending row's resource-group access key: its group, domain, project and keypair. */
+static void access_key_of(const json_t *row, char *buf, size_t n) {
+    const char *f[4] = {"sgroup", "domain_name", "group_id", "access_key"};
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 4; i++) {
+        const char *v = json_string_value(json_object_get(row, f[i]));
+        if (v == NULL) /* concat_ws skips NULLs */
+            continue;
+        int w = snprintf(buf + len, n - len, "%s%s", len ? "|" : "", v);
+        if (w < 0 || (size_t)w >= n - len)
+            return;
+        len += (size_t)w;
+    }
+}
+
+json_t *baic_policy_round_param(const json_t *pending) {
+    json_t *seen = json_object(), *access = json_array();
+    const char *kinds[4][2] = {{"keypairs", "access_key"}, {"users", "user_id"},
+                               {"groups", "group_id"}, {"domains", "domain_name"}};
+    json_t *lists[4];
+    for (int k = 0; k < 4; k++)
+        lists[k] = json_array();
+    size_t i;
+    json_t *row;
+    char key[600];
+    json_array_foreach(pending, i, row) {
+        for (int k = 0; k < 4; k++) {
+            const char *v = json_string_value(json_object_get(row, kinds[k][1]));
+            if (v == NULL)
+                continue;
+            snprintf(key, sizeof key, "%d:%s", k, v);
+            if (json_object_get(seen, key) == NULL) {
+                json_object_set_new(seen, key, json_true());
+                json_array_append_new(lists[k], json_string(v));
+            }
+        }
+        char ak[512];
+        access_key_of(row, ak, sizeof ak);
+        snprintf(key, sizeof key, "a:%s", ak);
+        if (json_object_get(seen, key) == NULL) {
+            json_object_set_new(seen, key, json_true());
+            json_t *t = json_array();
+            const char *f[4] = {"sgroup", "domain_name", "group_id", "access_key"};
+            for (int k = 0; k < 4; k++)
+                json_array_append(t, json_object_get(row, f[k]) ?: json_null());
+            json_array_append_new(access, t);
+        }
+    }
+    json_decref(seen);
+    json_t *param = json_pack("{s:o}", "access", access);
+    for (int k = 0; k < 4; k++)
+        json_object_set_new(param, kinds[k][0], lists[k]);
+    return param;
+}
 
 /* What live kernels occupy per keypair, user, project and domain: the scheduler reads it
  * with its occupancy cache (not every round) and adds each round's placements to it. */
@@ -188,20 +227,21 @@ static baic_slots_t as_slots(const vec_t *v) {
 static ent_t *ent(const baic_policy_t *p, const char *kind, const char *id) {
     if (id == NULL)
         return NULL;
-    char key[160];
-    snprintf(key, sizeof key, "%s:%.140s", kind, id);
+    char key[600];
+    snprintf(key, sizeof key, "%s:%.560s", kind, id);
     json_t *i = json_object_get(p->index, key);
     return i ? &p->ents[json_integer_value(i)] : NULL;
 }
 
-static const json_t *session_doc(const baic_policy_t *p, const char *id) {
-    char key[160];
-    snprintf(key, sizeof key, "session:%.140s", id ? id : "");
-    return json_object_get(p->docs, key);
+
+/* A pending row's dependencies ([[id, name, status, result]]), or NULL. */
+static json_t *row_deps(const json_t *row) {
+    const char *t = json_string_value(json_object_get(row, "deps"));
+    return t ? json_loads(t, 0, NULL) : NULL;
 }
 
-baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json_t *types,
-                               const json_t *occ, const json_t *live) {
+baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json_t *pending,
+                               const json_t *types, const json_t *occ, const json_t *live) {
     baic_policy_t *p = calloc(1, sizeof *p);
     if (p == NULL)
         abort();
@@ -224,8 +264,8 @@ baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json
         json_t *doc = json_loads(text, JSON_DECODE_ANY, NULL);
         if (doc == NULL)
             continue;
-        char key[160];
-        snprintf(key, sizeof key, "%s:%.140s", kind, id);
+        char key[600];
+        snprintf(key, sizeof key, "%s:%.560s", kind, id);
         json_object_set_new(p->docs, key, doc);
         if (strcmp(kind, "config") == 0) {
             int64_t n = 0;
@@ -237,11 +277,8 @@ baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json
             p->max_agent_containers = n > 0 ? n : 0;
             continue;
         }
-        if (strcmp(kind, "session") == 0) {
-            if (baic_policy_deps_state(json_object_get(doc, "deps"), NULL, 0) == BAIC_DEPS_FAILED)
-                p->cancel = 1;
+        if (strcmp(kind, "access") == 0)
             continue;
-        }
         ent_t *e = &p->ents[p->nents];
         json_t *limits = json_object_get(doc, "limits");
         const char *dflt = json_string_value(json_object_get(doc, "default"));
@@ -265,6 +302,15 @@ baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json
         e->max_containers = json_integer_value(json_object_get(doc, "max_containers"));
         json_object_set_new(p->index, key, json_integer((json_int_t)p->nents));
         p->nents++;
+    }
+    /* A dependency that failed cancels its dependants, checked this round or not. */
+    json_array_foreach(pending, i, row) {
+        if (p->cancel || json_object_get(row, "deps") == NULL || json_is_null(json_object_get(row, "deps")))
+            continue;
+        json_t *deps = row_deps(row);
+        if (baic_policy_deps_state(deps, NULL, 0) == BAIC_DEPS_FAILED)
+            p->cancel = 1;
+        json_decref(deps);
     }
     return p;
 }
@@ -359,9 +405,6 @@ static void limit_check(const baic_policy_t *p, const ent_t *e, const baic_slots
     fail(failed, first, n, name, msg);
 }
 
-int baic_policy_knows(const baic_policy_t *p, const json_t *row) {
-    return session_doc(p, json_string_value(json_object_get(row, "id"))) != NULL;
-}
 
 /* An image's resource minimums ({"cpu": {"min": ...}}) as JSON: parsed once while the
  * sessions checked in a row name the same image's text. */
@@ -378,25 +421,25 @@ static const json_t *image_minimums(baic_policy_t *p, const char *text) {
 }
 
 json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_t *need) {
-    const char *id = json_string_value(json_object_get(row, "id"));
     const char *ak = json_string_value(json_object_get(row, "access_key"));
-    const json_t *doc = session_doc(p, id);
     json_t *failed = json_array();
     passes_t passed = {{0}, 0};
     char first[768] = "", msg[768];
 
     /* reserved_time */
-    json_t *wait = json_object_get(doc, "wait_ms");
-    if (json_is_integer(wait) && json_integer_value(wait) > 0) {
+    const char *wait = json_string_value(json_object_get(row, "wait_ms"));
+    if (wait != NULL && atoll(wait) > 0) {
         snprintf(msg, sizeof msg, "Before start time (%s).",
-                 json_string_value(json_object_get(doc, "starts_at")) ?: "");
+                 json_string_value(json_object_get(row, "starts_at_text")) ?: "");
         fail(failed, first, sizeof first, "reserved_time", msg);
     } else {
         pass(&passed, "reserved_time");
     }
     /* dependencies */
     char which[400];
-    int ds = baic_policy_deps_state(json_object_get(doc, "deps"), which, sizeof which);
+    json_t *deps = row_deps(row);
+    int ds = baic_policy_deps_state(deps, which, sizeof which);
+    json_decref(deps);
     if (ds == BAIC_DEPS_WAIT) {
         snprintf(msg, sizeof msg, "Waiting dependency sessions to finish as success. (%s)", which);
         fail(failed, first, sizeof first, "dependencies", msg);
@@ -425,7 +468,10 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
     limit_check(p, ent(p, "domain", json_string_value(json_object_get(row, "domain_name"))),
                 need, "domain_resource_limit", "domain", failed, &passed, first, sizeof first);
     /* scaling_group */
-    if (doc != NULL && !json_is_true(json_object_get(doc, "sgroup_ok"))) {
+    char akey[560];
+    snprintf(akey, sizeof akey, "access:");
+    access_key_of(row, akey + 7, sizeof akey - 7);
+    if (!json_is_true(json_object_get(p->docs, akey))) {
         snprintf(msg, sizeof msg, "You do not have access to the scaling group '%.64s'.",
                  json_string_value(json_object_get(row, "sgroup")) ?: "");
         fail(failed, first, sizeof first, "scaling_group", msg);
@@ -433,7 +479,7 @@ json_t *baic_policy_check(baic_policy_t *p, const json_t *row, const baic_slots_
         pass(&passed, "scaling_group");
     }
     /* container_count */
-    long long size = json_integer_value(json_object_get(doc, "cluster_size"));
+    long long size = atoll(json_string_value(json_object_get(row, "cluster_size")) ?: "1");
     if (kp && kp->max_containers > 0 && size > kp->max_containers) {
         snprintf(msg, sizeof msg,
                  "A session of %lld containers exceeds your limit of %lld containers per session.",

@@ -182,7 +182,7 @@ enum { Q_PENDING, Q_POLICY, Q_GROUPS, Q_AGENTS, Q_SLOTS, Q_STAMP, Q_AGENT_OCC, Q
 
 static const char *const ROUND_SQL[NQ] = {
     [Q_PENDING] =
-        LAUNCH_COLS LAUNCH_FROM
+        LAUNCH_COLS BAIC_POLICY_PAGE_COLS LAUNCH_FROM
         " WHERE s.status = 'PENDING' AND " BAIC_POLICY_PAGE_DUE
         " ORDER BY s.priority DESC, s.enqueued_at, s.created_at, s.id"
         " LIMIT $1::int FOR UPDATE OF s SKIP LOCKED", /* rows a request holds: next round */
@@ -209,7 +209,7 @@ static const char *const ROUND_SQL[NQ] = {
     [Q_KP_LIVE] = "SELECT access_key, count(*) AS n FROM sessions WHERE status IN "
                   BAIC_LIVE_STATUSES " AND access_key IS NOT NULL GROUP BY access_key",
     [Q_SLOTS] = "SELECT value::text AS value FROM shared_config WHERE key = 'config/resource_slots'",
-    [Q_POLICY] = BAIC_POLICY_ROUND_SQL, /* predicates.c */
+    [Q_POLICY] = BAIC_POLICY_ROUND_SQL, /* predicates.c; sent once Q_PENDING is read */
     [Q_POL_OCC] = BAIC_POLICY_OCC_SQL,
 };
 
@@ -266,7 +266,6 @@ typedef struct round {
     int decided;              /* its decision is made (its writes may still wait) */
     int early;                /* decided before its turn: checked against the stamp then */
     uint64_t t_sent;          /* uv_hrtime() its writes went out */
-    int deferred;             /* candidates the predicates' page did not hold */
     json_t *res[NQ];
     json_t *types;   /* slot name -> "count" | "bytes" | "unique" */
     json_t *alloc;   /* session id -> {"agent", "addr"} */
@@ -636,11 +635,6 @@ static void schedule_group(round_t *r, const json_t *g) {
         kp_t *k = kp_find(kps, nkp, c->s.access_key);
         char msg[256];
         baic_slots_t want = as_slots(&c->req);
-        if (!baic_policy_knows(r->pol, c->row)) {
-            c->s.flags |= BAIC_SCHED_CAND_TRIED;
-            r->deferred++;
-            continue;
-        }
         json_t *denial = baic_policy_check(r->pol, c->row, &want);
         if (denial != NULL) {
             /* Held back by its own policies on fresh numbers: out of the page for a tick,
@@ -1340,7 +1334,7 @@ static void committed(int err, const char *errmsg, void *arg) {
             s->cache_ok = 0; /* it counted placements that did not happen */
         launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
         /* Something was placed: more may fit once these numbers settle. */
-        if (json_array_size(r->scheduled) > 0 || r->deferred > 0)
+        if (json_array_size(r->scheduled) > 0)
             r->s->again = 1;
         /* Cached numbers may hide what was freed since: look again with fresh ones. */
         if (!r->fresh && (json_object_size(r->deny) > 0 || json_array_size(r->scheduled) < r->ncands)) {
@@ -1388,7 +1382,7 @@ static void decide_compute(round_t *r) {
     if (json_is_object(slots))
         json_object_update(r->types, slots);
     json_decref(slots);
-    r->pol = baic_policy_new(r->s->m, r->res[Q_POLICY], r->types, r->s->occ_pol,
+    r->pol = baic_policy_new(r->s->m, r->res[Q_POLICY], r->res[Q_PENDING], r->types, r->s->occ_pol,
                              r->res[Q_KP_LIVE]);
     size_t i;
     json_t *g;
@@ -1452,7 +1446,6 @@ static void forget_decision(round_t *r) {
     baic_policy_free(r->pol);
     r->pol = NULL;
     r->ncands = 0;
-    r->deferred = 0;
     r->decided = 0;
 }
 
@@ -1509,6 +1502,7 @@ typedef struct part {
 } part_t;
 
 static void issue(round_t *r, int from, int to);
+static void send_part(round_t *r, int idx, int np, const char *const *params);
 
 static void part_done(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
     part_t *p = arg;
@@ -1520,8 +1514,16 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
         r->failed = 1;
     } else {
         r->res[p->idx] = rows_json(res);
-        if (p->idx == Q_PENDING)
+        if (p->idx == Q_PENDING) {
+            /* The policies of what the page names, in the same transaction. */
+            json_t *param = baic_policy_round_param(r->res[Q_PENDING]);
+            char *text = json_dumps(param, JSON_COMPACT);
+            json_decref(param);
+            r->pending++;
+            send_part(r, Q_POLICY, 1, (const char *[]){text ? text : "{}"});
+            free(text);
             maybe_prefetch(r);
+        }
     }
     free(p);
     if (--r->pending > 0)
@@ -1569,26 +1571,30 @@ static void part_done(const baic_db_result_t *res, int err, const char *errmsg, 
     decide(r);
 }
 
-static void issue(round_t *r, int from, int to) {
-    r->pending = to - from;
-    for (int i = from; i < to; i++) {
-        part_t *p = calloc(1, sizeof *p);
-        if (p == NULL) {
-            r->failed = 1;
-            if (--r->pending == 0) {
-                baic_db_tx_rollback(r->tx, NULL, NULL);
-                round_end(r);
-            }
-            continue;
+/* Sends query idx of the round (counted in r->pending by the caller). */
+static void send_part(round_t *r, int idx, int np, const char *const *params) {
+    part_t *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        r->failed = 1;
+        if (--r->pending == 0) {
+            baic_db_tx_rollback(r->tx, NULL, NULL);
+            round_end(r);
         }
-        p->r = r;
-        p->idx = i;
-        /* The page's two queries take its size. */
-        const char *pp[1] = {r->s->page_text};
-        int np = i == Q_PENDING || i == Q_POLICY;
-        if (baic_db_tx_query(r->tx, ROUND_SQL[i], np, np ? pp : NULL, part_done, p) != 0)
-            part_done(NULL, -ECONNRESET, "connection lost", p);
+        return;
     }
+    p->r = r;
+    p->idx = idx;
+    if (baic_db_tx_query(r->tx, ROUND_SQL[idx], np, params, part_done, p) != 0)
+        part_done(NULL, -ECONNRESET, "connection lost", p);
+}
+
+/* Queries [from, to) of the round; Q_POLICY goes once Q_PENDING is read (part_done). */
+static void issue(round_t *r, int from, int to) {
+    r->pending = to - from - (from <= Q_POLICY && Q_POLICY < to);
+    const char *pp[1] = {r->s->page_text}; /* the page's size */
+    for (int i = from; i < to; i++)
+        if (i != Q_POLICY)
+            send_part(r, i, i == Q_PENDING, i == Q_PENDING ? pp : NULL);
 }
 
 static void locked_cb(const baic_db_result_t *res, int err, const char *errmsg, void *arg) {
