@@ -42,7 +42,7 @@ int baic_policy_deps_state(const json_t *deps, char *which, size_t n);
 struct baic_manager;
 typedef struct baic_policy baic_policy_t;
 
-/* Which PENDING sessions a round reads (its page and the predicates' page alike): those
+/* Which PENDING sessions a round reads (its page): those
  * not held back by a recent denial of their own policies (sessions.sched_retry_at). */
 #define BAIC_POLICY_PAGE_DUE "(s.sched_retry_at IS NULL OR s.sched_retry_at <= now())"
 /* How many pending sessions a round reads unless manager.scheduler_page says otherwise;
