@@ -12,8 +12,9 @@
 
 /*
  * A scheduling round reads BAIC_POLICY_PAGE_COLS with its page and BAIC_POLICY_ROUND_SQL
- * (the policies of what the page names) in its transaction. Every pending session is checked against all predicates (named as
- * Backend.AI names them, so status_data reads the same):
+ * (the policies of what the page names) in its transaction. Every pending session is
+ * checked against all predicates (named as Backend.AI names them, so status_data reads
+ * the same):
  *   reserved_time              starts_at not reached yet
  *   dependencies               some dependency has not ended TERMINATED with SUCCESS
  *   concurrency                keypair max_concurrent_sessions
