@@ -109,9 +109,7 @@ typedef struct baic_sched {
     int running, again, closing;
     struct round *cur;       /* the round that holds (or asks for) the lock */
     struct round *next;      /* the one reading the next page meanwhile (prefetch) */
-    int placing;             /* the last round that decided placed something, or found
-                              * no session pending (a queue that fills anew is read
-                              * ahead; one whose page nobody can take now is not) */
+    int placing;             /* the last round that decided placed something */
     baic_bus_sub_t *wake_sub;
     long long deadline_s, pulling_s, terminating_s, destroy_tries, tick_ms, relaunch_s;
     uint64_t last_sweep;
@@ -1392,7 +1390,7 @@ static void decide_compute(round_t *r) {
     if (r->s->cache_ok)
         cache_apply(r->s, r);
     /* Placing from a full page: the next page is worth reading while this one is written. */
-    r->s->placing = json_object_size(r->alloc) > 0 || json_array_size(r->res[Q_PENDING]) == 0;
+    r->s->placing = json_object_size(r->alloc) > 0;
     maybe_prefetch(r);
 }
 

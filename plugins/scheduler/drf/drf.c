@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* scheduler/drf: dominant resource fairness between access keys in a resource group. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,43 @@ static drf_share_t drf_dominant_share(const baic_sched_context_t *ctx,
     return best;
 }
 
+/*
+ * Within one pick a candidate's fit and share depend only on its access key and request,
+ * and a page holds few distinct pairs (sizes x keys) among thousands of candidates: each
+ * pair is computed once per pick. Open addressing; when full, the rest is computed.
+ */
+#define DRF_MEMO 256
+
+typedef struct drf_memo {
+    const char *access_key; /* NULL: empty */
+    const baic_slots_t *req;
+    int fits;
+    drf_share_t share;
+} drf_memo_t;
+
+static int drf_same_request(const baic_slots_t *a, const baic_slots_t *b) {
+    if (a->count != b->count)
+        return 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (a->v[i].value != b->v[i].value ||
+            (a->v[i].name != b->v[i].name && strcmp(a->v[i].name, b->v[i].name) != 0))
+            return 0;
+    return 1;
+}
+
+static drf_memo_t *drf_memo_find(drf_memo_t *m, const baic_sched_session_t *s) {
+    uint64_t h = (uint64_t)(uintptr_t)s->access_key * 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < s->requested.count; i++)
+        h = (h ^ (uint64_t)s->requested.v[i].value) * 0x100000001b3ull;
+    for (size_t k = 0; k < DRF_MEMO; k++) {
+        drf_memo_t *e = &m[(h + k) % DRF_MEMO];
+        if (e->access_key == NULL || (e->access_key == s->access_key &&
+                                      drf_same_request(e->req, &s->requested)))
+            return e;
+    }
+    return NULL;
+}
+
 static int drf_init(const baic_host_t *host, const json_t *conf, void **state) {
     drf_state_t *st = host->calloc(1, sizeof *st);
     if (st == NULL)
@@ -82,13 +120,23 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
         return rc;
     const baic_sched_session_t *best = NULL;
     drf_share_t best_share = {0, 1};
+    drf_memo_t *memo = calloc(DRF_MEMO, sizeof *memo);
     for (size_t i = 0; i < n; i++) {
         const baic_sched_session_t *s = sched_at(cands, refs, i);
-        if (sched_can_start(ctx, s) != 0)
+        if (s->flags & BAIC_SCHED_CAND_TRIED)
+            continue;
+        drf_memo_t *e = memo && s->access_key ? drf_memo_find(memo, s) : NULL;
+        if (e != NULL && e->access_key == NULL) {
+            e->access_key = s->access_key;
+            e->req = &s->requested;
+            e->fits = sched_can_start(ctx, s) == 0;
+            e->share = e->fits ? drf_dominant_share(ctx, s) : (drf_share_t){0, 1};
+        }
+        if (e != NULL ? !e->fits : sched_can_start(ctx, s) != 0)
             continue;
         if (best != NULL && s->priority < best->priority)
             break; /* sorted: every later candidate has lower priority */
-        drf_share_t sh = drf_dominant_share(ctx, s);
+        drf_share_t sh = e != NULL ? e->share : drf_dominant_share(ctx, s);
         if (best == NULL || drf_share_cmp(sh, best_share) < 0) {
             best = s;
             best_share = sh;
@@ -99,6 +147,7 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
         st->host->log(st->host, BAIC_LOG_DEBUG, "picked", "session=%s access_key=%s share=%.6f",
                       best->id, best->access_key,
                       (double)best_share.num / (double)best_share.den);
+    free(memo);
     free(refs);
     return 0;
 }
