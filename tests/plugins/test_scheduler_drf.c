@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* scheduler/drf: orderings checked against dominant shares computed by hand. */
+#include <stdio.h>
 #include <string.h>
 
 #include "test_scheduler_fixture.h"
@@ -75,11 +76,52 @@ START_TEST(exact_shares) {
 }
 END_TEST
 
+/*
+ * Candidates of one key asking the same are judged alike within a pick (the plugin computes
+ * such a pair once): one passed over (tried) must not hide the next; one the group cannot
+ * take hides none that asks less; and past the plugin's table of pairs (300 distinct
+ * requests of one key here) every candidate is still judged.
+ */
+START_TEST(repeated_requests) {
+    const baic_scheduler_ops_t *ops;
+    void *st;
+    baic_mock_host_t *m = sf_load("drf", NULL, &ops, &st);
+    sf_context_t ctx;
+    sf_context(&ctx, 10, 100000, 0, 0);
+    sf_session_t x1, x2, y1;
+    sf_session(&x1, "x1", "AKX", 1, 10000, 1); /* 0.1 */
+    sf_session(&x2, "x2", "AKX", 1, 10000, 2); /* 0.1, the same pair */
+    sf_session(&y1, "y1", "AKY", 2, 10000, 3); /* 0.2 */
+    const baic_sched_session_t *c[] = {&x1.s, &x2.s, &y1.s};
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, c, 3), "x1");
+    x1.s.flags |= BAIC_SCHED_CAND_TRIED;
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, c, 3), "x2");
+    x2.s.flags |= BAIC_SCHED_CAND_TRIED;
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, c, 3), "y1");
+
+    enum { N = 300 };
+    static sf_session_t many[N];
+    static char ids[N][8];
+    const baic_sched_session_t *cm[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "m%d", i);
+        /* mem shares 0.9 down to 0.9 - 299/1000: the last asks least */
+        sf_session(&many[i], ids[i], "AKM", 0.1, 90000 - i * 100, 10 + i);
+        cm[i] = &many[i].s;
+    }
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, cm, N), "m299");
+    many[N - 1].slots[1].value = 200000; /* more than the group has: passed over */
+    ck_assert_str_eq(sf_pick(ops, st, &ctx, cm, N), "m298");
+    baic_mock_host_free(m);
+}
+END_TEST
+
 static Suite *drf_suite(void) {
     Suite *s = suite_create("scheduler_drf");
     BAIC_TCASE(s, tc, "drf", 30);
     tcase_add_test(tc, two_users_by_hand);
     tcase_add_test(tc, exact_shares);
+    tcase_add_test(tc, repeated_requests);
     return s;
 }
 
