@@ -65,8 +65,10 @@ const char BAIC_POLICY_ROUND_SQL[] =
     "   WHERE key = 'config/agent/max-container-count'";
 
 /* A pending row's resource-group access key: its group, domain, project and keypair. */
+static const char *const ACCESS_COLS[4] = {"sgroup", "domain_name", "group_id", "access_key"};
+
 static void access_key_of(const json_t *row, char *buf, size_t n) {
-    const char *f[4] = {"sgroup", "domain_name", "group_id", "access_key"};
+    const char *const *f = ACCESS_COLS;
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < 4; i++) {
@@ -107,9 +109,8 @@ json_t *baic_policy_round_param(const json_t *pending) {
         if (json_object_get(seen, key) == NULL) {
             json_object_set_new(seen, key, json_true());
             json_t *t = json_array();
-            const char *f[4] = {"sgroup", "domain_name", "group_id", "access_key"};
             for (int k = 0; k < 4; k++)
-                json_array_append(t, json_object_get(row, f[k]) ?: json_null());
+                json_array_append(t, json_object_get(row, ACCESS_COLS[k]) ?: json_null());
             json_array_append_new(access, t);
         }
     }
@@ -306,9 +307,9 @@ baic_policy_t *baic_policy_new(baic_manager_t *m, const json_t *rows, const json
     }
     /* A dependency that failed cancels its dependants, checked this round or not. */
     json_array_foreach(pending, i, row) {
-        if (p->cancel || json_object_get(row, "deps") == NULL || json_is_null(json_object_get(row, "deps")))
-            continue;
-        json_t *deps = row_deps(row);
+        if (p->cancel)
+            break;
+        json_t *deps = row_deps(row); /* NULL without dependencies */
         if (baic_policy_deps_state(deps, NULL, 0) == BAIC_DEPS_FAILED)
             p->cancel = 1;
         json_decref(deps);

@@ -120,12 +120,12 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
         return rc;
     const baic_sched_session_t *best = NULL;
     drf_share_t best_share = {0, 1};
-    drf_memo_t *memo = calloc(DRF_MEMO, sizeof *memo);
+    drf_memo_t memo[DRF_MEMO] = {{0}};
     for (size_t i = 0; i < n; i++) {
         const baic_sched_session_t *s = sched_at(cands, refs, i);
         if (s->flags & BAIC_SCHED_CAND_TRIED)
             continue;
-        drf_memo_t *e = memo && s->access_key ? drf_memo_find(memo, s) : NULL;
+        drf_memo_t *e = s->access_key ? drf_memo_find(memo, s) : NULL;
         if (e != NULL && e->access_key == NULL) {
             e->access_key = s->access_key;
             e->req = &s->requested;
@@ -147,7 +147,6 @@ static int drf_pick(void *state, const baic_sched_context_t *ctx,
         st->host->log(st->host, BAIC_LOG_DEBUG, "picked", "session=%s access_key=%s share=%.6f",
                       best->id, best->access_key,
                       (double)best_share.num / (double)best_share.den);
-    free(memo);
     free(refs);
     return 0;
 }
