@@ -22,7 +22,8 @@
 # BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_WARMUP (2500: a fifo drain of that many
 # sessions first, not in the figures; 0 = none), BENCH_NO_SLURM=1, BENCH_PROFILE=1 (PostgreSQL's
 # pg_stat_statements loaded: the statements that took most of its time in each drain,
-# printed after it; costs a restart of the stack). Last line: key=value.
+# printed after it; costs a restart of the stack), BENCH_PERF=PREFIX (`perf record -a -g` over each
+# drain, to PREFIX-SCHED.data). Last line: key=value.
 set -u
 SRC=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -58,7 +59,10 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 "$BAIC" up --no-agent --data-dir "$D" >"$W/up.log" 2>&1 || { cat "$W/up.log"; exit 1; }
 DSN=$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")
 REDIS_PORT=$(sed -n '/^\[redis\]/,/^\[/s/^port *= *\([0-9]*\).*/\1/p' "$D/etc/manager.toml")
-sql() { psql "$DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+# Debian's psql is a perl wrapper (~50 ms of CPU a call): the real binary is called instead.
+PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+PSQL=${PSQL:-psql}
+sql() { "$PSQL" "$DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null && sql "SELECT pg_reload_conf()" >/dev/null
 if [ -n "${BENCH_PROFILE:-}" ]; then
     sql "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
@@ -152,6 +156,37 @@ run_sched() {
     spid=$(sched_pid)
     c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
+    local perf_pid=
+    if [ -n "${BENCH_PERF:-}" ]; then
+        perf record -q ${BENCH_PERF_ARGS:--a -g -F 499} -o "$BENCH_PERF-$sched.data" >/dev/null 2>&1 & perf_pid=$!
+        sleep 1
+    fi
+    # The wait reads the manager's log (one python process following it) until the rounds
+    # logged since the release placed NS sessions: polling the database from the shell cost
+    # ~1/3 of the machine's CPU during a drain (a psql and a backend started per poll).
+    # It starts before the release and from the log's size then.
+    "$PY" - "$D/log/manager.log" "$(stat -c %s "$D/log/manager.log")" "$NS" 300 <<'PYEOF' &
+import sys, time
+path, off, want, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+end, placed, buf = time.monotonic() + limit, 0, ""
+with open(path) as f:
+    f.seek(off)
+    while placed < want:
+        chunk = f.read()
+        if not chunk:
+            if time.monotonic() > end:
+                sys.exit(1)
+            time.sleep(0.02)
+            continue
+        buf += chunk
+        *lines, buf = buf.split("\n")
+        for line in lines:
+            if "schedule_round" in line:
+                for w in line.split():
+                    if w.startswith("placed="):
+                        placed += int(w[7:])
+PYEOF
+    local watch=$!
     # The release: one row, so the clock (its transaction's now()) starts when the queue
     # becomes visible. Latencies are counted from here: greatest(enqueued_at, t0).
     read -r T0_MS t0 <<<"$(sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'
@@ -159,14 +194,8 @@ run_sched() {
     [ -n "$T0_MS" ] || { echo "run.sh: $sched: the queue could not be released" >&2; exit 1; }
     T0=$t0
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
-    end=$(( $(date +%s) + 300 ))
-    # The poll asks for one PENDING row, not a count: counting 10,000 rows five times a
-    # second cost PostgreSQL more CPU than some of what is measured.
-    while :; do
-        [ "$(sql "SELECT EXISTS (SELECT 1 FROM sessions WHERE status = 'PENDING')")" = f ] && break
-        [ "$(date +%s)" -ge $end ] && { echo "run.sh: $sched: $(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'") sessions still PENDING after 300 s" >&2; break; }
-        sleep 0.2
-    done
+    wait "$watch" || echo "run.sh: $sched: $(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'") sessions still PENDING after 300 s" >&2
+    [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid"; }
     CPU_M=$(awk -v a="$(cpu_s "$MPID")" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
     CPU_S=$(awk -v a="$(cpu_s $spid)" -v b="$c0s" 'BEGIN { printf "%.2f", a - b }')
     CPU_P=$(awk -v a="$(cpu_s $(pg_pids))" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
@@ -202,7 +231,7 @@ else:
     RUNNING=$(sql "SELECT count(*) FROM sessions WHERE status = 'RUNNING'")
     if [ -n "${BENCH_PROFILE:-}" ]; then
         echo "$sched: PostgreSQL's statements by total time during the drain (ms, calls, rows):" >&2
-        psql "$DSN" -qAt -F ' | ' -c "SELECT round(total_exec_time::numeric), calls, rows,
+        "$PSQL" "$DSN" -qAt -F ' | ' -c "SELECT round(total_exec_time::numeric), calls, rows,
             left(regexp_replace(query, '\s+', ' ', 'g'), 100) FROM pg_stat_statements
             ORDER BY total_exec_time DESC LIMIT 12" >&2
     fi
