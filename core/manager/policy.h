@@ -47,7 +47,7 @@ typedef struct baic_policy baic_policy_t;
 #define BAIC_POLICY_PAGE_DUE "(s.sched_retry_at IS NULL OR s.sched_retry_at <= now())"
 /* How many pending sessions a round reads unless manager.scheduler_page says otherwise;
  * the round's queries take it as $1. */
-#define BAIC_SCHED_PAGE 2500
+#define BAIC_SCHED_PAGE 1000
 
 /* Columns the scheduler's page query adds for the per-session predicates (its alias for
  * sessions is s): the row is the session's, one read of the page and one lock per row.
