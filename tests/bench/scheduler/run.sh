@@ -19,7 +19,7 @@
 # Peer: slurmctld + slurmd (one node, CPUs=2), `sbatch --wrap=true` submissions/s sequential
 # and with 4 parallel submitters, and submit -> job start latency one job at a time.
 # Knobs: BENCH_AGENTS (1000), BENCH_SESSIONS (10000), BENCH_SCHEDULERS ("fifo drf"),
-# BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_WARMUP (2500: a fifo drain of that many
+# BENCH_SLURM_N (200), BENCH_API_N (200), BENCH_WARMUP (BENCH_SESSIONS: a fifo drain of that many
 # sessions first, not in the figures; 0 = none), BENCH_NO_SLURM=1, BENCH_PROFILE=1 (PostgreSQL's
 # pg_stat_statements loaded: the statements that took most of its time in each drain,
 # printed after it; costs a restart of the stack), BENCH_PERF=PREFIX (`perf record -a -g` over each
@@ -176,7 +176,7 @@ with open(path) as f:
         if not chunk:
             if time.monotonic() > end:
                 sys.exit(1)
-            time.sleep(0.02)
+            time.sleep(0.05)
             continue
         buf += chunk
         *lines, buf = buf.split("\n")
@@ -289,10 +289,13 @@ drain() {
           round(extract(epoch FROM max(t) - '$T0'::timestamptz)::numeric, 2), count(*) FROM x" | tr '|' ' ')"
 }
 
-# A warm-up drain first (BENCH_WARMUP sessions under fifo, default 2,500; 0 = none), reported
-# but not in the figures: the first drain after `baic up` ran 30-35% slower than a later one
-# whichever scheduler it was, and a manager in service is not fresh from its start.
-WARM_N=${BENCH_WARMUP:-2500} WARM=
+# A warm-up drain first (BENCH_WARMUP sessions under fifo, default as many as a measured
+# drain; 0 = none), reported but not in the figures: the first drain after `baic up` ran
+# 30-35% slower than a later one whichever scheduler it was, and one after a smaller warm-up
+# (2,500) still 15-25% slower. What differs is the tables' history: the first queue this deep
+# extends the session and kernel tables and splits their index pages, where a system in
+# service reuses the space its earlier sessions left (vacuumed).
+WARM_N=${BENCH_WARMUP:-$NS} WARM=
 if [ "$WARM_N" -gt 0 ]; then
     NS_MEASURED=$NS NS=$WARM_N
     drain fifo
