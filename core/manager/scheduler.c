@@ -213,7 +213,12 @@ static const char *const ROUND_SQL[NQ] = {
 
 /* value: {"agent", "addr", "kernels": [{"agent", "addr"} per cluster_idx]}; a session
  * is placed only when every agent it names is still ALIVE (all or none; the agents are
- * read once for the whole batch, not scanned per session).
+ * read once for the whole batch, not scanned per session), and its session row only once
+ * its kernels are (their agents become the session's agent_ids).
+ * The planner cannot count jsonb_each's rows, so every join here must be cheap whatever it
+ * estimates: rows are found by their keys (the session's through the kernels' aggregate,
+ * never a semi-join against the kernel CTE, which a 1-row estimate made a nested loop,
+ * quadratic in the page), and the dead agents' sessions are a hashed NOT IN.
  * "(status = X) IS TRUE" is the status test the planner does not answer from a status
  * index: statuses churn faster than the statistics, and a plan that believed "one row is
  * SCHEDULED" walked every SCHEDULED row of a drain for each batch; the rows are found
@@ -221,22 +226,22 @@ static const char *const ROUND_SQL[NQ] = {
 static const char ALLOC_SQL[] =
     "WITH a0 AS (SELECT key::uuid AS sid, value->>'agent' AS agent, value->>'addr' AS addr,"
     "   COALESCE(value->'kernels', jsonb_build_array(value)) AS ks FROM jsonb_each($1::jsonb)),"
-    " dead AS (SELECT DISTINCT a0.sid FROM a0 CROSS JOIN LATERAL jsonb_array_elements(a0.ks) x"
+    " dead AS (SELECT a0.sid FROM a0 CROSS JOIN LATERAL jsonb_array_elements(a0.ks) x"
     "   LEFT JOIN agents g ON g.id = x->>'agent' WHERE g.status IS DISTINCT FROM 'ALIVE'),"
-    " a AS (SELECT * FROM a0 WHERE NOT EXISTS (SELECT 1 FROM dead WHERE dead.sid = a0.sid)),"
+    " a AS (SELECT * FROM a0 WHERE a0.sid NOT IN (SELECT sid FROM dead)),"
     " k AS (UPDATE kernels k SET agent = COALESCE(a.ks->k.cluster_idx->>'agent', a.agent),"
     "   agent_addr = COALESCE(a.ks->k.cluster_idx->>'addr', a.addr),"
     "   occupied_slots = k.requested_slots, status = 'SCHEDULED', status_changed = now(),"
     "   status_info = NULL,"
     "   status_history = k.status_history || jsonb_build_object('SCHEDULED', now()::text)"
     " FROM a WHERE k.session_id = a.sid AND (k.status = 'PENDING') IS TRUE"
-    " RETURNING k.session_id)"
+    " RETURNING k.session_id, k.agent),"
+    " ks AS (SELECT session_id, array_agg(DISTINCT agent) AS agents FROM k GROUP BY session_id)"
     " UPDATE sessions s SET status = 'SCHEDULED', status_changed = now(), status_info = NULL,"
-    "   agent_ids = ARRAY(SELECT DISTINCT x->>'agent' FROM jsonb_array_elements(a.ks) x)"
-    "   ::varchar(64)[], occupying_slots = s.requested_slots,"
+    "   agent_ids = ks.agents::varchar(64)[], occupying_slots = s.requested_slots,"
     "   status_history = s.status_history || jsonb_build_object('SCHEDULED', now()::text)"
-    " FROM a WHERE s.id = a.sid AND (s.status = 'PENDING') IS TRUE"
-    "   AND s.id IN (SELECT session_id FROM k) RETURNING s.id::text";
+    " FROM ks WHERE s.id = ks.session_id AND (s.status = 'PENDING') IS TRUE"
+    " RETURNING s.id::text";
 
 static const char DENY_SQL[] =
     "UPDATE sessions s SET status_info = x.value->>'info',"

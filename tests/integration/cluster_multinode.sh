@@ -69,6 +69,11 @@ call "$USER_AK" "$USER_SK" POST /session '{"image": "busybox", "name": "cl-multi
 K1=$(crun --root "/run/$MN-1" list 2>/dev/null | awk '/baic-/{print $1}')
 K2=$(crun --root "/run/$MN-2" list 2>/dev/null | awk '/baic-/{print $1}')
 [ -n "$K1" ] && [ -n "$K2" ] && ok "one kernel per agent" || { bad "kernels: '$K1' '$K2'"; return; }
+DSN=${DSN:-$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")}
+[ "$(sql "SELECT cardinality(s.agent_ids) = 2 AND s.agent_ids::text[] = (SELECT array_agg(DISTINCT k.agent::text
+      ORDER BY k.agent::text) FROM kernels k WHERE k.session_id = s.id) FROM sessions s WHERE s.name = 'cl-multi'")" = t ] \
+    && ok "the session's agent_ids are its kernels' two agents" \
+    || bad "agent_ids: $(sql "SELECT agent_ids FROM sessions WHERE name = 'cl-multi'")"
 mctr() { crun --root "/run/$MN-$1" exec "$2" /bin/sh -c "$3" 2>&1; }
 H1=$(mctr 1 "$K1" hostname) H2=$(mctr 2 "$K2" hostname)
 [ "$(echo "$H1 $H2" | tr ' ' '\n' | sort | tr '\n' ' ')" = "main1 sub1 " ] && ok "hostnames $H1 and $H2" || bad "hostnames: $H1 $H2"

@@ -134,8 +134,9 @@ enqueue() {
 }
 
 # CPU seconds (user + system) of the processes given by PID.
-HZ=$(getconf CLK_TCK)
-cpu_s() { local p t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat") )); done; awk -v t=$t -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }'; }
+# The scheduler's own run time (schedstat, ns, every thread): utime + stime in /proc/PID/stat
+# are sampled at the tick and were off by 10x for short bursts on this VM.
+cpu_s() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{ t += $1 } END { printf "%.2f", t / 1e9 }'; }
 pg_pids() { ps -o pid= --ppid "$(head -1 "$D/pg/postmaster.pid")"; }
 sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'baic-scheduler' LIMIT 1"; }
 
