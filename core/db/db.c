@@ -15,6 +15,7 @@
 #define DB_CONNECT_TIMEOUT_MS 10000u
 #define DB_QUEUE_SWEEP_MS 250u
 #define DB_MAX_POOL 64
+#define DB_SLOW_US 1000000u /* a statement answered later than this is logged (warn) */
 
 enum conn_state {
     C_DOWN,       /* no PGconn; the timer will start a connect */
@@ -589,6 +590,12 @@ static void conn_complete(struct conn *c) {
     uint64_t us = (uv_hrtime() - c->sent_ns) / 1000;
     pool->st.queries++;
     pool->st.latency_us_sum += us;
+    if (us >= DB_SLOW_US && r->sql != NULL) { /* what to look for with EXPLAIN */
+        char text[161];
+        baic_log(BAIC_LOG_WARN, "db_slow_statement", "conn=%d ms=%llu rows=%d sql=\"%s\"",
+                 c->idx, (unsigned long long)(us / 1000), res ? PQntuples(res) : -1,
+                 one_line(text, sizeof text, r->sql));
+    }
 
     ExecStatusType es = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int err = 0;

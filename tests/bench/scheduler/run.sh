@@ -64,12 +64,16 @@ PSQL=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
 PSQL=${PSQL:-psql}
 sql() { "$PSQL" "$DSN" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 sql "ALTER SYSTEM SET synchronous_commit = off" >/dev/null && sql "SELECT pg_reload_conf()" >/dev/null
-if [ -n "${BENCH_PROFILE:-}" ]; then
-    sql "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
-    "$BAIC" down --data-dir "$D" >/dev/null 2>&1
-    "$BAIC" up --no-agent --data-dir "$D" >>"$W/up.log" 2>&1 || { cat "$W/up.log"; exit 1; }
-    sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
-fi
+# A statement slower than 1 s has its plan written to PostgreSQL's log (auto_explain, loaded
+# by every new connection: the stack is restarted once for it); the manager logs it too
+# (db_slow_statement). A drain that stalls can then be explained after the fact.
+"$PSQL" "$DSN" -qAt -v ON_ERROR_STOP=1 -c "LOAD 'auto_explain'" \
+    -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '1s'" >/dev/null
+[ -n "${BENCH_PROFILE:-}" ] && sql "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+"$BAIC" down --data-dir "$D" >/dev/null 2>&1
+"$BAIC" up --no-agent --data-dir "$D" >>"$W/up.log" 2>&1 || { cat "$W/up.log"; exit 1; }
+[ -n "${BENCH_PROFILE:-}" ] && sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 MPID=$(cat "$D/run/manager.pid")
 SECRET=$(cat "$D/etc/cluster_secret" 2>/dev/null)
 [ -n "$SECRET" ] || SECRET=$(sed -n 's/^cluster_secret *= *"\(.*\)"/\1/p' "$D/etc/agent.toml" | head -1)
