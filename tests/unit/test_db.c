@@ -10,6 +10,7 @@
 #include "db/batch.h"
 #include "db/db.h"
 #include "integration/services.h"
+#include "log/log.h"
 
 static char *pg_dir;
 static char dsn[512];
@@ -233,6 +234,31 @@ static void wait_n(uv_loop_t *loop, const int *n, int want) {
     while (*n < want)
         uv_run(loop, UV_RUN_ONCE);
 }
+
+/* A statement answered after more than a second is logged with its text; a fast one is not. */
+START_TEST(test_slow_statement_logged) {
+    SKIP_IF_NO_PG();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    baic_db_pool_t *pool;
+    ck_assert_int_eq(baic_db_pool_new(&loop, dsn, 1, &pool), 0);
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    baic_log_set_stream(f);
+    ck_assert_int_eq(q_sync(&loop, pool, "SELECT 1 AS quick", 0, NULL).err, 0);
+    ck_assert_int_eq(q_sync(&loop, pool, "SELECT pg_sleep(1.1) AS\n  slow_one", 0, NULL).err, 0);
+    baic_log_set_stream(NULL);
+    char buf[4096] = "";
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(buf, "event=db_slow_statement") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "sql=\"SELECT pg_sleep(1.1) AS slow_one\"") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "quick") == NULL, "%s", buf);
+    close_pool(&loop, pool);
+}
+END_TEST
 
 START_TEST(test_pool_queues_excess_queries) {
     SKIP_IF_NO_PG();
@@ -655,6 +681,7 @@ static Suite *db_suite(void) {
     tcase_add_test(tc, test_query_params_and_null);
     tcase_add_test(tc, test_columns_by_name);
     tcase_add_test(tc, test_errors_carry_sqlstate);
+    tcase_add_test(tc, test_slow_statement_logged);
     tcase_add_test(tc, test_pool_queues_excess_queries);
     tcase_add_test(tc, test_transactions_commit_and_rollback);
     tcase_add_test(tc, test_close_cancels_queued);
