@@ -131,7 +131,6 @@ typedef struct baic_sched {
     json_t *occ_pol;         /* Q_POL_OCC: {kind: {id: {slot: total}}} for the predicates */
     int cache_ok;
     uint64_t cache_at;       /* loop ms of the last rebuild */
-    uint64_t last_decide_ns, last_write_ns; /* the last committed round's, uv_hrtime() */
     long long cache_ms;      /* rebuild at least this often; 0: every round */
     char me[96];             /* this manager in the stamp */
     long long stamp_seq;     /* what our last placing round wrote */
@@ -1331,8 +1330,6 @@ static void committed(int err, const char *errmsg, void *arg) {
         baic_sched_t *s = r->s;
         if (r->stamp_seq)
             s->stamp_seq = r->stamp_seq;
-        s->last_decide_ns = r->t_decided - r->t_fetched;
-        s->last_write_ns = t - r->t_sent;
         if (json_array_size(r->scheduled) < json_object_size(r->alloc))
             s->cache_ok = 0; /* it counted placements that did not happen */
         launch_enqueue(s, r, json_array_size(r->res[Q_PENDING]) >= (size_t)s->page);
@@ -1467,11 +1464,6 @@ static void maybe_decide_early(baic_sched_t *s) {
     if (s->closing || c == NULL || n == NULL || !c->decided || !n->prefetched || n->decided ||
         n->failed || !s->cache_ok || s->cache_ms == 0 ||
         uv_now(s->m->uv) - s->cache_at >= (uint64_t)s->cache_ms)
-        return;
-    /* A decision holds the loop: the writes it overlaps are not answered meanwhile, so
-     * one that takes longer than they do (the last rounds') would only delay their
-     * commit. Such rounds decide in their turn. */
-    if (s->last_decide_ns > s->last_write_ns)
         return;
     const int borrowed[] = {Q_GROUPS, Q_AGENTS, Q_SLOTS};
     for (size_t i = 0; i < sizeof borrowed / sizeof *borrowed; i++)
