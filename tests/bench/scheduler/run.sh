@@ -23,7 +23,7 @@
 # sessions first, not in the figures; 0 = none), BENCH_NO_SLURM=1, BENCH_PROFILE=1 (PostgreSQL's
 # pg_stat_statements loaded: the statements that took most of its time in each drain,
 # printed after it; costs a restart of the stack), BENCH_PERF=PREFIX (`perf record -a -g` over each
-# drain, to PREFIX-SCHED.data). Last line: key=value.
+# drain, to PREFIX-SCHED.data; BENCH_PERF_ARGS replaces `-a -g -F 499`). Last line: key=value.
 set -u
 SRC=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -137,9 +137,9 @@ enqueue() {
        s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
 }
 
-# CPU seconds (user + system) of the processes given by PID.
-# The scheduler's own run time (schedstat, ns, every thread): utime + stime in /proc/PID/stat
-# are sampled at the tick and were off by 10x for short bursts on this VM.
+# CPU seconds of the processes given by PID: the kernel's run-time count (schedstat, ns, every
+# thread); utime + stime in /proc/PID/stat are sampled at the tick and were off by 10x for
+# short bursts on this VM.
 cpu_s() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{ t += $1 } END { printf "%.2f", t / 1e9 }'; }
 pg_pids() { ps -o pid= --ppid "$(head -1 "$D/pg/postmaster.pid")"; }
 sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'baic-scheduler' LIMIT 1"; }
@@ -168,7 +168,7 @@ run_sched() {
     fi
     # The wait reads the manager's log (one python process following it) until the rounds
     # logged since the release placed NS sessions: polling the database from the shell cost
-    # ~1/3 of the machine's CPU during a drain (a psql and a backend started per poll).
+    # about a fifth of the machine's CPU during a drain (a psql and a backend per poll).
     # It starts before the release and from the log's size then.
     "$PY" - "$D/log/manager.log" "$(stat -c %s "$D/log/manager.log")" "$NS" 300 <<'PYEOF' &
 import sys, time
