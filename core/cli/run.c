@@ -17,8 +17,8 @@ static const char usage[] =
     "  query mode, prints stdout/stderr as they arrive and exits with the code's exit code.\n"
     "  --batch instead creates a batch session whose startup command is CODE (FILE's text,\n"
     "  run by the image's shell): the session ends with it; its console log is printed and\n"
-    "  its exit code is baic's. --rm deletes the session afterwards (batch sessions end by\n"
-    "  themselves). Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
+    "  its exit code is baic's. --rm deletes the session afterwards and waits until it is\n"
+    "  TERMINATED (batch sessions end by themselves). Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
 
 /* A batch session: create, wait until it ended, print its logs; its exit code (or 1). */
 static int run_batch(const cli_api_t *api, const char *image, const char *name, json_t *res,
@@ -155,6 +155,23 @@ int cli_session_delete(const cli_api_t *api, const char *name) {
         return 1;
     }
     json_decref(ans);
+    /* The answer comes while the session is TERMINATING: what it held (its folders' mounts,
+     * its name) is free once it is TERMINATED, so that is what this waits for (at most
+     * 10 s; then it says so). */
+    for (int i = 0; i < 200; i++) {
+        if (cli_api_json(api, "GET", path, NULL, 30000, &status, &ans) != 0)
+            return 1;
+        const char *st = json_string_value(json_object_get(ans, "status"));
+        int gone = status == 404 || (status == 200 && st != NULL &&
+                                     (strcmp(st, "TERMINATED") == 0 || strcmp(st, "CANCELLED") == 0 ||
+                                      strcmp(st, "ERROR") == 0));
+        json_decref(ans);
+        if (gone)
+            return 0;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "baic: session %s is still terminating after 10 s\n", name);
     return 0;
 }
 

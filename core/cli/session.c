@@ -20,7 +20,7 @@ static const char usage[] =
     "  ls [--all]                             your sessions (--all: finished ones too)\n"
     "  info NAME                              one session's fields (GET /session/NAME)\n"
     "  exec NAME CODE                         run CODE (query mode); exits with its code\n"
-    "  rm NAME                                terminate a session\n"
+    "  rm NAME                                terminate a session (returns once TERMINATED)\n"
     "  logs NAME                              the kernel's console output (also after it ended)\n"
     "  upload NAME FILE...                    copy files into the session's home (same paths)\n"
     "  download NAME FILE... [--dest DIR]     copy files out of it (at most 5 per call)\n"

@@ -169,6 +169,11 @@ B session create busybox fold-s5 --mount docs:/home/work/x:rx
 check "a bad --mount option is a usage error" [ $? = 2 ]
 B run busybox --mount docs:/home/work/in:ro -c 'cat /home/work/in/out.txt' --rm -r cpu=1 -r mem=256m
 check "baic run --mount" bash -c "[ $? = 0 ] && [ \"\$(cat '$T/o')\" = 'made in the session' ]"
+# run --rm returns once its session has let go of the folder: removing it right after works.
+B folder create scratch
+B run busybox --mount scratch -c 'true' --rm -r cpu=1 -r mem=256m
+B folder rm --purge scratch
+check "a folder a run --rm session mounted can be removed right after" [ $? = 0 ]
 
 # Another user's folder is not found for this one.
 (. "$D/admin.env"; "$BAIC" folder create adminonly >/dev/null 2>&1)
