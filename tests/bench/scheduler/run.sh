@@ -159,7 +159,8 @@ run_sched() {
     # cleanup.
     for t in sessions kernels agents; do sql "VACUUM ANALYZE $t" >/dev/null; done
     spid=$(sched_pid)
-    c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s $(pg_pids)) c0f=$(cpu_s "$FLEET_PID")
+    local pgp; pgp=$(pg_pids | tr -d ' ' | tr '\n' ',')
+    c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s ${pgp//,/ }) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
     local perf_pid=
     if [ -n "${BENCH_PERF:-}" ]; then
@@ -169,9 +170,12 @@ run_sched() {
     # The wait reads the manager's log (one python process following it) until the rounds
     # logged since the release placed NS sessions: polling the database from the shell cost
     # about a fifth of the machine's CPU during a drain (a psql and a backend per poll).
-    # It starts before the release and from the log's size then.
-    "$PY" - "$D/log/manager.log" "$(stat -c %s "$D/log/manager.log")" "$NS" 300 <<'PYEOF' &
-import sys, time
+    # It starts before the release and from the log's size then. When the last placement is
+    # logged it reads the processes' CPU counters at once (launches start right after the
+    # last commit and would be counted otherwise), one line to $W/cpu-end.
+    "$PY" - "$D/log/manager.log" "$(stat -c %s "$D/log/manager.log")" "$NS" 300 \
+        "$MPID" "$spid" "$pgp" "$FLEET_PID" >"$W/cpu-end" <<'PYEOF' &
+import os, sys, time
 path, off, want, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 end, placed, buf = time.monotonic() + limit, 0, ""
 with open(path) as f:
@@ -190,6 +194,17 @@ with open(path) as f:
                 for w in line.split():
                     if w.startswith("placed="):
                         placed += int(w[7:])
+def cpu(pids):
+    t = 0
+    for pid in filter(None, pids.split(",")):
+        try:
+            for task in os.listdir("/proc/%s/task" % pid):
+                with open("/proc/%s/task/%s/schedstat" % (pid, task)) as st:
+                    t += int(st.read().split()[0])
+        except OSError:
+            pass
+    return t / 1e9
+print(" ".join("%.2f" % cpu(g) for g in sys.argv[5:9]))
 PYEOF
     local watch=$!
     # The release: one row, so the clock (its transaction's now()) starts when the queue
@@ -201,10 +216,12 @@ PYEOF
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
     wait "$watch" || echo "run.sh: $sched: $(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'") sessions still PENDING after 300 s" >&2
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid"; }
-    CPU_M=$(awk -v a="$(cpu_s "$MPID")" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
-    CPU_S=$(awk -v a="$(cpu_s $spid)" -v b="$c0s" 'BEGIN { printf "%.2f", a - b }')
-    CPU_P=$(awk -v a="$(cpu_s $(pg_pids))" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
-    CPU_F=$(awk -v a="$(cpu_s "$FLEET_PID")" -v b="$c0f" 'BEGIN { printf "%.2f", a - b }')
+    local e1 e2 e3 e4
+    read -r e1 e2 e3 e4 <"$W/cpu-end"
+    CPU_M=$(awk -v a="${e1:-0}" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
+    CPU_S=$(awk -v a="${e2:-0}" -v b="$c0s" 'BEGIN { printf "%.2f", a - b }')
+    CPU_P=$(awk -v a="${e3:-0}" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
+    CPU_F=$(awk -v a="${e4:-0}" -v b="$c0f" 'BEGIN { printf "%.2f", a - b }')
     LOAD=$(cut -d' ' -f1 /proc/loadavg)
     NDONE=$(sql "SELECT count(*) FROM sessions WHERE status_history ? 'SCHEDULED' AND name LIKE 'bench-%'")
     # A placement counts when its round commits: the round's schedule_round line, logged once
