@@ -18,7 +18,8 @@ static const char usage[] =
     "  --batch instead creates a batch session whose startup command is CODE (FILE's text,\n"
     "  run by the image's shell): the session ends with it; its console log is printed and\n"
     "  its exit code is baic's. --rm deletes the session afterwards and waits until it is\n"
-    "  TERMINATED (batch sessions end by themselves). Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
+    "  TERMINATED (batch sessions end by themselves).\n"
+    "  Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
 
 /* A batch session: create, wait until it ended, print its logs; its exit code (or 1). */
 static int run_batch(const cli_api_t *api, const char *image, const char *name, json_t *res,
@@ -162,9 +163,9 @@ int cli_session_delete(const cli_api_t *api, const char *name) {
         if (cli_api_json(api, "GET", path, NULL, 30000, &status, &ans) != 0)
             return 1;
         const char *st = json_string_value(json_object_get(ans, "status"));
-        int gone = status == 404 || (status == 200 && st != NULL &&
-                                     (strcmp(st, "TERMINATED") == 0 || strcmp(st, "CANCELLED") == 0 ||
-                                      strcmp(st, "ERROR") == 0));
+        int ended = st != NULL && (strcmp(st, "TERMINATED") == 0 ||
+                                   strcmp(st, "CANCELLED") == 0 || strcmp(st, "ERROR") == 0);
+        int gone = status == 404 || (status == 200 && ended);
         json_decref(ans);
         if (gone)
             return 0;
