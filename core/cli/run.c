@@ -21,6 +21,12 @@ static const char usage[] =
     "  TERMINATED (batch sessions end by themselves).\n"
     "  Reads BACKEND_ENDPOINT, BACKEND_ACCESS_KEY, BACKEND_SECRET_KEY.\n";
 
+/* A session in one of these has ended: nothing of it runs or is held any more. */
+static int status_ended(const char *st) {
+    return st != NULL && (strcmp(st, "TERMINATED") == 0 || strcmp(st, "ERROR") == 0 ||
+                          strcmp(st, "CANCELLED") == 0);
+}
+
 /* A batch session: create, wait until it ended, print its logs; its exit code (or 1). */
 static int run_batch(const cli_api_t *api, const char *image, const char *name, json_t *res,
                      json_t *config, const char *code) {
@@ -56,8 +62,7 @@ static int run_batch(const cli_api_t *api, const char *image, const char *name, 
             return 1;
         }
         st = json_string_value(json_object_get(ans, "status"));
-        if (st && (strcmp(st, "TERMINATED") == 0 || strcmp(st, "ERROR") == 0 ||
-                   strcmp(st, "CANCELLED") == 0)) {
+        if (status_ended(st)) {
             json_t *ec = json_object_get(
                 json_object_get(json_object_get(ans, "statusData"), "kernel"), "exit_code");
             exit_code = json_is_integer(ec) ? (int)json_integer_value(ec) : -1;
@@ -162,10 +167,8 @@ int cli_session_delete(const cli_api_t *api, const char *name) {
     for (int i = 0; i < 200; i++) {
         if (cli_api_json(api, "GET", path, NULL, 30000, &status, &ans) != 0)
             return 1;
-        const char *st = json_string_value(json_object_get(ans, "status"));
-        int ended = st != NULL && (strcmp(st, "TERMINATED") == 0 ||
-                                   strcmp(st, "CANCELLED") == 0 || strcmp(st, "ERROR") == 0);
-        int gone = status == 404 || (status == 200 && ended);
+        int gone = status == 404 ||
+                   (status == 200 && status_ended(json_string_value(json_object_get(ans, "status"))));
         json_decref(ans);
         if (gone)
             return 0;
