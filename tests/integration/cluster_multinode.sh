@@ -69,7 +69,6 @@ call "$USER_AK" "$USER_SK" POST /session '{"image": "busybox", "name": "cl-multi
 K1=$(crun --root "/run/$MN-1" list 2>/dev/null | awk '/baic-/{print $1}')
 K2=$(crun --root "/run/$MN-2" list 2>/dev/null | awk '/baic-/{print $1}')
 [ -n "$K1" ] && [ -n "$K2" ] && ok "one kernel per agent" || { bad "kernels: '$K1' '$K2'"; return; }
-DSN=${DSN:-$(sed -n '/^\[db\]/,/^\[/s/^dsn *= *"\(.*\)"/\1/p' "$D/etc/manager.toml")}
 [ "$(sql "SELECT cardinality(s.agent_ids) = 2 AND s.agent_ids::text[] = (SELECT array_agg(DISTINCT k.agent::text
       ORDER BY k.agent::text) FROM kernels k WHERE k.session_id = s.id) FROM sessions s WHERE s.name = 'cl-multi'")" = t ] \
     && ok "the session's agent_ids are its kernels' two agents" \

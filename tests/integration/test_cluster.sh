@@ -49,11 +49,7 @@ SECRET=$(cat "$D/etc/cluster_secret")
 [ "$(stat -c %a "$D/etc/cluster_secret")" = 600 ] && ok "cluster secret is 0600" || bad "cluster secret mode"
 grep -qF "$SECRET" "$T/up.log" "$D"/log/*.log && bad "cluster secret printed or logged" || ok "cluster secret not printed"
 
-. "$D/user.env"
-USER_AK=$BACKEND_ACCESS_KEY USER_SK=$BACKEND_SECRET_KEY
-EP=$BACKEND_ENDPOINT HP=${BACKEND_ENDPOINT#http://}
-. "$D/admin.env"
-ADMIN_AK=$BACKEND_ACCESS_KEY ADMIN_SK=$BACKEND_SECRET_KEY
+stack_env "$D"
 ROOT=$(sed -n 's/^runtime_root = "\(.*\)"/\1/p' "$D/etc/agent.toml")
 AGENT_DATA=$D/agent
 
