@@ -68,11 +68,10 @@ const char BAIC_POLICY_ROUND_SQL[] =
 static const char *const ACCESS_COLS[4] = {"sgroup", "domain_name", "group_id", "access_key"};
 
 static void access_key_of(const json_t *row, char *buf, size_t n) {
-    const char *const *f = ACCESS_COLS;
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < 4; i++) {
-        const char *v = json_string_value(json_object_get(row, f[i]));
+        const char *v = json_string_value(json_object_get(row, ACCESS_COLS[i]));
         if (v == NULL) /* concat_ws skips NULLs */
             continue;
         int w = snprintf(buf + len, n - len, "%s%s", len ? "|" : "", v);
