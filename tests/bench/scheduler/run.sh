@@ -137,10 +137,6 @@ enqueue() {
        s.requested_slots, '{}', '{}', 'PENDING', now(), jsonb_build_object('PENDING', now()::text) FROM s" >/dev/null
 }
 
-# CPU seconds of the processes given by PID: the kernel's run-time count (schedstat, ns, every
-# thread); utime + stime in /proc/PID/stat are sampled at the tick and were off by 10x for
-# short bursts on this VM.
-cpu_s() { local p; for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{ t += $1 } END { printf "%.2f", t / 1e9 }'; }
 pg_pids() { ps -o pid= --ppid "$(head -1 "$D/pg/postmaster.pid")"; }
 sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'baic-scheduler' LIMIT 1"; }
 
@@ -148,7 +144,7 @@ sched_pid() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'ba
 # and the CPU seconds spent meanwhile (manager, scheduler's PostgreSQL backend, all of
 # PostgreSQL, the fleet) with the load average at the end (other work on the machine).
 run_sched() {
-    local sched=$1 t0 T0_MS left end c0m c0s c0p c0f spid
+    local sched=$1 t0 T0_MS spid
     sql "UPDATE scaling_groups SET scheduler = '$sched' WHERE name = 'default'" >/dev/null
     enqueue || exit 1
     sql "UPDATE sessions SET enqueued_at = now(), status_history = jsonb_build_object('PENDING', now()::text)
@@ -160,7 +156,6 @@ run_sched() {
     for t in sessions kernels agents; do sql "VACUUM ANALYZE $t" >/dev/null; done
     spid=$(sched_pid)
     local pgp; pgp=$(pg_pids | tr -d ' ' | tr '\n' ',')
-    c0m=$(cpu_s "$MPID") c0s=$(cpu_s $spid) c0p=$(cpu_s ${pgp//,/ }) c0f=$(cpu_s "$FLEET_PID")
     [ -n "${BENCH_PROFILE:-}" ] && sql "SELECT pg_stat_statements_reset()" >/dev/null
     local perf_pid=
     if [ -n "${BENCH_PERF:-}" ]; then
@@ -170,30 +165,17 @@ run_sched() {
     # The wait reads the manager's log (one python process following it) until the rounds
     # logged since the release placed NS sessions: polling the database from the shell cost
     # about a fifth of the machine's CPU during a drain (a psql and a backend per poll).
-    # It starts before the release and from the log's size then. When the last placement is
-    # logged it reads the processes' CPU counters at once (launches start right after the
-    # last commit and would be counted otherwise), one line to $W/cpu-end.
+    # It starts before the release and from the log's size then. It also reads the CPU time
+    # of the manager, the scheduler's backend, all of PostgreSQL and the fleet (the kernel's
+    # run-time count, schedstat, every thread: utime + stime are sampled at the tick and were
+    # off by 10x for short bursts here) at its start and when the last placement is logged
+    # (launches start right after the last commit), and writes the four differences, in
+    # seconds, as one line to $W/cpu; the release waits until it has read the first ones.
+    rm -f "$W/cpu.start"
     "$PY" - "$D/log/manager.log" "$(stat -c %s "$D/log/manager.log")" "$NS" 300 \
-        "$MPID" "$spid" "$pgp" "$FLEET_PID" >"$W/cpu-end" <<'PYEOF' &
+        "$MPID" "$spid" "$pgp" "$FLEET_PID" "$W/cpu.start" >"$W/cpu" <<'PYEOF' &
 import os, sys, time
 path, off, want, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-end, placed, buf = time.monotonic() + limit, 0, ""
-with open(path) as f:
-    f.seek(off)
-    while placed < want:
-        chunk = f.read()
-        if not chunk:
-            if time.monotonic() > end:
-                sys.exit(1)
-            time.sleep(0.05)
-            continue
-        buf += chunk
-        *lines, buf = buf.split("\n")
-        for line in lines:
-            if "schedule_round" in line:
-                for w in line.split():
-                    if w.startswith("placed="):
-                        placed += int(w[7:])
 def cpu(pids):
     t = 0
     for pid in filter(None, pids.split(",")):
@@ -204,9 +186,32 @@ def cpu(pids):
         except OSError:
             pass
     return t / 1e9
-print(" ".join("%.2f" % cpu(g) for g in sys.argv[5:9]))
+start = [cpu(g) for g in sys.argv[5:9]]
+open(sys.argv[9], "w").close()
+def report():
+    print(" ".join("%.2f" % (cpu(g) - s) for g, s in zip(sys.argv[5:9], start)))
+end, placed, buf = time.monotonic() + limit, 0, ""
+with open(path) as f:
+    f.seek(off)
+    while placed < want:
+        chunk = f.read()
+        if not chunk:
+            if time.monotonic() > end:
+                report()
+                sys.exit(1)
+            time.sleep(0.05)
+            continue
+        buf += chunk
+        *lines, buf = buf.split("\n")
+        for line in lines:
+            if "schedule_round" in line:
+                for w in line.split():
+                    if w.startswith("placed="):
+                        placed += int(w[7:])
+report()
 PYEOF
     local watch=$!
+    until [ -e "$W/cpu.start" ] || ! kill -0 "$watch" 2>/dev/null; do sleep 0.01; done
     # The release: one row, so the clock (its transaction's now()) starts when the queue
     # becomes visible. Latencies are counted from here: greatest(enqueued_at, t0).
     read -r T0_MS t0 <<<"$(sql "UPDATE scaling_groups SET is_active = true WHERE name = 'default'
@@ -216,12 +221,7 @@ PYEOF
     redis-cli -p "$REDIS_PORT" PUBLISH baic:scheduler-wake wake >/dev/null
     wait "$watch" || echo "run.sh: $sched: $(sql "SELECT count(*) FROM sessions WHERE status = 'PENDING'") sessions still PENDING after 300 s" >&2
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid"; }
-    local e1 e2 e3 e4
-    read -r e1 e2 e3 e4 <"$W/cpu-end"
-    CPU_M=$(awk -v a="${e1:-0}" -v b="$c0m" 'BEGIN { printf "%.2f", a - b }')
-    CPU_S=$(awk -v a="${e2:-0}" -v b="$c0s" 'BEGIN { printf "%.2f", a - b }')
-    CPU_P=$(awk -v a="${e3:-0}" -v b="$c0p" 'BEGIN { printf "%.2f", a - b }')
-    CPU_F=$(awk -v a="${e4:-0}" -v b="$c0f" 'BEGIN { printf "%.2f", a - b }')
+    read -r CPU_M CPU_S CPU_P CPU_F <"$W/cpu"
     LOAD=$(cut -d' ' -f1 /proc/loadavg)
     NDONE=$(sql "SELECT count(*) FROM sessions WHERE status_history ? 'SCHEDULED' AND name LIKE 'bench-%'")
     # A placement counts when its round commits: the round's schedule_round line, logged once
